@@ -1,0 +1,30 @@
+"""Hydra callback: one line per job at the end of a sweep, and a failing exit status if any job failed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from pixel_spotter.results import FILENAME, read
+
+
+class SweepSummary(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+        records = [(job.name, read(job / FILENAME)) for job in jobs if (job / ".hydra").is_dir()]
+        failed = [(name, r) for name, r in records if r.get("status") != "ok"]
+        print(f"\nsweep: {len(records)} jobs, {len(records) - len(failed)} ok, {len(failed)} failed -> {sweep}")
+        for name, r in records:
+            if r.get("status") == "ok":
+                t = r["test"]
+                print(f"  ok      {name}: test euclid {t['euclid_px']:.3f} px, exact {100 * t['exact_acc']:.1f}%")
+            else:
+                print(f"  {r.get('status', '?'):7} {name}: {r.get('error', '')}")
+        print(f"  results: {sweep}/*/results.json   tensorboard: tensorboard --logdir {sweep}")
+        print(f"  report:  pixel-spotter report {sweep}")
+        if failed:
+            sys.exit(1)

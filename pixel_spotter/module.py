@@ -1,0 +1,89 @@
+"""CoordinateRegressor: the one LightningModule; it wraps any network given by config.
+
+The network predicts normalized (x, y) in [0, 1]; the loss is computed there, metrics in pixels.
+Nothing model-specific lives here: a new model is a new ``net`` (see ``pixel_spotter/models``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from lightning import LightningModule
+from torch import nn
+
+from pixel_spotter.metrics import pixel_metrics
+
+LOSSES: dict[str, Callable] = {"mse": F.mse_loss, "l1": F.l1_loss, "smooth_l1": F.smooth_l1_loss}
+
+
+class CoordinateRegressor(LightningModule):
+    def __init__(
+        self,
+        net: nn.Module,
+        lr: float = 1e-3,
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        loss: str = "mse",
+        height: int = 50,
+        width: int = 50,
+    ):
+        """``optimizer``/``scheduler`` are partials (Hydra ``_partial_: true``) taking params/optimizer."""
+        super().__init__()
+        # logger=False: the HPARAMS tab is written once, at the end, together with the final metrics.
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.lr = lr
+        self.optimizer_factory = optimizer or torch.optim.Adam
+        self.scheduler_factory = scheduler
+        self.loss_fn = LOSSES[loss]
+        self.register_buffer("px_scale", torch.tensor([width - 1.0, height - 1.0]), persistent=False)
+        self.train_metrics, self.val_metrics, self.test_metrics = (pixel_metrics(s) for s in ("train", "val", "test"))
+        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalized (x, y) predictions, shape (N, 2)."""
+        return self.net(images)
+
+    def predict_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """(x, y) predictions in pixels."""
+        return self(images) * self.px_scale
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        images, target = batch
+        preds = self(images)
+        loss = self.loss_fn(preds, target)
+        preds_px, target_px = preds.detach() * self.px_scale, target * self.px_scale
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(preds_px, target_px)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "test",
+                 batch_size=len(images))
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(images))
+        if stage == "test":
+            self.test_outputs.append((target_px.round().long().cpu(), preds_px.cpu()))
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def on_test_epoch_start(self) -> None:
+        self.test_outputs = []
+
+    def test_predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(true (N, 2) long, predicted (N, 2) float) pixel positions of the last test run."""
+        true, pred = zip(*self.test_outputs)
+        return torch.cat(true), torch.cat(pred)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters(), lr=self.lr)
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "monitor": "val/loss"}}

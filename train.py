@@ -1,0 +1,15 @@
+"""Entry point: `python train.py [overrides]` or `python train.py -m model=cnn,resnet18` (see README)."""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig):
+    from pixel_spotter.train import main as run_main  # imported late so `--help` stays fast
+
+    return run_main(cfg)
+
+
+if __name__ == "__main__":
+    main()
