@@ -1,0 +1,31 @@
+"""`pixel-spotter <command>`: the package's console script (pyproject: pixel-spotter = pixel_spotter.cli:main).
+
+Each command lives in its own module and contributes ``add_arguments(parser)`` and
+``run_command(args) -> exit status``; adding one is a line in COMMANDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help).
+COMMANDS = {
+    "report": ("pixel_spotter.report", "compare the runs of sweep folders: report.md/.html, runs.csv, plots/"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pixel-spotter", description="Single-pixel coordinate regression tools.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(module=module_name)
+        importlib.import_module(module_name).add_arguments(command)
+    args = parser.parse_args(argv)
+    return importlib.import_module(args.module).run_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
