@@ -1,0 +1,41 @@
+# Human entry points. Every target that runs Python first creates/repairs .venv (scripts/setup.sh).
+PY := .venv/bin/python
+SWEEP ?= $(shell ls -dt multirun/*/ 2>/dev/null | head -1)
+
+.PHONY: setup demo train sweep seed-grid report tensorboard test lint bench bench-overhead clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup  ## the card's multirun on a small CPU default (about 3 minutes on 2 cores)
+	$(PY) train.py -m model=cnn,resnet18
+
+train: setup  ## one run with the defaults; add ARGS="model=resnet18 trainer.max_epochs=10"
+	$(PY) train.py $(ARGS)
+
+sweep: setup  ## any multirun: make sweep ARGS="model=cnn,resnet18 model.lr=1e-4,1e-3"
+	$(PY) train.py -m $(ARGS)
+
+seed-grid: setup  ## the seeds' 12-run grid (2 models x lr 1e-4,1e-3 x epochs 16,32,64)
+	$(PY) train.py -m experiment=seed_grid $(ARGS)
+
+report: setup  ## comparison report of the newest sweep (or SWEEP=multirun/...)
+	$(PY) -m pixel_spotter.report $(SWEEP)
+
+tensorboard: setup  ## serve every run's logs on http://localhost:6006
+	$(PY) -m tensorboard.main --logdir . --host localhost --port 6006
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check pixel_spotter tests || echo "ruff not installed: .venv/bin/pip install ruff"
+
+bench: setup  ## per-model time-to-exact, throughput and latency vs the argmax oracle
+	$(PY) -m pixel_spotter.bench
+
+bench-overhead: setup  ## Lightning pipeline vs a bare PyTorch loop, same CNN and data
+	$(PY) scripts/bench_overhead.py
+
+clean:
+	rm -rf outputs multirun lightning_logs .pytest_cache

@@ -1,0 +1,48 @@
+"""Shared fixtures: compose the *real* configs with Hydra's compose API, small and offline."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+# Small, fast settings every test run starts from (16x16 = 256 positions, one epoch, CPU).
+TINY = ["data.height=16", "data.width=16", "trainer.max_epochs=1", "trainer.accelerator=cpu",
+        "callbacks.progress_bar.refresh_rate=0"]
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path_factory):
+    """No test touches the network or the user's torch hub cache: downloads fail as they do offline."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+
+    def no_network(url, *args, **kwargs):
+        raise urllib.error.URLError("offline (test)")
+
+    monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", no_network)
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """make_cfg(*overrides) -> composed config writing into tmp_path, with HydraConfig set like a real run."""
+
+    def _make(*overrides: str, tiny: bool = True):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+            cfg = compose("config", overrides=[*(TINY if tiny else []), f"output_dir={tmp_path}", *overrides],
+                          return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    yield _make
+    GlobalHydra.instance().clear()

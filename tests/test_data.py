@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from pixel_spotter.data import PixelDataModule, in_quadrant, split_positions
+
+
+def _datamodule(**kwargs) -> PixelDataModule:
+    dm = PixelDataModule(**{"height": 20, "width": 30, **kwargs})
+    dm.setup()
+    return dm
+
+
+def _ids(xy, width):
+    return set((xy[:, 1] * width + xy[:, 0]).tolist())
+
+
+@pytest.mark.parametrize("split", ["position", "quadrant", "random"])
+def test_each_image_has_one_bright_pixel_at_its_label(split):
+    dm = _datamodule(split=split)
+    for name, ds in dm.datasets.items():
+        images, targets = ds.tensors
+        assert images.shape[1:] == (1, 20, 30)
+        assert ((images == 0) | (images == 1)).all()
+        assert (images.flatten(1).sum(1) == 1).all(), name
+        flat = images.flatten(1).argmax(1)
+        rows, cols = flat // 30, flat % 30
+        # the label, scaled back to pixels, is exactly the bright pixel's (column, row)
+        assert torch.equal(torch.round(targets[:, 0] * 29).long(), cols)
+        assert torch.equal(torch.round(targets[:, 1] * 19).long(), rows)
+        assert targets.min() >= 0 and targets.max() <= 1
+
+
+def test_position_split_is_disjoint_and_covers_every_position():
+    dm = _datamodule(split="position", fractions=(0.7, 0.15, 0.15))
+    sets = {k: _ids(v, 30) for k, v in dm.positions.items()}
+    assert sets["train"].isdisjoint(sets["val"]) and sets["train"].isdisjoint(sets["test"])
+    assert sets["val"].isdisjoint(sets["test"])
+    assert set().union(*sets.values()) == set(range(20 * 30))
+    assert len(sets["train"]) == 420 and len(sets["val"]) == 90 and len(sets["test"]) == 90
+    assert dm.test_overlap == 0.0
+
+
+@pytest.mark.parametrize("quadrant", ["top_left", "top_right", "bottom_left", "bottom_right"])
+def test_quadrant_split_tests_only_the_held_out_quadrant(quadrant):
+    dm = _datamodule(split="quadrant", heldout_quadrant=quadrant)
+    test, train, val = dm.positions["test"], dm.positions["train"], dm.positions["val"]
+    assert in_quadrant(test[:, 0], test[:, 1], 20, 30, quadrant).all()
+    for seen in (train, val):
+        assert not in_quadrant(seen[:, 0], seen[:, 1], 20, 30, quadrant).any()
+    assert len(test) == 10 * 15  # a quarter of the 20x30 positions
+    assert _ids(train, 30) | _ids(val, 30) | _ids(test, 30) == set(range(600))
+    assert dm.test_overlap == 0.0
+
+
+def test_random_split_reproduces_seed_style_overlap():
+    dm = _datamodule(split="random", height=50, width=50, random_train_size=2500)
+    assert len(dm.positions["train"]) == 2500
+    # With 2500 i.i.d. draws over 2500 positions, about 1 - 1/e = 63% of test positions were trained on.
+    assert 0.55 < dm.test_overlap < 0.71
+
+
+def test_same_seed_same_data_other_seed_other_split():
+    a, b, c = (split_positions(20, 30, seed=s) for s in (3, 3, 4))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["test"], c["test"])
+
+
+def test_loaders_batch_and_shuffle_only_training():
+    dm = _datamodule(batch_size=32)
+    images, targets = next(iter(dm.train_dataloader()))
+    assert images.shape == (32, 1, 20, 30) and targets.shape == (32, 2)
+    first = next(iter(dm.val_dataloader()))[1]
+    assert torch.equal(first, next(iter(dm.val_dataloader()))[1])

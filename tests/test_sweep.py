@@ -1,0 +1,40 @@
+"""The card's command as a real subprocess: `python train.py -m model=cnn,resnet18`, tiny settings."""
+
+import json
+import subprocess
+import sys
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import ROOT, TINY
+
+
+def _sweep(tmp_path, *overrides):
+    return subprocess.run(
+        [sys.executable, "train.py", "-m", *overrides, *TINY, f"hydra.sweep.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_card_multirun_leaves_results_and_tensorboard_per_job(tmp_path):
+    proc = _sweep(tmp_path, "model=cnn,resnet18")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # job folders are named after their overrides, numbered in launch order
+    assert ["model=cnn" in jobs[0].name.split(","), "model=resnet18" in jobs[1].name.split(",")] == [True, True]
+    for job in jobs:
+        record = json.loads((job / "results.json").read_text())
+        assert record["status"] == "ok" and record["test"]["euclid_px"] >= 0
+        assert (job / ".hydra" / "config.yaml").is_file()
+        events = EventAccumulator(str(job / "tensorboard"))
+        events.Reload()
+        assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
+    assert "2 jobs, 2 ok, 0 failed" in proc.stdout
+
+
+def test_a_failing_job_does_not_lose_the_others(tmp_path):
+    proc = _sweep(tmp_path, "model.lr=1e-3,-1")
+    assert proc.returncode == 1
+    records = {p.name: json.loads((p / "results.json").read_text()) for p in tmp_path.glob("*model.lr=*")}
+    assert sorted(r["status"] for r in records.values()) == ["failed", "ok"]
+    assert "1 failed" in proc.stdout and "model.lr must be" in proc.stdout
