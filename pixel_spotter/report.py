@@ -217,6 +217,7 @@ def load_run(run_dir: Path, run_id: str) -> Run:
 def collect(folders: list[Path]) -> list[Run]:
     """All runs under the given folders; one clear ReportInputError for a missing or empty folder."""
     runs = []
+    folders = list(dict.fromkeys(folders))  # the same folder twice must not list its runs twice
     for folder in folders:
         if not folder.is_dir():
             raise ReportInputError(f"{folder} is not a folder (expected a sweep folder such as multirun/<date>)")
@@ -355,7 +356,9 @@ def _status(run: Run) -> str:
     if run.ok:
         return "ok"
     reason = run.record.get("error")
-    return f"{run.status}: {_short(reason)}" if reason else run.status
+    text = f"{run.status}: {_short(reason)}" if reason else run.status
+    logged = len(run.scalars.get("val/loss", ((),))[0])
+    return text + (f"; {logged} epochs logged" if logged else "")
 
 
 def _epochs_text(run: Run) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -39,11 +40,11 @@ def _sort_runs(runs):
 
 
 def _plain_log_ticks(ax) -> None:
-    """Log-scale y ticks as 0.3, 1, 2 rather than 3x10^-1."""
-    fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
-    ax.yaxis.set_major_formatter(fmt)
-    ax.yaxis.set_minor_formatter(fmt)
-    ax.tick_params(axis="y", which="minor", labelsize=7)
+    """Log-scale y ticks as 0.3, 1, 2 rather than 3x10^-1; minor labels only at 2x and 5x."""
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+        lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+    ax.tick_params(axis="y", which="minor", labelsize=8)
 
 
 # ------------------------------------------------------------------------------------------ learning curves
@@ -54,7 +55,7 @@ def learning_curves(runs, model: str, path: Path) -> Path | None:
     runs = [r for r in _sort_runs(runs) if any(tag in r.scalars for tag, _ in CURVES)]
     if not runs:
         return None
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True, layout="constrained")
     colors = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")(np.arange(len(runs)) % 20)
     longest = max(len(run.scalars.get(tag, ((),))[0]) for run in runs for tag, _ in CURVES)
     for ax, (tag, title) in zip(axes.flat, CURVES):
@@ -65,32 +66,32 @@ def learning_curves(runs, model: str, path: Path) -> Path | None:
                 # thicker and underneath, so a shorter run stays visible on top of its longer twin.
                 width = 1.2 + 2.5 * len(epochs) / longest
                 ax.plot(epochs, values, color=color, lw=width, zorder=3 - len(epochs) / longest,
-                        marker="o" if len(epochs) <= 20 else None, markersize=2 + 2 * width, markerfacecolor="none",
-                        label=run.label + ("" if run.ok else f" [{run.status}]"))
+                        marker="o" if len(epochs) <= 20 else None, markersize=2 + 2 * width, markerfacecolor="none")
         ax.set_title(title)
-        ax.set_ylabel("loss (normalized coords, log scale)" if "loss" in tag else "RMSE (px)")
-        if "loss" in tag:
+        ax.set_ylabel("loss (normalized coords)" if "loss" in tag else "RMSE (px)")
+        values = np.concatenate([r.scalars[tag][1] for r in runs if tag in r.scalars] or [np.ones(1)])
+        if "loss" in tag and values.min() > 0 and values.max() / values.min() > 10:  # log only when it spans decades
             ax.set_yscale("log")
+            ax.set_ylabel("loss (normalized coords, log scale)")
             _plain_log_ticks(ax)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=8,
-               bbox_to_anchor=(0.5, -0.01 - 0.025 * ((len(labels) - 1) // 3)))
+    labels = [run.label + ("" if run.ok else f" [{run.status}]") for run in runs]
+    handles = [matplotlib.lines.Line2D([], [], color=c, lw=2, marker="o", markerfacecolor="none") for c in colors]
+    longest_label = max(len(label) for label in labels)
+    ncol = 1 if longest_label > 55 else 2 if longest_label > 35 else 3  # never wider than the figure
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(ncol, len(labels)), fontsize=8)
     fig.suptitle(f"{model}: learning curves (one line per run)")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(fig, path)
 
 
 # ------------------------------------------------------------------------------------------ lr x epochs grid
 
 
-def _grid_panel(ax, runs, title: str):
-    """Heatmap of mean test error for each (lr, epochs) cell; failed cells are labelled, empty ones blank."""
-    lrs = sorted({r.record.get("lr") for r in runs if r.record.get("lr") is not None})
-    epochs = sorted({r.record.get("max_epochs") for r in runs if r.record.get("max_epochs") is not None})
+def _cell_values(runs, lrs, epochs):
+    """Mean test error per (lr, epochs) cell (NaN if none finished) and the text to print in each cell."""
     grid = np.full((len(lrs), len(epochs)), np.nan)
     notes = {}
     for i, lr in enumerate(lrs):
@@ -102,37 +103,49 @@ def _grid_panel(ax, runs, title: str):
                 notes[i, j] = f"{grid[i, j]:.2f}" + (f"\n(mean of {len(done)})" if len(done) > 1 else "")
             elif cell:
                 notes[i, j] = cell[0].status
-    cmap = plt.get_cmap("viridis").copy()  # as in the error map: dark = low error = good
-    cmap.set_bad("#eeeeee")
-    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto")
-    finite = grid[np.isfinite(grid)]
-    mid = (finite.min() + finite.max()) / 2 if finite.size else 0
+    return grid, notes
+
+
+def _grid_panel(ax, runs, title: str, norm):
+    """Heatmap of one group's runs: numbers in the cells, failed cells named, untried cells blank."""
+    lrs = sorted({r.record["lr"] for r in runs})
+    epochs = sorted({r.record["max_epochs"] for r in runs})
+    grid, notes = _cell_values(runs, lrs, epochs)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#eeeeee")  # as in the error map: dark = low error = good
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
     for (i, j), text in notes.items():
-        dark = np.isfinite(grid[i, j]) and (grid[i, j] < mid or finite.min() == finite.max())
+        dark = np.isfinite(grid[i, j]) and norm(grid[i, j]) < 0.5
         ax.text(j, i, text, ha="center", va="center", fontsize=10, color="white" if dark else "black")
     ax.set_xticks(range(len(epochs)), [str(e) for e in epochs])
     ax.set_yticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
     ax.set_xlabel("max epochs")
     ax.set_ylabel("learning rate")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 45), fontsize=9)
     return image
 
 
 def error_grid(runs, model: str, path: Path) -> Path | None:
-    """Test mean Euclidean error as an lr x epochs grid; one panel per data setting."""
-    by_setting = {}
-    for run in runs:
-        if run.record.get("lr") is not None and run.record.get("max_epochs") is not None:
-            by_setting.setdefault(run.group, []).append(run)
-    if not by_setting:
+    """Test mean Euclidean error as an lr x epochs grid; one panel per group of comparable runs
+    (data setting, weights), all on one colour scale."""
+    runs = [r for r in runs if r.record.get("lr") is not None and r.record.get("max_epochs") is not None]
+    groups = sorted({r.group for r in runs if r.ok})
+    if not groups:
         return None
-    n = len(by_setting)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 1, 3.8), squeeze=False)
-    for ax, (setting, group) in zip(axes[0], sorted(by_setting.items())):
-        image = _grid_panel(ax, group, setting or "test mean Euclidean error (px)")
-        fig.colorbar(image, ax=ax, label="test mean Euclidean error (px)")
+    group_setting = {g: next(r.setting for r in runs if r.ok and r.group == g) for g in groups}
+    # a failed run has no weight source, so it joins every panel with its data setting (as "failed")
+    panels = [(g, [r for r in runs if r.group == g or (not r.ok and r.setting == group_setting[g])]) for g in groups]
+    errors = [r.test() for r in runs if r.ok]
+    norm = matplotlib.colors.Normalize(min(errors), max(errors) if max(errors) > min(errors) else min(errors) + 1)
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 1.2, 3.6 * rows + 0.6), squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (group, members) in zip(axes.flat, panels):
+        image = _grid_panel(ax, members, group or "all runs", norm)
+    fig.colorbar(image, ax=axes.ravel().tolist(), label="test mean Euclidean error (px)")
     fig.suptitle(f"{model}: test error by learning rate × epochs (lower is better)")
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -192,10 +205,14 @@ def error_maps(best: dict, path: Path) -> Path | None:
     if not runs:
         return None
     maps = [_error_map(r) for r in runs]
-    vmax = max(np.nanmax(m) for m in maps)
-    cmap = plt.get_cmap("viridis").copy()  # its light end is yellow, never confused with the white "no data"
-    cmap.set_bad("white")
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs) + 0.8, 4.6), squeeze=False)
+    # A few failing positions can be 20x the typical error; scale colours to the 95th percentile so the
+    # typical ones stay distinguishable, and let the outliers saturate (the colour bar's arrow says so).
+    values = np.concatenate([m[np.isfinite(m)] for m in maps])
+    vmax = max(float(np.percentile(values, 95)), 1e-6)
+    clipped = values.max() > vmax
+    # viridis' light end is yellow, never confused with the white "no test image here"
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white", over="yellow")
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs) + 1.2, 5.0), squeeze=False, layout="constrained")
     for ax, run, error in zip(axes[0], runs, maps):
         height, width = error.shape
         image = ax.imshow(error, cmap=cmap, vmin=0, vmax=vmax,
@@ -205,7 +222,9 @@ def error_maps(best: dict, path: Path) -> Path | None:
                      "positions tested", fontsize=10)
         ax.set_xlabel("x (column, px)")
         ax.set_ylabel("y (row, px)")
-    fig.colorbar(image, ax=axes[0].tolist(), label="mean Euclidean error at that position (px)", shrink=0.9)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.9, extend="max" if clipped else "neither",
+                 label="mean Euclidean error at that position (px)" + (
+                     f"\n(scale ends at the 95th percentile; max {values.max():.1f} px)" if clipped else ""))
     fig.suptitle("Test error by position (white = no test image at that position)")
     return _save(fig, path)
 
@@ -216,13 +235,16 @@ def error_histograms(best: dict, path: Path) -> Path | None:
     if not runs:
         return None
     top = max(float(r.errors.max()) for r in runs)
-    bins = np.linspace(0, top if top > 0 else 1, 31)
+    bins = np.linspace(0, top if top > 0 else 1, 61)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for run in runs:
         ax.hist(run.errors, bins=bins, histtype="step", linewidth=2,
                 label=f"{run.model} #{run.id} (mean {run.errors.mean():.2f} px, n={len(run.errors)})")
+    ax.axvline(1.0, color="grey", linestyle=":", label="1 px")
+    ax.set_yscale("log")  # so a handful of large failures in the tail stay visible next to the bulk
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("Euclidean error per test image (px)")
-    ax.set_ylabel("test images")
+    ax.set_ylabel("test images (log scale)")
     ax.set_title("Test error distribution of each model's best run")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)

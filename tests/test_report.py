@@ -1,0 +1,257 @@
+"""The report command on real (tiny) sweeps: its table equals the runs' results.json, failures are
+named, the HTML stands alone, every plot is written, and bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pixel_spotter import report
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["trainer.max_epochs=1", "data.height=16", "data.width=16"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _sweep(folder: Path, *overrides: str) -> subprocess.Popen:
+    cmd = [sys.executable, "train.py", "-m", *overrides, *TINY, f"hydra.sweep.dir={folder}"]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="session")
+def sweeps(tmp_path_factory) -> dict[str, Path]:
+    """Two real sweeps, run once and side by side: 2 models x 2 lrs, and one job that fails validation."""
+    base = tmp_path_factory.mktemp("sweeps")
+    good, bad = base / "grid", base / "failing"
+    jobs = {"grid": (_sweep(good, "model=cnn,resnet18", "model.lr=1e-4,1e-3"), good),
+            "failing": (_sweep(bad, "model=resnet18", "model.net.weights=/does/not/exist"), bad)}
+    for name, (proc, _) in jobs.items():
+        output, _ = proc.communicate(timeout=600)
+        # A sweep with a failed job exits 1 by design (SweepSummary); the grid must succeed outright.
+        allowed = (0,) if name == "grid" else (0, 1)
+        assert proc.returncode in allowed, f"{name} sweep exited {proc.returncode}:\n{output[-3000:]}"
+    return {name: folder for name, (_, folder) in jobs.items()}
+
+
+def _results(sweep: Path) -> dict[Path, dict]:
+    return {p.parent: json.loads(p.read_text()) for p in sweep.rglob("results.json")}
+
+
+def _report(tmp_path: Path, *folders: Path) -> Path:
+    out = tmp_path / "report"
+    assert report.main([*map(str, folders), "--out", str(out)]) == 0
+    return out
+
+
+REPORT_SECONDS: list[float] = []
+
+
+@pytest.fixture(scope="session")
+def grid_report(sweeps, tmp_path_factory) -> Path:
+    start = time.perf_counter()
+    out = _report(tmp_path_factory.mktemp("grid_report"), sweeps["grid"])
+    REPORT_SECONDS.append(time.perf_counter() - start)
+    return out
+
+
+def _csv(out: Path) -> tuple[list[str], list[dict]]:
+    with (out / "runs.csv").open() as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+def _md_table(out: Path) -> list[dict]:
+    """The Runs table of report.md as dicts keyed by header."""
+    lines = [ln for ln in (out / "report.md").read_text().splitlines() if ln.startswith("|")]
+    split = lambda ln: [c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]]  # noqa: E731
+    headers = split(lines[0])
+    return [dict(zip(headers, split(ln))) for ln in lines[2:]]
+
+
+def _numbers(record: dict, prefix: str = "") -> dict[str, float]:
+    flat = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(_numbers(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_csv_rows_equal_results_json(sweeps, grid_report):
+    records = _results(sweeps["grid"])
+    header, rows = _csv(grid_report)
+    assert len(rows) == len(records) == 4
+    assert {Path(r["path"]) for r in rows} == set(records)
+    for row in rows:
+        record = records[Path(row["path"])]
+        numbers = _numbers(record)
+        assert {"test.euclid_px", "test.exact_acc", "lr", "params", "train_seconds"} <= set(numbers)
+        for key, value in numbers.items():
+            assert float(row[key]) == pytest.approx(value, rel=1e-12), key
+        assert row["model"] == record["model"] and row["status"] == record["status"]
+
+
+def test_csv_varying_columns_first(grid_report):
+    header, rows = _csv(grid_report)
+    varies = [len({row[k] for row in rows}) > 1 for k in header]
+    assert any(varies) and not all(varies)
+    assert varies == sorted(varies, reverse=True), "a constant column comes before a varying one"
+    assert varies[header.index("model")] and varies[header.index("lr")]
+
+
+def test_table_sorted_best_first_with_values_of_results_json(sweeps, grid_report):
+    records = list(_results(sweeps["grid"]).values())
+    table = _md_table(grid_report)
+    assert len(table) == len(records)
+    expected = sorted(records, key=lambda r: r["test"]["euclid_px"])
+    for row, record in zip(table, expected):
+        assert row["model"] == record["model"]
+        assert float(row["lr"]) == pytest.approx(record["lr"])
+        assert row["mean Euclid (px)"] == f"{record['test']['euclid_px']:.3f}"
+        assert row["RMSE (px)"] == f"{record['test']['rmse_px']:.3f}"
+        assert row["exact %"] == f"{100 * record['test']['exact_acc']:.1f}"
+        assert row["weights used"] == record["weights_used"]
+    # exactly one best (★) per model, and it is that model's lowest test error
+    for model in {r["model"] for r in records}:
+        marked = [row for row in table if row["model"] == model and "★" in row["rank"]]
+        best = min((r for r in records if r["model"] == model), key=lambda r: r["test"]["euclid_px"])
+        assert len(marked) == 1 and marked[0]["mean Euclid (px)"] == f"{best['test']['euclid_px']:.3f}"
+
+
+def test_summary_is_computed_from_the_runs(sweeps, grid_report):
+    records = list(_results(sweeps["grid"]).values())
+    text = (grid_report / "report.md").read_text()
+    best = min(records, key=lambda r: r["test"]["euclid_px"])
+    summary = text.split("## Summary", 1)[1]
+    assert "Best run overall" in summary and f"{best['test']['euclid_px']:.3f} px" in summary
+    assert "Effect of lr" in summary
+    resnet = next(r for r in records if r["model"] == "resnet18")
+    assert resnet["weights_used"] in summary  # says what weights ResNet18 really used
+
+
+def test_failed_job_is_named(sweeps, grid_report, tmp_path):
+    failed = list(_results(sweeps["failing"]).values())
+    assert len(failed) == 1 and failed[0]["status"] == "failed"
+    # alone (a sweep where nothing finished) and next to the grid (two folders, one report)
+    for n_runs, folders in ((1, [sweeps["failing"]]), (5, [sweeps["grid"], sweeps["failing"]])):
+        out = _report(tmp_path / str(n_runs), *folders)
+        assert failed[0]["error"] in (out / "report.md").read_text()
+        statuses = [row["status"] for row in _md_table(out)]
+        assert len(statuses) == n_runs and sum(s.startswith("failed") for s in statuses) == 1
+        assert statuses[-1].startswith("failed")  # runs that did not finish sort last
+        _, rows = _csv(out)
+        assert len(rows) == n_runs and sum(r["status"] == "failed" for r in rows) == 1
+
+
+def test_unfinished_job_does_not_crash(sweeps, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweeps["grid"], copy, ignore=shutil.ignore_patterns("*.ckpt"))
+    victim = sorted(copy.glob("*/results.json"))[0]
+    victim.unlink()  # as if the job were still running or had been killed
+    out = _report(tmp_path, copy)
+    table = _md_table(out)
+    assert len(table) == 4 and table[-1]["status"].startswith("unfinished")
+    assert table[-1]["run"] == victim.parent.name.split("_")[0]
+
+
+def test_html_is_self_contained(grid_report):
+    page = (grid_report / "report.html").read_text()
+    assert "http://" not in page and "https://" not in page
+    sources = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]*)""", page)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "url(" not in page and "@import" not in page
+    assert len(sources) == len(list((grid_report / "plots").glob("*.png")))
+
+
+def test_every_plot_is_written(sweeps, grid_report):
+    models = {r["model"] for r in _results(sweeps["grid"]).values()}
+    expected = {"error_map.png", "error_hist.png"} | {
+        f"{kind}_{m}.png" for m in models for kind in ("curves", "grid", "scatter", "overlay")}
+    written = {p.name for p in (grid_report / "plots").glob("*.png")}
+    assert expected <= written
+    for name in written:
+        data = (grid_report / "plots" / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
+    linked = set(re.findall(r"\]\((plots/[^)]+)\)", (grid_report / "report.md").read_text()))
+    assert {f"plots/{n}" for n in written} == linked
+
+
+def test_report_takes_seconds_not_minutes(grid_report):
+    # it only reads files; retraining even one run (plus the imports) would take far longer
+    assert REPORT_SECONDS and REPORT_SECONDS[0] < 60
+
+
+def test_scalars_come_from_tensorboard(sweeps):
+    run_dir = next(p.parent for p in sweeps["grid"].glob("*/results.json"))
+    curves = report.read_scalars(run_dir / "tensorboard")
+    for tag in ("train/loss", "val/loss", "train/rmse_px", "val/rmse_px"):
+        epochs, values = curves[tag]
+        assert list(epochs) == [1.0] and all(math.isfinite(v) for v in values)
+
+
+@pytest.mark.parametrize("entry, missing", [(["-m", "pixel_spotter.report"], True),
+                                            (["-m", "pixel_spotter.cli", "report"], False)])
+def test_bad_input_exits_2_with_one_line(tmp_path, entry, missing):
+    folder = tmp_path / "does-not-exist" if missing else tmp_path  # missing, or there but holding no runs
+    proc = subprocess.run([sys.executable, *entry, str(folder)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert str(folder) in proc.stderr
+    assert not (tmp_path / "report.md").exists()
+
+
+# --------------------------------------------------------------- summary logic on synthetic records (fast)
+
+
+def _run(run_id: str, model: str, euclid: float | None, lr=1e-3, epochs=16, status="ok", **data) -> report.Run:
+    record = {"status": status, "model": model, "lr": lr, "max_epochs": epochs, "seed": 0,
+              "weights_used": "random init", "test_overlap": data.pop("overlap", 0.0),
+              "data": {"height": 50, "width": 50, "split": "position", **data}}
+    if euclid is not None:
+        record["test"] = {"euclid_px": euclid, "exact_acc": 0.5, "within1_acc": 0.8}
+    return report.Run(path=Path(f"/x/{run_id}_job"), id=run_id, record=record)
+
+
+def test_columns_tell_apart_runs_that_differ_in_data():
+    runs = report.annotate([_run("0", "cnn", 1.0), _run("1", "cnn", 2.0, height=32, width=32),
+                            _run("2", "cnn", 3.0, split="quadrant", heldout_quadrant="top_left")])
+    headers, rows = report.table(runs)
+    assert "image" in headers and "heldout_quadrant" in headers
+    assert "32×32" in rows[1][headers.index("image")]
+    assert rows[2][headers.index("heldout_quadrant")] == "top_left"
+    assert rows[0][headers.index("heldout_quadrant")] == "—"  # a position split holds no quadrant out
+    same = report.annotate([_run("0", "cnn", 1.0), _run("1", "cnn", 2.0)])
+    assert "image" not in report.table(same)[0] and "heldout_quadrant" not in report.table(same)[0]
+
+
+def test_claim_and_effects_follow_the_numbers():
+    runs = report.annotate([_run("0", "cnn", 2.0, lr=1e-4), _run("1", "cnn", 1.0, lr=1e-3),
+                            _run("2", "resnet18", 4.0, lr=1e-4), _run("3", "resnet18", 3.0, lr=1e-3)])
+    claim = " ".join(report.summary_claim(runs))
+    assert "did not beat" in claim and "2.000 px (200%) higher" in claim  # best 3.0 vs best 1.0
+    assert "trained from scratch" in claim
+    effects = " ".join(report.summary_factors(runs))
+    assert "lr 0.001 → 1.000 px" in effects and "50% lower" in effects
+    assert "Effect of epochs: not measurable" in effects
+    # only one model: no comparison is claimed
+    assert report.summary_claim(report.annotate(runs[:2])) == []
+
+
+def test_overlap_is_compared_with_the_position_split():
+    runs = report.annotate([_run("0", "cnn", 0.5, split="random", overlap=0.9), _run("1", "cnn", 2.0)])
+    text = " ".join(report.summary_overlap(runs))
+    assert "90.0% of its test images" in text and "75% smaller" in text
+    alone = " ".join(report.summary_overlap(report.annotate([_run("0", "cnn", 0.5, split="random", overlap=0.9)])))
+    assert "90.0%" in alone and "no position-split run" in alone
+    # the leaky run is listed but never picked as the model's best
+    assert report.best_runs(runs)["cnn"].id == "1"
