@@ -1,4 +1,4 @@
-"""`pixel-spotter <command>`: the package's console script (pyproject: pixel-spotter = pixel_spotter.cli:main).
+"""`pixel-spotter <command>`: the package's console script (pyproject: pixel_spotter.cli:main).
 
 Each command lives in its own module and contributes ``add_arguments(parser)`` and
 ``run_command(args) -> exit status``; adding one is a line in COMMANDS.
@@ -12,12 +12,14 @@ import sys
 
 # name -> (module, one-line help).
 COMMANDS = {
-    "report": ("pixel_spotter.report", "compare the runs of sweep folders: report.md/.html, runs.csv, plots/"),
+    "report": ("pixel_spotter.report",
+               "compare the runs of sweep folders: report.md/.html, runs.csv, plots/"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pixel-spotter", description="Single-pixel coordinate regression tools.")
+    parser = argparse.ArgumentParser(prog="pixel-spotter",
+                                     description="Single-pixel coordinate regression tools.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)

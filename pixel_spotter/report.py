@@ -4,7 +4,7 @@ Reads only what each run left behind (results.json, .hydra/, TensorBoard scalars
 it never retrains, so a 12-run sweep takes seconds. Writes into the first folder (or ``--out``):
 ``runs.csv``, ``report.md``, a self-contained ``report.html`` and ``plots/*.png`` (report_plots.py).
 
-The way through this file: find_runs -> load_run -> annotate (rank, best per model, labels)
+The way through this file: collect (find_run_dirs -> load_run) -> annotate (rank, best per model, labels)
 -> table rows -> summary sentences (computed from the numbers) -> write csv / md / html.
 """
 
@@ -118,10 +118,10 @@ def _is_run(path: Path) -> bool:
     return (path / ".hydra").is_dir() or (path / results.FILENAME).is_file()
 
 
-def _job_sort_key(path: Path) -> tuple:
-    # Hydra names jobs "<num>_<overrides>": sort 2 before 10.
-    match = re.match(r"(\d+)", path.name)
-    return (int(match.group(1)) if match else math.inf, str(path))
+def _natural(name: str) -> tuple:
+    """Sort key for Hydra job names "<num>_<overrides>" and ids: 2 before 10."""
+    parts = [p for p in re.split(r"(\d+)", name) if p]
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
 
 
 def find_run_dirs(folder: Path) -> list[Path]:
@@ -220,8 +220,9 @@ def collect(folders: list[Path]) -> list[Run]:
     folders = list(dict.fromkeys(folders))  # the same folder twice must not list its runs twice
     for folder in folders:
         if not folder.is_dir():
-            raise ReportInputError(f"{folder} is not a folder (expected a sweep folder such as multirun/<date>)")
-        run_dirs = sorted(find_run_dirs(folder), key=_job_sort_key)
+            raise ReportInputError(f"{folder} is not a folder (expected a sweep folder, "
+                                   "e.g. multirun/<date>)")
+        run_dirs = sorted(find_run_dirs(folder), key=lambda d: _natural(str(d.relative_to(folder))))
         if not run_dirs:
             raise ReportInputError(f"no runs found in {folder} (expected job folders holding .hydra/ or "
                                    f"{results.FILENAME})")
@@ -298,7 +299,7 @@ def best_runs(runs: list[Run]) -> dict[str, Run]:
 def annotate(runs: list[Run]) -> list[Run]:
     """Sort best first (unfinished last), set rank, best-of-model flag, data setting and label."""
     runs = sorted(runs, key=lambda r: (not r.ok, r.test() if r.ok and r.test() is not None else math.inf,
-                                       _job_sort_key(r.path)))
+                                       _natural(r.id)))
     for i, run in enumerate(runs, 1):
         run.rank = i
     for run in best_runs(runs).values():
@@ -361,6 +362,10 @@ def _status(run: Run) -> str:
     return text + (f"; {logged} epochs logged" if logged else "")
 
 
+def _inference(run: Run, key: str) -> float | None:
+    return (run.record.get("inference_ms_per_image") or {}).get(key)
+
+
 def _epochs_text(run: Run) -> str:
     n = run.record.get("max_epochs")
     return f"{_fmt(n)} epoch" + ("" if n == 1 else "s")
@@ -386,8 +391,8 @@ HEAD_COLUMNS = [
 TAIL_COLUMNS = [
     ("params", lambda r: _count(r.record.get("params"))),
     ("train time (s)", lambda r: _num(r.record.get("train_seconds"), 1)),
-    ("infer ms/img (batched)", lambda r: _num((r.record.get("inference_ms_per_image") or {}).get("batched"), 3)),
-    ("infer ms/img (single)", lambda r: _num((r.record.get("inference_ms_per_image") or {}).get("single"), 3)),
+    ("infer ms/img (batched)", lambda r: _num(_inference(r, "batched"), 3)),
+    ("infer ms/img (single)", lambda r: _num(_inference(r, "single"), 3)),
     ("test MSE (px²)", lambda r: _num(r.test("mse_px"), 3)),
     ("MAE (px)", lambda r: _num(r.test("mae_px"), 3)),
     ("RMSE (px)", lambda r: _num(r.test("rmse_px"), 3)),
@@ -427,7 +432,7 @@ def summary_best(runs: list[Run]) -> list[str]:
 
 
 def _groups(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
-    """Finished runs by (model, data setting and weights): only runs inside one group measure the same thing."""
+    """Finished runs by (model, data setting, weights): only runs inside one group measure the same thing."""
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
         if run.ok and run.test() is not None:
@@ -436,17 +441,19 @@ def _groups(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
 
 
 def factor_effect(group: list[Run], key: str, name: str) -> str | None:
-    """Mean test error per value of ``key``, averaged over the group's other factors (None: one value only)."""
+    """Mean test error per value of ``key``, averaged over the group's other factors (None: one value)."""
     by_value: dict = {}
     for run in group:
         by_value.setdefault(run.record.get(key), []).append(run.test())
     if len(by_value) < 2:
         return None
-    means = {v: float(np.mean(errs)) for v, errs in sorted(by_value.items(), key=lambda kv: (kv[0] is None, kv[0]))}
-    parts = [f"{name} {_fmt(v)} → {m:.3f} px (n={len(by_value[v])})" for v, m in means.items()]
-    best_v, worst_v = min(means, key=means.get), max(means, key=means.get)
-    change = 100 * (means[worst_v] - means[best_v]) / means[worst_v] if means[worst_v] else 0.0
-    return f"{', '.join(parts)}; best {name} {_fmt(best_v)}, {change:.0f}% lower error than {name} {_fmt(worst_v)}"
+    means = {v: float(np.mean(errs)) for v, errs in by_value.items()}
+    parts = [f"{name} {_fmt(v)} → {means[v]:.3f} px (n={len(by_value[v])})"
+             for v in sorted(means, key=lambda v: (v is None, v))]
+    best, worst = min(means, key=means.get), max(means, key=means.get)
+    change = 100 * (means[worst] - means[best]) / means[worst] if means[worst] else 0.0
+    return (f"{', '.join(parts)}; best {name} {_fmt(best)}, "
+            f"{change:.0f}% lower error than {name} {_fmt(worst)}")
 
 
 def summary_factors(runs: list[Run]) -> list[str]:
@@ -456,15 +463,16 @@ def summary_factors(runs: list[Run]) -> list[str]:
         found = []
         for (model, group_name), group in groups.items():
             effect = factor_effect(group, key, name)
+            where = f"{model} [{group_name}]" if group_name else model
             if effect:
-                found.append(f"Effect of {name}, {model}" + (f" [{group_name}]" if group_name else "") + f": {effect}.")
+                found.append(f"Effect of {name}, {where}: {effect}.")
         if not found and groups:
-            found.append(f"Effect of {name}: not measurable; no model ran two or more {plural} under otherwise "
-                         "equal settings.")
+            found.append(f"Effect of {name}: not measurable; no model ran two or more {plural} "
+                         "under otherwise equal settings.")
         lines += found
     if any("→" in line for line in lines):
-        lines.append("(Mean test Euclidean error of the runs with that value, averaged over the other factors; "
-                     "n = runs averaged.)")
+        lines.append("(Mean test Euclidean error of the runs with that value, averaged over the other "
+                     "factors; n = runs averaged.)")
     return lines
 
 
@@ -482,47 +490,60 @@ def _paired(a: Run, b: Run) -> tuple[float, float, int] | None:
     return float(diff.mean()), float(half), len(diff)
 
 
+def _settings_key(run: Run) -> tuple:
+    return run.record.get("lr"), run.record.get("max_epochs"), run.setting, run.record.get("seed")
+
+
 def _matched(runs: list[Run], challenger: str, baseline: str) -> list[tuple[Run, Run]]:
-    key = lambda r: (r.record.get("lr"), r.record.get("max_epochs"), r.setting, r.record.get("seed"))  # noqa: E731
-    base = {key(r): r for r in runs if r.ok and r.model == baseline}
-    return [(r, base[key(r)]) for r in runs if r.ok and r.model == challenger and key(r) in base]
+    """(challenger run, baseline run) pairs with the same lr, epochs, data and seed."""
+    base = {_settings_key(r): r for r in runs if r.ok and r.model == baseline}
+    return [(r, base[_settings_key(r)]) for r in runs
+            if r.ok and r.model == challenger and _settings_key(r) in base]
 
 
-def summary_claim(runs: list[Run], challenger: str = CLAIM_CHALLENGER, baseline: str = CLAIM_BASELINE) -> list[str]:
+def summary_claim(runs: list[Run], challenger: str = CLAIM_CHALLENGER,
+                  baseline: str = CLAIM_BASELINE) -> list[str]:
     """Does the challenger beat the baseline, by how much, and is the difference beyond noise?"""
     best = best_runs(runs)
     if challenger not in best or baseline not in best:
         return []
     c, b = best[challenger], best[baseline]
     diff = c.test() - b.test()
-    verdict = "beat" if diff < 0 else "did not beat"
-    lines = [f"**{challenger} vs {baseline}** (seed 003 claims the fine-tuned {challenger} wins \"significantly\"): "
-             f"the best {challenger} run `#{c.id}` ({c.test():.3f} px) {verdict} the best {baseline} run `#{b.id}` "
-             f"({b.test():.3f} px): {abs(diff):.3f} px ({100 * abs(diff) / b.test():.0f}%) "
-             f"{'lower' if diff < 0 else 'higher'} mean Euclidean error."]
+    lines = [f"**{challenger} vs {baseline}** (seed 003 claims the fine-tuned {challenger} wins "
+             f"\"significantly\"): the best {challenger} run `#{c.id}` ({c.test():.3f} px) "
+             f"{'beat' if diff < 0 else 'did not beat'} the best {baseline} run `#{b.id}` "
+             f"({b.test():.3f} px): "
+             f"{abs(diff):.3f} px ({100 * abs(diff) / b.test():.0f}%) {'lower' if diff < 0 else 'higher'} "
+             "mean Euclidean error."]
     paired = _paired(c, b)
     if paired:
         mean, half, n = paired
-        beyond = abs(mean) > half
         lines.append(f"Per test image (the same {n} positions), {challenger} minus {baseline} error = "
                      f"{mean:+.3f} ± {half:.3f} px (95% CI): the difference is "
-                     f"{'larger than' if beyond else 'within'} the noise of this test set.")
+                     f"{'larger than' if abs(mean) > half else 'within'} the noise of this test set.")
     pairs = _matched(runs, challenger, baseline)
     if pairs:
         wins = sum(cr.test() < br.test() for cr, br in pairs)
         mean_diff = float(np.mean([cr.test() - br.test() for cr, br in pairs]))
-        lines.append(f"Across {len(pairs)} matched settings (same lr, epochs, data, seed) {challenger} had the lower "
-                     f"error in {wins}; mean difference {mean_diff:+.3f} px.")
+        lines.append(f"Across {len(pairs)} matched settings (same lr, epochs, data, seed) {challenger} had "
+                     f"the lower error in {wins}; mean difference {mean_diff:+.3f} px.")
     weights = sorted({str(r.record.get("weights_used")) for r in runs if r.ok and r.model == challenger})
-    pretrained = [w for w in weights if w.startswith(("imagenet", "file"))]
-    lines.append(f"Weights {challenger} really used: {'; '.join(weights)}."
-                 + ("" if pretrained else f" So these {challenger} runs were trained from scratch, not fine-tuned: "
-                                          "they cannot confirm or refute the fine-tuning claim."))
+    text = f"Weights {challenger} really used: {'; '.join(weights)}."
+    if not any(w.startswith(("imagenet", "file")) for w in weights):
+        text += (f" So these {challenger} runs were trained from scratch, not fine-tuned: they cannot "
+                 "confirm or refute the fine-tuning claim.")
+    lines.append(text)
     seeds = {r.record.get("seed") for r in runs if r.ok}
     if len(seeds) == 1:
-        lines.append(f"Each setting ran with one seed ({_fmt(next(iter(seeds)))}), so run-to-run variation is not "
-                     "measured; a claim of significance across training runs cannot be made from this sweep.")
+        lines.append(f"Each setting ran with one seed ({_fmt(next(iter(seeds)))}), so run-to-run variation "
+                     "is not measured; significance across training runs cannot be claimed from this sweep.")
     return lines
+
+
+def _same_training(a: Run, b: Run) -> bool:
+    keys = ("lr", "max_epochs")
+    return a.model == b.model and all(a.record.get(k) == b.record.get(k) for k in keys) and all(
+        a.data.get(k) == b.data.get(k) for k in ("height", "width"))
 
 
 def summary_overlap(runs: list[Run]) -> list[str]:
@@ -534,25 +555,21 @@ def summary_overlap(runs: list[Run]) -> list[str]:
         return []
     lines = []
     for run in leaky:
-        same = lambda r: (r.model == run.model and r.record.get("lr") == run.record.get("lr")  # noqa: E731
-                          and r.record.get("max_epochs") == run.record.get("max_epochs")
-                          and (r.data.get("height"), r.data.get("width")) == (run.data.get("height"), run.data.get("width")))
-        honest = [r for r in runs if r.ok and r.data.get("split") == "position" and same(r)]
+        honest = [r for r in runs if r.ok and r.data.get("split") == "position" and _same_training(r, run)]
         text = (f"`#{run.id}` ({run.model}, lr {_fmt(run.record.get('lr'))}, {_epochs_text(run)}, "
                 f"split={run.data.get('split')}): {_pct(run.overlap)}% of its test images sit at positions "
                 "also in its training set")
-        if honest:
-            ref = float(np.mean([r.test() for r in honest]))
-            ids = ", ".join(f"`#{r.id}`" for r in honest)
-            if run.test() < ref:
-                text += (f"; it scored {run.test():.3f} px against {ref:.3f} px for the same settings on the "
-                         f"position split ({ids}): the overlap made the error look {100 * (ref - run.test()) / ref:.0f}% "
-                         "smaller than it is on unseen positions")
-            else:
-                text += (f"; it scored {run.test():.3f} px against {ref:.3f} px on the position split ({ids}), "
-                         "so here the overlap did not flatter the score")
+        if not honest:
+            lines.append(text + "; no position-split run with the same model, lr and epochs to compare.")
+            continue
+        ref = float(np.mean([r.test() for r in honest]))
+        ids = ", ".join(f"`#{r.id}`" for r in honest)
+        text += f"; it scored {run.test():.3f} px against {ref:.3f} px on the position split ({ids})"
+        if run.test() < ref:
+            text += (f": the overlap made the error look {100 * (ref - run.test()) / ref:.0f}% smaller than "
+                     "it is on unseen positions")
         else:
-            text += "; no position-split run with the same model, lr and epochs to compare against"
+            text += ", so here the overlap did not flatter the score"
         lines.append(text + ".")
     return lines
 
@@ -581,13 +598,15 @@ def problems(runs: list[Run]) -> list[str]:
 Block = tuple[str, object]
 
 
-def build_document(runs: list[Run], folders: list[Path], plots: list[tuple[str, Path]], out: Path) -> list[Block]:
+def build_document(runs: list[Run], folders: list[Path], plots: list[tuple[str, Path]],
+                   out: Path) -> list[Block]:
     headers, rows = table(runs)
     doc: list[Block] = [
         ("h1", "pixel-spotter report"),
         ("p", f"Runs from {', '.join(f'`{f}`' for f in folders)}; generated {datetime.now():%Y-%m-%d %H:%M}. "
-              "Test-set metrics in pixels (x = column, y = row). Sorted best first by test mean Euclidean error; "
-              "★ marks each model's best run. Inference times are per image, as measured on each run's device."),
+              "Test-set metrics in pixels (x = column, y = row). Sorted best first by test mean Euclidean "
+              "error; ★ marks each model's best run. Inference times are per image, as measured on each "
+              "run's device."),
         ("h2", "Runs"),
         ("table", (headers, rows)),
         ("h2", "Summary"),
@@ -662,9 +681,10 @@ def to_html(doc: list[Block], out: Path, runs: list[Run]) -> str:
         elif kind == "table":
             headers, rows = body
             head = "".join(f"<th>{_inline_html(h)}</th>" for h in headers)
-            trs = "".join(f'<tr class="{cls}">' + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>"
-                          for cls, row in zip(row_class, rows))
-            parts.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table></div>')
+            cells = ["".join(f"<td>{_inline_html(c)}</td>" for c in row) for row in rows]
+            trs = "".join(f'<tr class="{cls}">{tds}</tr>' for cls, tds in zip(row_class, cells))
+            parts.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+                         f"<tbody>{trs}</tbody></table></div>")
         elif kind == "img":
             caption, rel = body
             data = base64.b64encode((out / rel).read_bytes()).decode("ascii")
@@ -686,17 +706,18 @@ def _flatten(record: dict, prefix: str = "") -> dict:
 
 # Known columns in a readable order; anything else results.json holds follows alphabetically.
 CSV_ORDER = ["rank", "run", "best_of_model", "status", "error", "model", "lr", "max_epochs", "epochs_run",
-             "weights_used", "data.split", "data.height", "data.width", "test_overlap", "params", "train_seconds",
-             "inference_ms_per_image.batched", "inference_ms_per_image.single"]
+             "weights_used", "data.split", "data.height", "data.width", "test_overlap", "params",
+             "train_seconds", "inference_ms_per_image.batched", "inference_ms_per_image.single"]
 
 
 def csv_rows(runs: list[Run]) -> tuple[list[str], list[dict]]:
     """One row per run with every field of results.json; columns that vary across runs come first."""
-    rows = [{"rank": r.rank, "run": r.id, "best_of_model": r.best_of_model, **_flatten(r.record), "path": str(r.path)}
-            for r in runs]
+    rows = [{"rank": r.rank, "run": r.id, "best_of_model": r.best_of_model, **_flatten(r.record),
+             "path": str(r.path)} for r in runs]
     keys = list(dict.fromkeys(k for row in rows for k in row))
     keys = [k for k in CSV_ORDER if k in keys] + sorted(k for k in keys if k not in CSV_ORDER)
-    keys = sorted(keys, key=lambda k: not _varying([row.get(k) for row in rows]))  # stable: keeps order within
+    # varying columns first; sorted() is stable, so each part keeps the order above
+    keys = sorted(keys, key=lambda k: not _varying([row.get(k) for row in rows]))
     return keys, rows
 
 
@@ -732,7 +753,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folders", nargs="+", type=Path, metavar="SWEEP_DIR",
                         help="multirun folder(s) (multirun/<date>) or single run folder(s)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="where to write report.md/.html, runs.csv and plots/ (default: the first SWEEP_DIR)")
+                        help="where to write report.md/.html, runs.csv and plots/ (default: the first "
+                             "SWEEP_DIR)")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -749,7 +771,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pixel_spotter.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pixel_spotter.report",
+                                     description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run_command(parser.parse_args(argv))
 

@@ -66,11 +66,13 @@ def learning_curves(runs, model: str, path: Path) -> Path | None:
                 # thicker and underneath, so a shorter run stays visible on top of its longer twin.
                 width = 1.2 + 2.5 * len(epochs) / longest
                 ax.plot(epochs, values, color=color, lw=width, zorder=3 - len(epochs) / longest,
-                        marker="o" if len(epochs) <= 20 else None, markersize=2 + 2 * width, markerfacecolor="none")
+                        marker="o" if len(epochs) <= 20 else None, markersize=2 + 2 * width,
+                        markerfacecolor="none")
         ax.set_title(title)
         ax.set_ylabel("loss (normalized coords)" if "loss" in tag else "RMSE (px)")
         values = np.concatenate([r.scalars[tag][1] for r in runs if tag in r.scalars] or [np.ones(1)])
-        if "loss" in tag and values.min() > 0 and values.max() / values.min() > 10:  # log only when it spans decades
+        # log scale only when the loss spans a decade or more; otherwise it just hides the tick labels
+        if "loss" in tag and values.min() > 0 and values.max() / values.min() > 10:
             ax.set_yscale("log")
             ax.set_ylabel("loss (normalized coords, log scale)")
             _plain_log_ticks(ax)
@@ -79,7 +81,8 @@ def learning_curves(runs, model: str, path: Path) -> Path | None:
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
     labels = [run.label + ("" if run.ok else f" [{run.status}]") for run in runs]
-    handles = [matplotlib.lines.Line2D([], [], color=c, lw=2, marker="o", markerfacecolor="none") for c in colors]
+    handles = [matplotlib.lines.Line2D([], [], color=c, lw=2, marker="o", markerfacecolor="none")
+               for c in colors]
     longest_label = max(len(label) for label in labels)
     ncol = 1 if longest_label > 55 else 2 if longest_label > 35 else 3  # never wider than the figure
     fig.legend(handles, labels, loc="outside lower center", ncol=min(ncol, len(labels)), fontsize=8)
@@ -111,7 +114,7 @@ def _grid_panel(ax, runs, title: str, norm):
     lrs = sorted({r.record["lr"] for r in runs})
     epochs = sorted({r.record["max_epochs"] for r in runs})
     grid, notes = _cell_values(runs, lrs, epochs)
-    cmap = plt.get_cmap("viridis").with_extremes(bad="#eeeeee")  # as in the error map: dark = low error = good
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#eeeeee")  # as the error map: dark = low error
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
     for (i, j), text in notes.items():
         dark = np.isfinite(grid[i, j]) and norm(grid[i, j]) < 0.5
@@ -133,9 +136,10 @@ def error_grid(runs, model: str, path: Path) -> Path | None:
         return None
     group_setting = {g: next(r.setting for r in runs if r.ok and r.group == g) for g in groups}
     # a failed run has no weight source, so it joins every panel with its data setting (as "failed")
-    panels = [(g, [r for r in runs if r.group == g or (not r.ok and r.setting == group_setting[g])]) for g in groups]
+    panels = [(g, [r for r in runs if r.group == g or (not r.ok and r.setting == group_setting[g])])
+              for g in groups]
     errors = [r.test() for r in runs if r.ok]
-    norm = matplotlib.colors.Normalize(min(errors), max(errors) if max(errors) > min(errors) else min(errors) + 1)
+    norm = matplotlib.colors.Normalize(min(errors), max(max(errors), min(errors) + 1e-9))
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 1.2, 3.6 * rows + 0.6), squeeze=False,
@@ -201,7 +205,8 @@ def _error_map(run) -> np.ndarray:
 
 def error_maps(best: dict, path: Path) -> Path | None:
     """Where on the image each model's best run fails; one panel per model, one shared colour scale."""
-    runs = [r for r in best.values() if r.predictions is not None and r.data.get("height") and r.data.get("width")]
+    runs = [r for r in best.values()
+            if r.predictions is not None and r.data.get("height") and r.data.get("width")]
     if not runs:
         return None
     maps = [_error_map(r) for r in runs]
@@ -212,7 +217,8 @@ def error_maps(best: dict, path: Path) -> Path | None:
     clipped = values.max() > vmax
     # viridis' light end is yellow, never confused with the white "no test image here"
     cmap = plt.get_cmap("viridis").with_extremes(bad="white", over="yellow")
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs) + 1.2, 5.0), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs) + 1.2, 5.0), squeeze=False,
+                             layout="constrained")
     for ax, run, error in zip(axes[0], runs, maps):
         height, width = error.shape
         image = ax.imshow(error, cmap=cmap, vmin=0, vmax=vmax,
@@ -260,16 +266,19 @@ def make_all(runs, best: dict, folder: Path) -> list[tuple[str, Path]]:
     jobs = []
     for model in sorted({r.model for r in runs}):
         mine = [r for r in runs if r.model == model]
-        jobs.append((f"Learning curves: {model}", learning_curves, (mine, model, folder / f"curves_{_safe(model)}.png")))
+        jobs.append((f"Learning curves: {model}", learning_curves,
+                     (mine, model, folder / f"curves_{_safe(model)}.png")))
         if any(r.ok for r in mine):
             jobs.append((f"Test error by lr × epochs: {model}", error_grid,
                          (mine, model, folder / f"grid_{_safe(model)}.png")))
     for model, run in best.items():
         jobs.append((f"Predicted vs true x and y: {model} best run #{run.id}", pred_vs_true,
                      (run, folder / f"scatter_{_safe(model)}.png")))
-        jobs.append((f"Sample overlays: {model} best run #{run.id}", overlay, (run, folder / f"overlay_{_safe(model)}.png")))
+        jobs.append((f"Sample overlays: {model} best run #{run.id}", overlay,
+                     (run, folder / f"overlay_{_safe(model)}.png")))
     jobs.append(("Spatial error map of each model's best run", error_maps, (best, folder / "error_map.png")))
-    jobs.append(("Error histogram of each model's best run", error_histograms, (best, folder / "error_hist.png")))
+    jobs.append(("Error histogram of each model's best run", error_histograms,
+                 (best, folder / "error_hist.png")))
 
     made = []
     for caption, draw, args in jobs:

@@ -203,7 +203,8 @@ def test_scalars_come_from_tensorboard(sweeps):
                                             (["-m", "pixel_spotter.cli", "report"], False)])
 def test_bad_input_exits_2_with_one_line(tmp_path, entry, missing):
     folder = tmp_path / "does-not-exist" if missing else tmp_path  # missing, or there but holding no runs
-    proc = subprocess.run([sys.executable, *entry, str(folder)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, *entry, str(folder)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert str(folder) in proc.stderr
@@ -213,7 +214,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, entry, missing):
 # --------------------------------------------------------------- summary logic on synthetic records (fast)
 
 
-def _run(run_id: str, model: str, euclid: float | None, lr=1e-3, epochs=16, status="ok", **data) -> report.Run:
+def _run(run_id: str, model: str, euclid: float | None, lr=1e-3, epochs=16, status="ok",
+         **data) -> report.Run:
     record = {"status": status, "model": model, "lr": lr, "max_epochs": epochs, "seed": 0,
               "weights_used": "random init", "test_overlap": data.pop("overlap", 0.0),
               "data": {"height": 50, "width": 50, "split": "position", **data}}
@@ -251,7 +253,8 @@ def test_overlap_is_compared_with_the_position_split():
     runs = report.annotate([_run("0", "cnn", 0.5, split="random", overlap=0.9), _run("1", "cnn", 2.0)])
     text = " ".join(report.summary_overlap(runs))
     assert "90.0% of its test images" in text and "75% smaller" in text
-    alone = " ".join(report.summary_overlap(report.annotate([_run("0", "cnn", 0.5, split="random", overlap=0.9)])))
+    leaky_only = report.annotate([_run("0", "cnn", 0.5, split="random", overlap=0.9)])
+    alone = " ".join(report.summary_overlap(leaky_only))
     assert "90.0%" in alone and "no position-split run" in alone
     # the leaky run is listed but never picked as the model's best
     assert report.best_runs(runs)["cnn"].id == "1"
