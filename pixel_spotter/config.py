@@ -54,7 +54,8 @@ def validate(cfg: DictConfig) -> None:
     _require(len(fractions) == 3 and all(_is_number(f) and f > 0 for f in fractions),
              f"data.fractions must be three numbers > 0 (train, val, test), got {fractions}")
     _require(abs(sum(fractions) - 1) < 1e-6,
-             f"data.fractions must sum to 1, got {fractions} (sum {sum(fractions):g}); e.g. data.fractions=[0.7,0.15,0.15]")
+             f"data.fractions must sum to 1, got {fractions} (sum {sum(fractions):g}); "
+             "e.g. data.fractions=[0.7,0.15,0.15]")
     if data.split == "position":
         n = data.height * data.width
         _require(min(round(f * n) for f in fractions) >= 1,

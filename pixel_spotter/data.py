@@ -120,7 +120,8 @@ class PixelDataModule(LightningDataModule):
         if self.datasets:
             return
         self.positions = split_positions(
-            self.height, self.width, self.split, self.fractions, self.seed, self.heldout_quadrant, self.random_train_size
+            self.height, self.width, self.split, self.fractions, self.seed, self.heldout_quadrant,
+            self.random_train_size,
         )
         for name, xy in self.positions.items():
             xs, ys = xy[:, 0], xy[:, 1]

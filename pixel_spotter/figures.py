@@ -20,7 +20,8 @@ def overlay_figure(true_xy, pred_xy, height: int, width: int, n: int = 8, title:
     picks = order[np.linspace(0, len(order) - 1, min(n, len(order))).round().astype(int)]
     cols = min(4, len(picks))
     rows = int(np.ceil(len(picks) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows + 0.4), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, picks):
@@ -36,5 +37,4 @@ def overlay_figure(true_xy, pred_xy, height: int, width: int, n: int = 8, title:
     axes.flat[0].legend(loc="lower left", fontsize=6, framealpha=0.8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig

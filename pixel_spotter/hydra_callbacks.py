@@ -8,14 +8,14 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from pixel_spotter.results import FILENAME, read
+from pixel_spotter.results import FILENAME, find_run_dirs, read
 
 
 class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep = Path(config.hydra.sweep.dir)
-        jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
-        records = [(job.name, read(job / FILENAME)) for job in jobs if (job / ".hydra").is_dir()]
+        jobs = find_run_dirs(sweep)  # at any depth: a '/' in an override value nests the job folder
+        records = [(str(job.relative_to(sweep)), read(job / FILENAME)) for job in jobs]
         failed = [(name, r) for name, r in records if r.get("status") != "ok"]
         print(f"\nsweep: {len(records)} jobs, {len(records) - len(failed)} ok, {len(failed)} failed -> {sweep}")
         for name, r in records:

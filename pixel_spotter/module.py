@@ -6,7 +6,7 @@ Nothing model-specific lives here: a new model is a new ``net`` (see ``pixel_spo
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

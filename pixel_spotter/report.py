@@ -16,7 +16,6 @@ import csv
 import html
 import json
 import math
-import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -38,7 +37,6 @@ CLAIM_CHALLENGER, CLAIM_BASELINE = "resnet18", "cnn"
 SETTING_KEYS = ("height", "width", "split", "fractions", "heldout_quadrant", "random_train_size")
 # Override keys already shown by a fixed table column (other varying overrides get their own column).
 COVERED_OVERRIDES = {"model", "model.lr", "trainer.max_epochs", "model.net.weights", "seed"}
-SKIP_DIRS = {"tensorboard", "checkpoints", "plots", ".hydra", "__pycache__"}
 
 
 class ReportInputError(UserError):
@@ -115,33 +113,10 @@ class Run:
         return None if p is None else np.hypot(p[:, 2] - p[:, 0], p[:, 3] - p[:, 1])
 
 
-def _is_run(path: Path) -> bool:
-    return (path / ".hydra").is_dir() or (path / results.FILENAME).is_file()
-
-
 def _natural(name: str) -> tuple:
     """Sort key for Hydra job names "<num>_<overrides>" and ids: 2 before 10."""
     parts = [p for p in re.split(r"(\d+)", name) if p]
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
-
-
-def find_run_dirs(folder: Path) -> list[Path]:
-    """Run folders in ``folder`` (or ``folder`` itself), at any depth.
-
-    Depth matters: an override value holding a '/' (model.net.weights=/a/b.pth) makes Hydra nest the
-    job folder (``0_...weights=/a/b.pth,...``), so jobs are not always direct children of the sweep.
-    """
-    if _is_run(folder):
-        return [folder]
-    found = []
-    for root, dirs, _files in os.walk(folder):
-        root = Path(root)
-        if root != folder and _is_run(root):
-            found.append(root)
-            dirs.clear()  # a run's own subfolders hold no runs
-            continue
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
-    return found
 
 
 def _job_id(run_dir: Path, sweep: Path, prefix: str) -> str:
@@ -223,7 +198,7 @@ def collect(folders: list[Path]) -> list[Run]:
         if not folder.is_dir():
             raise ReportInputError(f"{folder} is not a folder (expected a sweep folder, "
                                    "e.g. multirun/<date>)")
-        run_dirs = sorted(find_run_dirs(folder), key=lambda d: _natural(str(d.relative_to(folder))))
+        run_dirs = sorted(results.find_run_dirs(folder), key=lambda d: _natural(str(d.relative_to(folder))))
         if not run_dirs:
             raise ReportInputError(f"no runs found in {folder} (expected job folders holding .hydra/ or "
                                    f"{results.FILENAME})")

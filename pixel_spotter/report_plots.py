@@ -187,7 +187,6 @@ def overlay(run, path: Path) -> Path | None:
     fig = overlay_figure(p[:, :2].astype(int), p[:, 2:], run.data["height"], run.data["width"],
                          title=f"{run.model} best run #{run.id}: test samples, best to worst "
                                "(green circle = true, red x = predicted)")
-    fig.tight_layout()  # again: overlay_figure's single pass leaves the second row's titles on the first row
     return _save(fig, path)
 
 

@@ -7,14 +7,15 @@ be complete on its own: what ran (overrides, model, data settings), what it cost
 from __future__ import annotations
 
 import json
+import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 FILENAME = "results.json"
+SKIP_DIRS = {"tensorboard", "checkpoints", "plots", ".hydra", "__pycache__"}
 PACKAGES = ("torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "omegaconf", "tensorboard")
 
 
@@ -29,6 +30,8 @@ def versions() -> dict:
 
 
 def hardware() -> dict:
+    import torch  # here, not at the top: reading results (the report) should not pay torch's import time
+
     cuda = torch.cuda.is_available()
     return {"cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if cuda else None}
@@ -81,3 +84,26 @@ def read(path: Path) -> dict:
         return {"status": "unfinished", "error": "no results.json (the job did not finish)"}
     except json.JSONDecodeError as err:
         return {"status": "unfinished", "error": f"results.json is corrupt ({err})"}
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / ".hydra").is_dir() or (path / FILENAME).is_file()
+
+
+def find_run_dirs(folder: Path) -> list[Path]:
+    """Run folders in ``folder`` (or ``folder`` itself), at any depth.
+
+    Depth matters: an override value holding a '/' (model.net.weights=/a/b.pth) makes Hydra nest the
+    job folder (``0_...weights=/a/b.pth,...``), so jobs are not always direct children of the sweep.
+    """
+    if is_run_dir(folder):
+        return [folder]
+    found = []
+    for root, dirs, _files in os.walk(folder):
+        root = Path(root)
+        if root != folder and is_run_dir(root):
+            found.append(root)
+            dirs.clear()  # a run's own subfolders hold no runs
+            continue
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+    return found

@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from pixel_spotter import results
 from pixel_spotter.config import validate
@@ -79,7 +79,8 @@ def evaluate(model, dataset, stage: str) -> dict:
 
 def _write_predictions(path: Path, true_xy: torch.Tensor, pred_xy: torch.Tensor) -> None:
     table = np.column_stack([true_xy.numpy(), pred_xy.numpy()])
-    np.savetxt(path, table, delimiter=",", header="x_true,y_true,x_pred,y_pred", comments="", fmt=["%d", "%d", "%.4f", "%.4f"])
+    np.savetxt(path, table, delimiter=",", header="x_true,y_true,x_pred,y_pred", comments="",
+               fmt=["%d", "%d", "%.4f", "%.4f"])
 
 
 def _log_hparams_and_samples(trainer, record: dict, true_xy, pred_xy, height: int, width: int) -> None:

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from conftest import group_options
 from hydra.utils import instantiate
 
-from conftest import group_options
 from pixel_spotter.config import validate
 from pixel_spotter.train import build
 

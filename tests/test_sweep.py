@@ -4,9 +4,8 @@ import json
 import subprocess
 import sys
 
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
 from conftest import ROOT, TINY
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
 def _sweep(tmp_path, *overrides):

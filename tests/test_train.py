@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from conftest import group_options
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import group_options
 from pixel_spotter.metrics import METRIC_NAMES
 from pixel_spotter.train import main, run
 

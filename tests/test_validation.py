@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from pixel_spotter.config import validate
 from pixel_spotter.errors import ConfigError
 

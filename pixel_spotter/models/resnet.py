@@ -119,7 +119,8 @@ class ResNet18Regressor(nn.Module):
             raise UserError(f"weights {weights} do not fit ResNet18: {str(err).splitlines()[-1].strip()}") from None
         missing = [k for k in missing if not k.startswith("fc.")]
         if missing or unexpected:
-            raise UserError(f"weights {weights} do not fit ResNet18: missing {missing[:3]}, unexpected {unexpected[:3]}")
+            raise UserError(
+                f"weights {weights} do not fit ResNet18: missing {missing[:3]}, unexpected {unexpected[:3]}")
         return source
 
     def forward(self, x):

@@ -1,0 +1,45 @@
+"""Heatmap + spatial soft-argmax (DSNT-style): score every pixel, read out the expected position.
+
+A fully convolutional network (resolution kept, no pooling, no fully connected layer) gives one
+score per pixel; a softmax over the H*W scores, sharpened by a learned temperature, is a probability
+map; the prediction is the expected (x, y) under it. Because every layer is a convolution the model
+is translation-equivariant, so it localizes at positions (and quadrants) it never saw in training,
+and the readout is differentiable, so it trains with the same coordinate loss as every other model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def soft_argmax(scores: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) scores -> (N, 2) expected (x, y), normalized to [0, 1] like the targets."""
+    n, h, w = scores.shape
+    probs = scores.flatten(1).softmax(dim=1).view(n, h, w)
+    xs = torch.linspace(0, 1, w, device=scores.device, dtype=probs.dtype)
+    ys = torch.linspace(0, 1, h, device=scores.device, dtype=probs.dtype)
+    return torch.stack([(probs.sum(dim=1) * xs).sum(dim=1), (probs.sum(dim=2) * ys).sum(dim=1)], dim=1)
+
+
+class HeatmapSoftArgmax(nn.Module):
+    min_input_size = 1
+    weights_used = "random init"
+
+    def __init__(self, channels: int = 16, layers: int = 2, kernel_size: int = 3, init_temperature: float = 10.0,
+                 learn_temperature: bool = True):
+        super().__init__()
+        body, in_ch = [], 1
+        for _ in range(layers):
+            body += [nn.Conv2d(in_ch, channels, kernel_size, padding=kernel_size // 2), nn.ReLU(inplace=True)]
+            in_ch = channels
+        body.append(nn.Conv2d(in_ch, 1, 1))
+        self.scores = nn.Sequential(*body)
+        # log-parameterized so it stays positive; a sharp start (10) already puts most mass on the peak
+        log_t = torch.tensor(math.log(init_temperature))
+        self.log_temperature = nn.Parameter(log_t) if learn_temperature else nn.Buffer(log_t)
+
+    def forward(self, x):
+        return soft_argmax(self.scores(x).squeeze(1) * self.log_temperature.exp())
