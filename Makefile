@@ -29,7 +29,7 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(PY) -m ruff check pixel_spotter tests || echo "ruff not installed: .venv/bin/pip install ruff"
+	$(PY) -m ruff check pixel_spotter tests scripts train.py
 
 bench: setup  ## per-model time-to-exact, throughput and latency vs the argmax oracle
 	$(PY) -m pixel_spotter.bench
