@@ -23,6 +23,7 @@ from pixel_spotter.errors import ConfigError
         ("data.height=4", "too small"),
         ("data.batch_size=0", "data.batch_size"),
         ("model=resnet18 model.net.weights=/no/such/weights.pth", "model.net.weights"),
+        ("~logger", "lr_monitor"),
     ],
 )
 def test_bad_values_are_named(make_cfg, override, words):
