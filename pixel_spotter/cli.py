@@ -14,6 +14,7 @@ import sys
 COMMANDS = {
     "report": ("pixel_spotter.report",
                "compare the runs of sweep folders: report.md/.html, runs.csv, plots/"),
+    "predict": ("pixel_spotter.predict", "(x, y) of the bright pixel in image files, from a trained run"),
 }
 
 
