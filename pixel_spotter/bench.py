@@ -61,7 +61,8 @@ def argmax_oracle(images: torch.Tensor) -> torch.Tensor:
 def bench_model(model_name: str, budget_s: float) -> dict:
     with tempfile.TemporaryDirectory() as out, initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         cfg = compose("config", overrides=[f"model={model_name}", f"output_dir={out}", "trainer.max_epochs=1000",
-                                           "trainer.accelerator=cpu", "~callbacks.model_checkpoint", "~callbacks.lr_monitor",
+                                           "trainer.accelerator=cpu", "~callbacks.model_checkpoint",
+                                           "~callbacks.lr_monitor",
                                            "callbacks.progress_bar.refresh_rate=0", "~logger"])
         L.seed_everything(cfg.seed, workers=True)
         datamodule, model, trainer = build(cfg)

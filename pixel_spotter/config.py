@@ -65,7 +65,8 @@ def validate(cfg: DictConfig) -> None:
                  f"data.{key} must be an integer >= 1, got {data.get(key)!r}")
 
     if not cfg.get("logger") and (cfg.get("callbacks") or {}).get("lr_monitor"):
-        raise ConfigError("callbacks.lr_monitor needs a logger; keep the logger or also drop it with ~callbacks.lr_monitor")
+        raise ConfigError("callbacks.lr_monitor needs a logger; keep the logger, or drop both with "
+                          "~logger ~callbacks.lr_monitor")
 
     weights = model.net.get("weights")
     if weights is not None and str(weights) not in WEIGHT_CHOICES:

@@ -6,9 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import ROOT
+from PIL import Image
 
 SIZE = 32
 POSITIONS = [(0, 0), (31, 5), (17, 30)]  # (x, y)

@@ -22,7 +22,8 @@ class BaselineCNN(nn.Module):
         super().__init__()
         layers, in_ch = [], 1
         for out_ch in channels:
-            layers += [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=pool_ceil_mode)]
+            layers += [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2, ceil_mode=pool_ceil_mode)]
             in_ch = out_ch
         self.features = nn.Sequential(*layers)
         h, w = height, width
