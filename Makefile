@@ -22,8 +22,9 @@ seed-grid: setup  ## the seeds' 12-run grid (2 models x lr 1e-4,1e-3 x epochs 16
 report: setup  ## comparison report of the newest sweep (or SWEEP=multirun/...)
 	$(PY) -m pixel_spotter.report $(SWEEP)
 
-tensorboard: setup  ## serve every run's logs on http://localhost:6006
-	$(PY) -m tensorboard.main --logdir . --host localhost --port 6006
+tensorboard: setup  ## serve every run's logs (outputs/ and multirun/) on http://localhost:6006
+	@mkdir -p outputs multirun
+	$(PY) -m tensorboard.main --logdir_spec outputs:outputs,multirun:multirun --host localhost --port 6006
 
 test: setup
 	$(PY) -m pytest -q
