@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
+
+from pixel_spotter.errors import UserError
 
 # name -> (module, one-line help).
 COMMANDS = {
@@ -16,6 +19,15 @@ COMMANDS = {
                "compare the runs of sweep folders: report.md/.html, runs.csv, plots/"),
     "predict": ("pixel_spotter.predict", "(x, y) of the bright pixel in image files, from a trained run"),
 }
+
+
+def run_safely(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command; a UserError (bad path, wrong image size, ...) is one line on stderr and exit status 2."""
+    try:
+        return command(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         command.set_defaults(module=module_name)
         importlib.import_module(module_name).add_arguments(command)
     args = parser.parse_args(argv)
-    return importlib.import_module(args.module).run_command(args)
+    return run_safely(importlib.import_module(args.module).run_command, args)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pixel_spotter.cli import run_safely
 from pixel_spotter.errors import UserError
 
 
@@ -89,11 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    try:
-        xy = predict(args.run, args.images)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    xy = predict(args.run, args.images)
     if args.json:
         print(json.dumps([{"image": str(p), "x": x, "y": y} for p, (x, y) in zip(args.images, xy)]))
     else:
@@ -105,4 +102,4 @@ def run_command(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m pixel_spotter.predict", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    sys.exit(run_command(parser.parse_args()))
+    sys.exit(run_safely(run_command, parser.parse_args()))

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pixel_spotter import results
+from pixel_spotter.cli import run_safely
 from pixel_spotter.errors import UserError
 
 RANK_METRIC = "euclid_px"  # "best" everywhere in the report means the lowest test mean Euclidean error
@@ -736,9 +737,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_command(args: argparse.Namespace) -> int:
     try:
         paths = make_report(args.folders, args.out)
-    except ReportInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except OSError as err:  # e.g. an output folder that cannot be written
         print(f"error: cannot write the report: {err}", file=sys.stderr)
         return 1
@@ -750,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pixel_spotter.report",
                                      description=__doc__.splitlines()[0])
     add_arguments(parser)
-    return run_command(parser.parse_args(argv))
+    return run_safely(run_command, parser.parse_args(argv))
 
 
 if __name__ == "__main__":
