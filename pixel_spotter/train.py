@@ -115,10 +115,10 @@ def run(cfg: DictConfig) -> dict:
     best = _best_checkpoint(trainer)
     test = _metrics(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False), "test")
     true_xy, pred_xy = model.test_predictions()  # of the best checkpoint, loaded by trainer.test
+    # Lightning's teardown moves the model back to the CPU; evaluate and time it where it trained.
+    model.to(trainer.strategy.root_device).eval()
     best_val = evaluate(model, datamodule.datasets["val"], "val")  # same weights; not logged as a new epoch
-
     images = datamodule.datasets["test"].tensors[0].to(model.device)
-    model.eval()
     record = results.base_record(cfg, info)
     record.update(
         status="ok",
