@@ -4,6 +4,8 @@ Raised with one sentence that names the problem and the fix; the entry point pri
 instead of a stack trace (a run that fails for any *other* reason is a bug and keeps its traceback).
 """
 
+from contextlib import contextmanager
+
 
 class UserError(Exception):
     """Something the user can fix; the message says how."""
@@ -11,3 +13,26 @@ class UserError(Exception):
 
 class ConfigError(UserError):
     """A composed config value is invalid."""
+
+
+@contextmanager
+def unwrapped_user_errors():
+    """Re-raise the UserError behind any exception raised inside (see ``user_error_behind``)."""
+    try:
+        yield
+    except Exception as err:
+        cause = user_error_behind(err)
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def user_error_behind(err: BaseException) -> UserError | None:
+    """The UserError that caused ``err``, if any. Hydra's ``instantiate`` wraps whatever a constructor
+    raises (e.g. ResNet18's "weights unavailable") in its own exception, which would turn a one-line
+    fix into a stack trace; callers re-raise the UserError found here instead."""
+    while err is not None:
+        if isinstance(err, UserError):
+            return err
+        err = err.__cause__
+    return None

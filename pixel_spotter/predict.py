@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pixel_spotter.cli import run_safely
-from pixel_spotter.errors import UserError
+from pixel_spotter.errors import UserError, unwrapped_user_errors
 
 
 def _checkpoint_and_config(target: Path) -> tuple[Path, Path]:
@@ -45,7 +45,8 @@ def load_model(target: Path):
     cfg = OmegaConf.load(config)
     if "weights" in cfg.model.net:
         cfg.model.net.weights = "none"  # the checkpoint brings the weights; never download here
-    model = instantiate(cfg.model, height=cfg.data.height, width=cfg.data.width)
+    with unwrapped_user_errors():
+        model = instantiate(cfg.model, height=cfg.data.height, width=cfg.data.width)
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
         model.load_state_dict(state)

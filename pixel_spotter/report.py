@@ -273,6 +273,22 @@ def best_runs(runs: list[Run]) -> dict[str, Run]:
     return best
 
 
+def best_by_setting(runs: list[Run]) -> dict[tuple[str, str], Run]:
+    """(model, data setting) -> that model's best finished run on that setting. Unlike ``best_runs`` a
+    random-split run can be picked here: its setting is its own column, never mixed with honest ones."""
+    best: dict[tuple[str, str], Run] = {}
+    for run in runs:
+        key = (run.model, run.setting)
+        if run.ok and (key not in best or run.test() < best[key].test()):
+            best[key] = run
+    return dict(sorted(best.items(), key=lambda kv: (kv[0][1], kv[0][0])))
+
+
+def settings_vary(runs: list[Run]) -> bool:
+    """More than one data setting among the finished runs (so per-setting tables and plots are due)."""
+    return len({r.setting for r in runs if r.ok}) > 1
+
+
 def annotate(runs: list[Run]) -> list[Run]:
     """Sort best first (unfinished last), set rank, best-of-model flag, data setting and label."""
     runs = sorted(runs, key=lambda r: (not r.ok, r.test() if r.ok and r.test() is not None else math.inf,
@@ -313,6 +329,13 @@ def _fmt(value) -> str:
 
 def _num(value, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _px(value) -> str:
+    """A pixel error: 3 decimals, but errors below 0.001 px in scientific notation rather than "0.000"."""
+    if value is None:
+        return "—"
+    return f"{value:.1e}" if 0 < abs(value) < 5e-4 else f"{value:.3f}"
 
 
 def _pct(fraction) -> str:
@@ -373,7 +396,7 @@ TAIL_COLUMNS = [
     ("test MSE (px²)", lambda r: _num(r.test("mse_px"), 3)),
     ("MAE (px)", lambda r: _num(r.test("mae_px"), 3)),
     ("RMSE (px)", lambda r: _num(r.test("rmse_px"), 3)),
-    ("mean Euclid (px)", lambda r: _num(r.test("euclid_px"), 3)),
+    ("mean Euclid (px)", lambda r: _px(r.test("euclid_px"))),
     ("exact %", lambda r: _pct(r.test("exact_acc"))),
     ("≤1 px %", lambda r: _pct(r.test("within1_acc"))),
     ("status", _status),
@@ -390,7 +413,7 @@ def table(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
 
 def _describe(run: Run) -> str:
     return (f"`#{run.id}` ({run.model}, lr {_fmt(run.record.get('lr'))}, {_epochs_text(run)}"
-            + (f", {run.group}" if run.group else "") + f"): {run.test():.3f} px mean Euclidean error, "
+            + (f", {run.group}" if run.group else "") + f"): {_px(run.test())} px mean Euclidean error, "
             f"{_pct(run.test('exact_acc'))}% exact, {_pct(run.test('within1_acc'))}% within 1 px")
 
 
@@ -406,6 +429,40 @@ def summary_best(runs: list[Run]) -> list[str]:
         lines.append("Best runs are chosen among runs whose test positions were never seen in training "
                      "(random-split runs are listed but not picked).")
     return lines
+
+
+def summary_settings(runs: list[Run]) -> list[str]:
+    """The winner of each data setting, when runs were made on several (e.g. both splits)."""
+    if not settings_vary(runs):
+        return []
+    best = best_by_setting(runs)
+    lines = []
+    for setting in dict.fromkeys(s for _, s in best):
+        mine = sorted((r for (_, s), r in best.items() if s == setting), key=lambda r: r.test())
+        text = f"Best on **{setting}**: {_describe(mine[0])}"
+        if len(mine) > 1:
+            text += "; then " + ", ".join(f"{r.model} {_px(r.test())} px / {_pct(r.test('exact_acc'))}%"
+                                          for r in mine[1:])
+        lines.append(text + ".")
+    return lines
+
+
+def setting_table(runs: list[Run]) -> tuple[list[str], list[list[str]]] | None:
+    """Model x data setting: each model's best run per setting (mean Euclidean px, exact %), or None
+    when all runs share one setting (the Runs table already says everything then)."""
+    if not settings_vary(runs):
+        return None
+    best = best_by_setting(runs)
+    settings = list(dict.fromkeys(s for _, s in best))
+    headers = ["model"] + [f"{s}: {col}" for s in settings for col in ("mean Euclid (px)", "exact %", "run")]
+    rows = []
+    for model in models(runs):
+        row = [model]
+        for setting in settings:
+            run = best.get((model, setting))
+            row += ([_px(run.test()), _pct(run.test("exact_acc")), f"#{run.id}"] if run else ["—"] * 3)
+        rows.append(row)
+    return headers, rows
 
 
 def _groups(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
@@ -554,7 +611,8 @@ def summary_overlap(runs: list[Run]) -> list[str]:
 def summary(runs: list[Run]) -> list[str]:
     n_ok = sum(r.ok for r in runs)
     lines = [f"{len(runs)} runs: {n_ok} finished, {len(runs) - n_ok} failed or unfinished."]
-    return lines + summary_best(runs) + summary_factors(runs) + summary_claim(runs) + summary_overlap(runs)
+    return (lines + summary_best(runs) + summary_settings(runs) + summary_factors(runs) + summary_claim(runs)
+            + summary_overlap(runs))
 
 
 def problems(runs: list[Run]) -> list[str]:
@@ -585,10 +643,16 @@ def build_document(runs: list[Run], folders: list[Path], plots: list[tuple[str, 
               "error; ★ marks each model's best run. Inference times are per image, as measured on each "
               "run's device."),
         ("h2", "Runs"),
-        ("table", (headers, rows)),
+        ("table", (headers, rows, [_row_class(r) for r in runs])),
         ("h2", "Summary"),
         ("ul", summary(runs)),
     ]
+    by_setting = setting_table(runs)
+    if by_setting:
+        doc += [("h2", "Best run per model and data setting"),
+                ("p", "Runs on different data settings measure different things (the quadrant split tests "
+                      "extrapolation to a quadrant never seen in training), so each setting is ranked apart."),
+                ("table", (*by_setting, None))]
     trouble = problems(runs)
     if trouble:
         doc += [("h2", "Failed or unfinished runs"), ("ul", trouble)]
@@ -614,7 +678,7 @@ def to_markdown(doc: list[Block]) -> str:
         elif kind == "ul":
             out.append("\n".join(f"- {line}" for line in body) + "\n")
         elif kind == "table":
-            headers, rows = body
+            headers, rows, _ = body
             lines = ["| " + " | ".join(map(_md_cell, headers)) + " |", "|" + "---|" * len(headers)]
             lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in rows]
             out.append("\n".join(lines) + "\n")
@@ -645,18 +709,22 @@ code { background: #f4f4f4; padding: 0 3px; }
 """
 
 
-def to_html(doc: list[Block], out: Path, runs: list[Run]) -> str:
+def _row_class(run: Run) -> str:
+    return "best" if run.best_of_model else "" if run.ok else "bad"
+
+
+def to_html(doc: list[Block], out: Path) -> str:
     """Self-contained: inline CSS, plots as base64 data URIs, no external references."""
     parts = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8"><title>pixel-spotter report</title>',
              f"<style>{CSS}</style></head><body>"]
-    row_class = ["best" if r.best_of_model else "" if r.ok else "bad" for r in runs]
     for kind, body in doc:
         if kind in ("h1", "h2", "p"):
             parts.append(f"<{kind}>{_inline_html(body)}</{kind}>")
         elif kind == "ul":
             parts.append("<ul>" + "".join(f"<li>{_inline_html(line)}</li>" for line in body) + "</ul>")
         elif kind == "table":
-            headers, rows = body
+            headers, rows, row_class = body
+            row_class = row_class or [""] * len(rows)
             head = "".join(f"<th>{_inline_html(h)}</th>" for h in headers)
             cells = ["".join(f"<td>{_inline_html(c)}</td>" for c in row) for row in rows]
             trs = "".join(f'<tr class="{cls}">{tds}</tr>' for cls, tds in zip(row_class, cells))
@@ -714,12 +782,13 @@ def make_report(folders: list[Path], out: Path | None = None) -> dict[str, Path]
     runs = annotate(collect(folders))
     out = Path(out or folders[0])
     out.mkdir(parents=True, exist_ok=True)
-    plots = report_plots.make_all(runs, best_runs(runs), out / "plots")
+    per_setting = best_by_setting(runs) if settings_vary(runs) else None
+    plots = report_plots.make_all(runs, best_runs(runs), out / "plots", per_setting)
     doc = build_document(runs, folders, plots, out)
     paths = {"csv": out / "runs.csv", "md": out / "report.md", "html": out / "report.html"}
     write_csv(paths["csv"], runs)
     paths["md"].write_text(to_markdown(doc))
-    paths["html"].write_text(to_html(doc, out, runs))
+    paths["html"].write_text(to_html(doc, out))
     return paths
 
 

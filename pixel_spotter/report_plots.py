@@ -202,12 +202,18 @@ def _error_map(run) -> np.ndarray:
         return total / np.where(count > 0, count, np.nan)
 
 
-def error_maps(best: dict, path: Path) -> Path | None:
-    """Where on the image each model's best run fails; one panel per model, one shared colour scale."""
-    runs = [r for r in best.values()
-            if r.predictions is not None and r.data.get("height") and r.data.get("width")]
+def _title(run) -> str:
+    return f"{run.model} best run #{run.id}" + (f" ({run.setting})" if run.setting else "")
+
+
+def error_maps(best: list, path: Path) -> Path | None:
+    """Where on the image each best run fails: one panel per run, a row per data setting (when runs
+    come from several, e.g. both splits), one shared colour scale."""
+    runs = [r for r in best if r.predictions is not None and r.data.get("height") and r.data.get("width")]
     if not runs:
         return None
+    rows = list(dict.fromkeys(r.setting for r in runs))
+    ncols = max(sum(r.setting == row for r in runs) for row in rows)
     maps = [_error_map(r) for r in runs]
     # A few failing positions can be 20x the typical error; scale colours to the 95th percentile so the
     # typical ones stay distinguishable, and let the outliers saturate (the colour bar's arrow says so).
@@ -216,43 +222,52 @@ def error_maps(best: dict, path: Path) -> Path | None:
     clipped = values.max() > vmax
     # viridis' light end is yellow, never confused with the white "no test image here"
     cmap = plt.get_cmap("viridis").with_extremes(bad="white", over="yellow")
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs) + 1.2, 5.0), squeeze=False,
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(4.6 * ncols + 1.2, 5.0 * len(rows)), squeeze=False,
                              layout="constrained")
-    for ax, run, error in zip(axes[0], runs, maps):
+    slots = {row: iter(axes[i]) for i, row in enumerate(rows)}
+    used = []
+    for run, error in zip(runs, maps):
+        ax = next(slots[run.setting])
+        used.append(ax)
         height, width = error.shape
         image = ax.imshow(error, cmap=cmap, vmin=0, vmax=vmax,
                           extent=(-0.5, width - 0.5, height - 0.5, -0.5), interpolation="nearest")
         ax.set_facecolor("white")
-        ax.set_title(f"{run.model} best run #{run.id}\n{int(np.isfinite(error).sum())} of {height * width} "
+        ax.set_title(f"{_title(run)}\n{int(np.isfinite(error).sum())} of {height * width} "
                      "positions tested", fontsize=10)
         ax.set_xlabel("x (column, px)")
         ax.set_ylabel("y (row, px)")
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.9, extend="max" if clipped else "neither",
+    for ax in axes.flat:
+        if ax not in used:
+            ax.set_visible(False)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.9, extend="max" if clipped else "neither",
                  label="mean Euclidean error at that position (px)" + (
                      f"\n(scale ends at the 95th percentile; max {values.max():.1f} px)" if clipped else ""))
     fig.suptitle("Test error by position (white = no test image at that position)")
     return _save(fig, path)
 
 
-def error_histograms(best: dict, path: Path) -> Path | None:
-    """Distribution of per-image test error for each model's best run, on shared bins."""
-    runs = [r for r in best.values() if r.errors is not None]
+def error_histograms(best: list, path: Path) -> Path | None:
+    """Distribution of per-image test error of each best run, on shared bins; a panel per data setting."""
+    runs = [r for r in best if r.errors is not None]
     if not runs:
         return None
     top = max(float(r.errors.max()) for r in runs)
     bins = np.linspace(0, top if top > 0 else 1, 61)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for run in runs:
-        ax.hist(run.errors, bins=bins, histtype="step", linewidth=2,
-                label=f"{run.model} #{run.id} (mean {run.errors.mean():.2f} px, n={len(run.errors)})")
-    ax.axvline(1.0, color="grey", linestyle=":", label="1 px")
-    ax.set_yscale("log")  # so a handful of large failures in the tail stay visible next to the bulk
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlabel("Euclidean error per test image (px)")
-    ax.set_ylabel("test images (log scale)")
-    ax.set_title("Test error distribution of each model's best run")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
+    settings = list(dict.fromkeys(r.setting for r in runs))
+    fig, axes = plt.subplots(len(settings), 1, figsize=(8, 4.5 * len(settings)), squeeze=False, sharex=True)
+    for ax, setting in zip(axes[:, 0], settings):
+        for run in (r for r in runs if r.setting == setting):
+            ax.hist(run.errors, bins=bins, histtype="step", linewidth=2,
+                    label=f"{run.model} #{run.id} (mean {run.errors.mean():.2f} px, n={len(run.errors)})")
+        ax.axvline(1.0, color="grey", linestyle=":", label="1 px")
+        ax.set_yscale("log")  # so a handful of large failures in the tail stay visible next to the bulk
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_ylabel("test images (log scale)")
+        ax.set_title("Test error distribution of each model's best run" + (f" ({setting})" if setting else ""))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+    axes[-1, 0].set_xlabel("Euclidean error per test image (px)")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -260,8 +275,13 @@ def error_histograms(best: dict, path: Path) -> Path | None:
 # ----------------------------------------------------------------------------------------------- all plots
 
 
-def make_all(runs, best: dict, folder: Path) -> list[tuple[str, Path]]:
-    """Draw every plot the runs call for; a plot that fails is reported on stderr and skipped."""
+def make_all(runs, best: dict, folder: Path, per_setting: dict | None = None) -> list[tuple[str, Path]]:
+    """Draw every plot the runs call for; a plot that fails is reported on stderr and skipped.
+
+    ``best``: model -> best run; ``per_setting``: (model, data setting) -> best run, given when the runs
+    span several settings, so the error map and histogram show each model on each setting."""
+    spread = list((per_setting or best).values())
+    which = "each model's best run per data setting" if per_setting else "each model's best run"
     jobs = []
     for model in sorted({r.model for r in runs}):
         mine = [r for r in runs if r.model == model]
@@ -275,9 +295,8 @@ def make_all(runs, best: dict, folder: Path) -> list[tuple[str, Path]]:
                      (run, folder / f"scatter_{_safe(model)}.png")))
         jobs.append((f"Sample overlays: {model} best run #{run.id}", overlay,
                      (run, folder / f"overlay_{_safe(model)}.png")))
-    jobs.append(("Spatial error map of each model's best run", error_maps, (best, folder / "error_map.png")))
-    jobs.append(("Error histogram of each model's best run", error_histograms,
-                 (best, folder / "error_hist.png")))
+    jobs.append((f"Spatial error map of {which}", error_maps, (spread, folder / "error_map.png")))
+    jobs.append((f"Error histogram of {which}", error_histograms, (spread, folder / "error_hist.png")))
 
     made = []
     for caption, draw, args in jobs:

@@ -29,11 +29,22 @@ def versions() -> dict:
     return found
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what ``platform`` knows (often just 'x86_64')."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware() -> dict:
     import torch  # here, not at the top: reading results (the report) should not pay torch's import time
 
     cuda = torch.cuda.is_available()
-    return {"cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu_name(), "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if cuda else None}
 
 

@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 from pixel_spotter import results
 from pixel_spotter.config import validate
-from pixel_spotter.errors import UserError
+from pixel_spotter.errors import UserError, unwrapped_user_errors
 from pixel_spotter.figures import overlay_figure
 from pixel_spotter.metrics import pixel_metrics
 from pixel_spotter.timing import ms_per_image
@@ -45,6 +45,11 @@ def _hydra_info() -> dict:
 
 def build(cfg: DictConfig):
     """Instantiate (datamodule, module, trainer) from a validated config."""
+    with unwrapped_user_errors():  # e.g. ResNet18's "weights unavailable" stays one line, not a trace
+        return _build(cfg)
+
+
+def _build(cfg: DictConfig):
     datamodule = instantiate(cfg.data)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,

@@ -40,3 +40,21 @@ def test_seed_grid_experiment_is_the_seeds_grid(make_cfg):
     assert set(params["model"].split(",")) == {"cnn", "resnet18"}
     assert {float(v) for v in params["model.lr"].split(",")} == {1e-4, 1e-3}
     assert {int(v) for v in params["trainer.max_epochs"].split(",")} == {16, 32, 64}
+
+
+def test_separable_coordconv_reads_x_from_x_alone():
+    from pixel_spotter.models.coordconv import CoordConvRegressor
+
+    def votes_with_other_y(net, y_channel):
+        """Per-pixel (x-vote, y-vote) maps for the real input and for one with the y channel scrambled."""
+        inputs = net.features[0](torch.rand(2, 1, 12, 12))
+        scrambled = inputs.clone()
+        scrambled[:, y_channel] = torch.rand_like(scrambled[:, y_channel])
+        return net.features[1:](inputs), net.features[1:](scrambled)
+
+    torch.manual_seed(0)
+    real, other = votes_with_other_y(CoordConvRegressor(channels=8, separable=True), y_channel=3)
+    assert torch.equal(real[:, 0], other[:, 0])  # the x-vote never sees y
+    assert not torch.equal(real[:, 1], other[:, 1])  # the y-vote does
+    real, other = votes_with_other_y(CoordConvRegressor(channels=8), y_channel=2)
+    assert not torch.equal(real[:, 0], other[:, 0])  # the paper's layout mixes them

@@ -54,3 +54,17 @@ def test_cli_unknown_model_lists_the_choices(tmp_path):
     proc = _train("model=nosuchnet", f"hydra.run.dir={tmp_path}")
     assert proc.returncode != 0
     assert "Available options in 'model'" in proc.stderr and "resnet18" in proc.stderr
+
+
+@pytest.mark.parametrize("overrides, words", [
+    # a constructor's own error (Hydra wraps it in InstantiationException) must still be one line
+    (["model=resnet18", "model.net.weights=imagenet"], "error: ImageNet ResNet18 weights could not be loaded"),
+    (["model=coordconv", "model.net.separable=true", "model.net.channels=7"], "error: model.net.channels=7"),
+])
+def test_constructor_errors_are_one_line(make_cfg, overrides, words):
+    from pixel_spotter.train import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(make_cfg(*overrides))
+    message = str(exit_.value.code)
+    assert message.startswith(words) and "\n" not in message and "InstantiationException" not in message
