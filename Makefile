@@ -32,11 +32,11 @@ test: setup
 lint: setup
 	$(PY) -m ruff check pixel_spotter tests scripts train.py
 
-bench: setup  ## per-model time-to-exact, throughput and latency vs the argmax oracle
-	$(PY) -m pixel_spotter.bench
+bench: setup  ## per-model time-to-exact, throughput and latency vs the argmax oracle; ARGS="--split quadrant"
+	$(PY) -m pixel_spotter.bench $(ARGS)
 
-bench-overhead: setup  ## Lightning pipeline vs a bare PyTorch loop, same CNN and data
-	$(PY) scripts/bench_overhead.py
+bench-overhead: setup  ## Lightning pipeline vs a bare PyTorch loop, same CNN and data; ARGS="EPOCHS REPEATS"
+	$(PY) scripts/bench_overhead.py $(ARGS)
 
 clean:
 	rm -rf outputs multirun lightning_logs .pytest_cache

@@ -8,7 +8,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from pixel_spotter.results import FILENAME, find_run_dirs, read
+from pixel_spotter.results import FILENAME, find_run_dirs, format_px, read
 
 
 class SweepSummary(Callback):
@@ -21,7 +21,8 @@ class SweepSummary(Callback):
         for name, r in records:
             if r.get("status") == "ok":
                 t = r["test"]
-                print(f"  ok      {name}: test euclid {t['euclid_px']:.3f} px, exact {100 * t['exact_acc']:.1f}%")
+                print(f"  ok      {name}: test euclid {format_px(t['euclid_px'])} px, "
+                      f"exact {100 * t['exact_acc']:.1f}%")
             else:
                 print(f"  {r.get('status', '?'):7} {name}: {r.get('error', '')}")
         print(f"  results: {sweep}/*/results.json   tensorboard: tensorboard --logdir {sweep}")

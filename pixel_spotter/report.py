@@ -28,6 +28,7 @@ import numpy as np
 from pixel_spotter import results
 from pixel_spotter.cli import run_safely
 from pixel_spotter.errors import UserError
+from pixel_spotter.results import format_px
 
 RANK_METRIC = "euclid_px"  # "best" everywhere in the report means the lowest test mean Euclidean error
 # Seed 003 claims the fine-tuned ResNet18 beats the baseline CNN "significantly"; the report checks that
@@ -331,13 +332,6 @@ def _num(value, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _px(value) -> str:
-    """A pixel error: 3 decimals, but errors below 0.001 px in scientific notation rather than "0.000"."""
-    if value is None:
-        return "—"
-    return f"{value:.1e}" if 0 < abs(value) < 5e-4 else f"{value:.3f}"
-
-
 def _pct(fraction) -> str:
     return "—" if fraction is None else f"{100 * fraction:.1f}"
 
@@ -393,10 +387,10 @@ TAIL_COLUMNS = [
     ("train time (s)", lambda r: _num(r.record.get("train_seconds"), 1)),
     ("infer ms/img (batched)", lambda r: _num(_inference(r, "batched"), 3)),
     ("infer ms/img (single)", lambda r: _num(_inference(r, "single"), 3)),
-    ("test MSE (px²)", lambda r: _num(r.test("mse_px"), 3)),
-    ("MAE (px)", lambda r: _num(r.test("mae_px"), 3)),
-    ("RMSE (px)", lambda r: _num(r.test("rmse_px"), 3)),
-    ("mean Euclid (px)", lambda r: _px(r.test("euclid_px"))),
+    ("test MSE (px²)", lambda r: format_px(r.test("mse_px"))),
+    ("MAE (px)", lambda r: format_px(r.test("mae_px"))),
+    ("RMSE (px)", lambda r: format_px(r.test("rmse_px"))),
+    ("mean Euclid (px)", lambda r: format_px(r.test("euclid_px"))),
     ("exact %", lambda r: _pct(r.test("exact_acc"))),
     ("≤1 px %", lambda r: _pct(r.test("within1_acc"))),
     ("status", _status),
@@ -413,7 +407,7 @@ def table(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
 
 def _describe(run: Run) -> str:
     return (f"`#{run.id}` ({run.model}, lr {_fmt(run.record.get('lr'))}, {_epochs_text(run)}"
-            + (f", {run.group}" if run.group else "") + f"): {_px(run.test())} px mean Euclidean error, "
+            + (f", {run.group}" if run.group else "") + f"): {format_px(run.test())} px mean Euclidean error, "
             f"{_pct(run.test('exact_acc'))}% exact, {_pct(run.test('within1_acc'))}% within 1 px")
 
 
@@ -423,7 +417,7 @@ def summary_best(runs: list[Run]) -> list[str]:
         return ["No run finished, so there is nothing to rank."]
     overall = min(best.values(), key=lambda r: r.test())
     lines = [f"**Best run overall**: {_describe(overall)}."]
-    if len(best) > 1:
+    if len(best) > 1 and not settings_vary(runs):  # else the per-setting lines below say it better
         lines += [f"Best {model}: {_describe(run)}." for model, run in best.items()]
     if any(not r.honest for r in runs if r.ok):
         lines.append("Best runs are chosen among runs whose test positions were never seen in training "
@@ -441,9 +435,35 @@ def summary_settings(runs: list[Run]) -> list[str]:
         mine = sorted((r for (_, s), r in best.items() if s == setting), key=lambda r: r.test())
         text = f"Best on **{setting}**: {_describe(mine[0])}"
         if len(mine) > 1:
-            text += "; then " + ", ".join(f"{r.model} {_px(r.test())} px / {_pct(r.test('exact_acc'))}%"
+            text += "; then " + ", ".join(f"{r.model} {format_px(r.test())} px / {_pct(r.test('exact_acc'))}%"
                                           for r in mine[1:])
         lines.append(text + ".")
+    return lines
+
+
+def _span(values: list[float], fmt) -> str:
+    lo, hi = min(values), max(values)
+    return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)}–{fmt(hi)}"
+
+
+def summary_seeds(runs: list[Run]) -> list[str]:
+    """Run-to-run spread where the same training was repeated with several seeds."""
+    repeats: dict[tuple, list[Run]] = {}
+    for run in runs:
+        if run.ok:
+            key = (run.model, run.group, run.record.get("lr"), run.record.get("max_epochs"))
+            repeats.setdefault(key, []).append(run)
+    lines = []
+    for (model, group, lr, epochs), mine in repeats.items():
+        seeds = sorted({r.record.get("seed") for r in mine}, key=str)
+        if len(seeds) < 2:
+            continue
+        where = (f"{model}, lr {_fmt(lr)}, {_fmt(epochs)} epoch{'' if epochs == 1 else 's'}"
+                 + (f", {group}" if group else ""))
+        text = (f"Over {len(seeds)} seeds ({where}): exact {_span([r.test('exact_acc') for r in mine], _pct)} %, "
+                f"mean Euclidean error {_span([r.test() for r in mine], format_px)} px")
+        times = [r.record["train_seconds"] for r in mine if r.record.get("train_seconds") is not None]
+        lines.append(text + (f", train time {_span(times, lambda t: f'{t:.1f}')} s." if times else "."))
     return lines
 
 
@@ -460,7 +480,7 @@ def setting_table(runs: list[Run]) -> tuple[list[str], list[list[str]]] | None:
         row = [model]
         for setting in settings:
             run = best.get((model, setting))
-            row += ([_px(run.test()), _pct(run.test("exact_acc")), f"#{run.id}"] if run else ["—"] * 3)
+            row += ([format_px(run.test()), _pct(run.test("exact_acc")), f"#{run.id}"] if run else ["—"] * 3)
         rows.append(row)
     return headers, rows
 
@@ -611,8 +631,8 @@ def summary_overlap(runs: list[Run]) -> list[str]:
 def summary(runs: list[Run]) -> list[str]:
     n_ok = sum(r.ok for r in runs)
     lines = [f"{len(runs)} runs: {n_ok} finished, {len(runs) - n_ok} failed or unfinished."]
-    return (lines + summary_best(runs) + summary_settings(runs) + summary_factors(runs) + summary_claim(runs)
-            + summary_overlap(runs))
+    return (lines + summary_best(runs) + summary_settings(runs) + summary_seeds(runs) + summary_factors(runs)
+            + summary_claim(runs) + summary_overlap(runs))
 
 
 def problems(runs: list[Run]) -> list[str]:
@@ -642,10 +662,6 @@ def build_document(runs: list[Run], folders: list[Path], plots: list[tuple[str, 
               "Test-set metrics in pixels (x = column, y = row). Sorted best first by test mean Euclidean "
               "error; ★ marks each model's best run. Inference times are per image, as measured on each "
               "run's device."),
-        ("h2", "Runs"),
-        ("table", (headers, rows, [_row_class(r) for r in runs])),
-        ("h2", "Summary"),
-        ("ul", summary(runs)),
     ]
     by_setting = setting_table(runs)
     if by_setting:
@@ -653,6 +669,12 @@ def build_document(runs: list[Run], folders: list[Path], plots: list[tuple[str, 
                 ("p", "Runs on different data settings measure different things (the quadrant split tests "
                       "extrapolation to a quadrant never seen in training), so each setting is ranked apart."),
                 ("table", (*by_setting, None))]
+    doc += [
+        ("h2", "Runs"),
+        ("table", (headers, rows, [_row_class(r) for r in runs])),
+        ("h2", "Summary"),
+        ("ul", summary(runs)),
+    ]
     trouble = problems(runs)
     if trouble:
         doc += [("h2", "Failed or unfinished runs"), ("ul", trouble)]

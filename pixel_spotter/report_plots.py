@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pixel_spotter.figures import overlay_figure  # noqa: E402
+from pixel_spotter.results import format_px  # noqa: E402
 
 DPI = 110
 CURVES = [("train/loss", "train loss"), ("val/loss", "validation loss"),
@@ -132,8 +133,8 @@ def error_grid(runs, model: str, path: Path) -> Path | None:
     (data setting, weights), all on one colour scale."""
     runs = [r for r in runs if r.record.get("lr") is not None and r.record.get("max_epochs") is not None]
     groups = sorted({r.group for r in runs if r.ok})
-    if not groups:
-        return None
+    if not groups or len({(r.record["lr"], r.record["max_epochs"]) for r in runs}) < 2:
+        return None  # one lr and one epoch count: a 1x1 grid would say nothing the table does not
     group_setting = {g: next(r.setting for r in runs if r.ok and r.group == g) for g in groups}
     # a failed run has no weight source, so it joins every panel with its data setting (as "failed")
     panels = [(g, [r for r in runs if r.group == g or (not r.ok and r.setting == group_setting[g])])
@@ -175,7 +176,7 @@ def pred_vs_true(run, path: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", fontsize=8)
     fig.suptitle(f"{run.model} best run #{run.id}: predicted vs true position "
-                 f"(mean error {run.test():.2f} px)")
+                 f"(mean error {format_px(run.test())} px)")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -203,7 +204,7 @@ def _error_map(run) -> np.ndarray:
 
 
 def _title(run) -> str:
-    return f"{run.model} best run #{run.id}" + (f" ({run.setting})" if run.setting else "")
+    return f"{run.model} best run #{run.id}" + (f"\n{textwrap.fill(run.setting, 40)}" if run.setting else "")
 
 
 def error_maps(best: list, path: Path) -> Path | None:
@@ -259,7 +260,7 @@ def error_histograms(best: list, path: Path) -> Path | None:
     for ax, setting in zip(axes[:, 0], settings):
         for run in (r for r in runs if r.setting == setting):
             ax.hist(run.errors, bins=bins, histtype="step", linewidth=2,
-                    label=f"{run.model} #{run.id} (mean {run.errors.mean():.2f} px, n={len(run.errors)})")
+                    label=f"{run.model} #{run.id} (mean {format_px(run.errors.mean())} px, n={len(run.errors)})")
         ax.axvline(1.0, color="grey", linestyle=":", label="1 px")
         ax.set_yscale("log")  # so a handful of large failures in the tail stay visible next to the bulk
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))

@@ -19,6 +19,14 @@ SKIP_DIRS = {"tensorboard", "checkpoints", "plots", ".hydra", "__pycache__"}
 PACKAGES = ("torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "omegaconf", "tensorboard")
 
 
+def format_px(value) -> str:
+    """A pixel error for people: 3 decimals, but below 0.0005 px scientific ("1.4e-06", not "0.000"),
+    so an exact model and a merely good one never print the same."""
+    if value is None:
+        return "—"
+    return f"{value:.1e}" if 0 < abs(value) < 5e-4 else f"{value:.3f}"
+
+
 def versions() -> dict:
     found = {"python": platform.python_version()}
     for name in PACKAGES:

@@ -29,6 +29,7 @@ from pixel_spotter.config import validate
 from pixel_spotter.errors import UserError, unwrapped_user_errors
 from pixel_spotter.figures import overlay_figure
 from pixel_spotter.metrics import pixel_metrics
+from pixel_spotter.results import format_px
 from pixel_spotter.timing import ms_per_image
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,6 @@ def main(cfg: DictConfig) -> dict | None:
             sys.exit(f"error: {message}")
         raise
     test = record["test"]
-    log.info("test: euclid %.3f px, rmse %.3f px, exact %.1f%% -> %s", test["euclid_px"], test["rmse_px"],
-             100 * test["exact_acc"], Path(cfg.output_dir) / "results.json")
+    log.info("test: euclid %s px, rmse %s px, exact %.1f%% -> %s", format_px(test["euclid_px"]),
+             format_px(test["rmse_px"]), 100 * test["exact_acc"], Path(cfg.output_dir) / "results.json")
     return record

@@ -65,7 +65,8 @@ def _csv(out: Path) -> tuple[list[str], list[dict]]:
 
 def _md_table(out: Path) -> list[dict]:
     """The Runs table of report.md as dicts keyed by header."""
-    lines = [ln for ln in (out / "report.md").read_text().splitlines() if ln.startswith("|")]
+    section = (out / "report.md").read_text().split("## Runs", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in section.splitlines() if ln.startswith("|")]
     split = lambda ln: [c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]]  # noqa: E731
     headers = split(lines[0])
     return [dict(zip(headers, split(ln))) for ln in lines[2:]]
@@ -280,6 +281,19 @@ def test_data_settings_are_ranked_apart():
     # one setting only: nothing extra
     same = report.annotate([_run("0", "cnn", 1.0), _run("1", "heatmap", 0.1)])
     assert report.setting_table(same) is None and report.summary_settings(same) == []
+
+
+def test_seed_repeats_report_their_spread():
+    runs = []
+    for seed, (err, exact) in enumerate([(0.1, 0.9), (0.3, 0.5), (0.2, 0.7)]):
+        run = _run(str(seed), "heatmap", err)
+        run.record.update(seed=seed, train_seconds=2.0 + seed)
+        run.record["test"]["exact_acc"] = exact
+        runs.append(run)
+    text = " ".join(report.summary_seeds(report.annotate(runs)))
+    assert "Over 3 seeds (heatmap" in text and "exact 50.0–90.0 %" in text
+    assert "0.100–0.300 px" in text and "train time 2.0–4.0 s" in text
+    assert report.summary_seeds(report.annotate(runs[:1])) == []  # one seed: no spread to report
 
 
 def test_report_with_two_splits_has_per_setting_table_and_maps(tmp_path):
