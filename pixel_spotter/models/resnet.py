@@ -9,9 +9,6 @@ Adaptation, and why:
 - The architecture is otherwise torchvision's own (stride-2 stem + max-pool, 50x50 -> 2x2 before
   global pooling): this is the seeds' "fine-tuned ResNet18" and the baseline to beat, not a tuned model.
 - ``fc`` becomes Linear(512, 2).
-- ``coord_channels=True`` (``model=resnet18_coord``): normalized x and y channels are appended to the image
-  (CoordConv's input, Liu et al. 2018), conv1 gets two more input channels, initialised to zero so the
-  pretrained response is unchanged at the start; the rest is the same network.
 
 Weights (``weights``):
 - ``imagenet``: torchvision's IMAGENET1K_V1 through its weights API (torch hub cache or download);
@@ -34,7 +31,6 @@ from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
 from pixel_spotter.errors import UserError
-from pixel_spotter.models.coordconv import AddCoords
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +91,12 @@ def _adapt_to_grey(state: dict) -> dict:
 class ResNet18Regressor(nn.Module):
     min_input_size = 2
 
-    def __init__(self, weights: str = "auto", coord_channels: bool = False):
+    def __init__(self, weights: str = "auto"):
         super().__init__()
         self.model = resnet18(weights=None)
         self.model.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.model.fc = nn.Linear(512, 2)
         self.weights_used = self._load(str(weights))
-        self.add_coords = AddCoords() if coord_channels else None
-        if coord_channels:  # widen conv1 after loading: the image filters keep their (pretrained) values
-            grey = self.model.conv1.weight.data
-            self.model.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-            with torch.no_grad():
-                self.model.conv1.weight.zero_()
-                self.model.conv1.weight[:, :1] = grey
 
     def _load(self, weights: str) -> str:
         if weights == "none":
@@ -135,5 +124,4 @@ class ResNet18Regressor(nn.Module):
         return source
 
     def forward(self, x):
-        x = (x - GREY_MEAN) / GREY_STD
-        return self.model(self.add_coords(x) if self.add_coords is not None else x)
+        return self.model((x - GREY_MEAN) / GREY_STD)
