@@ -26,9 +26,6 @@ from torch import nn
 from pixel_spotter.errors import ConfigError
 
 
-ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "none": nn.Identity}
-
-
 class AddCoords(nn.Module):
     """Append x (column) and y (row) channels in [0, 1], matching the target normalization.
 
@@ -49,11 +46,8 @@ class CoordConvRegressor(nn.Module):
     min_input_size = 1
     weights_used = "random init"
 
-    def __init__(self, channels: int = 32, layers: int = 2, kernel_size: int = 1, separable: bool = False,
-                 activation: str = "relu"):
+    def __init__(self, channels: int = 32, layers: int = 2, kernel_size: int = 1, separable: bool = False):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ConfigError(f"model.net.activation={activation!r} is unknown; choose one of {', '.join(ACTIVATIONS)}")
         groups = 2 if separable else 1
         if separable and channels % 2:
             raise ConfigError(f"model.net.channels={channels}: separable CoordConv needs an even channel count; "
@@ -61,7 +55,7 @@ class CoordConvRegressor(nn.Module):
         body, in_ch = [AddCoords(separable)], 4 if separable else 3
         for _ in range(layers):
             body += [nn.Conv2d(in_ch, channels, kernel_size, padding=kernel_size // 2, groups=groups),
-                     ACTIVATIONS[activation]()]
+                     nn.ReLU(inplace=True)]
             in_ch = channels
         body.append(nn.Conv2d(in_ch, 2, 1, groups=groups))  # group 0 -> x-vote, group 1 -> y-vote
         self.features = nn.Sequential(*body)
