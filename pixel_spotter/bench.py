@@ -80,7 +80,7 @@ def bench_model(model_name: str, budget_s: float, split: str) -> dict:
         "params": sum(p.numel() for p in model.parameters()),
         "reached_100": hit is not None,
         "seconds": (hit or best)[0], "epoch": (hit or best)[1], "val_exact": (hit or best)[2],
-        "test_exact": test["exact_acc"], "stop_epoch": clock.history[-1][1],
+        "test_exact": test["exact_acc"],
         "batch_ms": ms_per_image(model, images, batch_size=1024),
         "single_ms": ms_per_image(model, images, batch_size=1, repeats=1, max_images=200),
     }

@@ -17,22 +17,15 @@ class ConfigError(UserError):
 
 @contextmanager
 def unwrapped_user_errors():
-    """Re-raise the UserError behind any exception raised inside (see ``user_error_behind``)."""
+    """Re-raise the UserError behind any exception raised inside. Hydra's ``instantiate`` wraps whatever
+    a constructor raises (e.g. ResNet18's "weights unavailable") in its own exception, which would turn a
+    one-line fix into a stack trace."""
     try:
         yield
     except Exception as err:
-        cause = user_error_behind(err)
+        cause = err
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
         if cause is None:
             raise
         raise cause from None
-
-
-def user_error_behind(err: BaseException) -> UserError | None:
-    """The UserError that caused ``err``, if any. Hydra's ``instantiate`` wraps whatever a constructor
-    raises (e.g. ResNet18's "weights unavailable") in its own exception, which would turn a one-line
-    fix into a stack trace; callers re-raise the UserError found here instead."""
-    while err is not None:
-        if isinstance(err, UserError):
-            return err
-        err = err.__cause__
-    return None
