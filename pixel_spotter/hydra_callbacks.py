@@ -16,6 +16,8 @@ class SweepSummary(Callback):
         sweep = Path(config.hydra.sweep.dir)
         jobs = find_run_dirs(sweep)  # at any depth: a '/' in an override value nests the job folder
         records = [(str(job.relative_to(sweep)), read(job / FILENAME)) for job in jobs]
+        records.sort(key=lambda item: (int(item[0].split("_", 1)[0]) if item[0].split("_", 1)[0].isdigit()
+                                       else float("inf"), item[0]))  # launch order: 2 before 10
         failed = [(name, r) for name, r in records if r.get("status") != "ok"]
         print(f"\nsweep: {len(records)} jobs, {len(records) - len(failed)} ok, {len(failed)} failed -> {sweep}")
         for name, r in records:

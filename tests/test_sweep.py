@@ -29,6 +29,8 @@ def test_card_multirun_leaves_results_and_tensorboard_per_job(tmp_path):
         events.Reload()
         assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
     assert "2 jobs, 2 ok, 0 failed" in proc.stdout
+    listed = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("  ok ")]
+    assert listed == [f"{job.name}:" for job in jobs]  # the summary lists jobs in launch order
 
 
 def test_a_failing_job_does_not_lose_the_others(tmp_path):
