@@ -2,8 +2,18 @@
 
 RUN_DIR is a run folder (its ``.hydra/config.yaml`` rebuilds the network, its best checkpoint holds the
 weights) or a checkpoint file inside one. Images are PNG/JPEG (grey or colour, converted to grey) or
-``.npy`` arrays, of the size the run trained on; 0..255 values are scaled to [0, 1] like the training data.
-Prints one line per image, ``FILE x y`` in pixels (x = column, y = row), or JSON with ``--json``.
+``.npy`` arrays, of the size the run trained on, scaled to [0, 1] by their type's range (8-bit /255,
+16-bit /65535, integer arrays by their dtype's maximum, float arrays must already be in [0, 1]; see
+``pixel_spotter.image_input``). Prints one line per image, ``FILE x y`` in pixels (x = column, y = row),
+or a JSON list of {"image", "x", "y", "warning"} with ``--json``.
+
+An image without one clear brightest pixel (blank, flat, several equally bright pixels) or an answer that
+is clamped into the image, not a number (x/y printed ``-``, JSON null) or not the clear brightest pixel gets
+a warning: ``  # warning: ...`` after its line (or the "warning" field), and ``warning: FILE: ...`` on stderr.
+
+Exit status: 0 = every image answered without warning; 2 = bad input (unreadable image, wrong size, missing
+or corrupt run): one line on stderr, nothing on stdout; 3 = answered, but some answers are doubtful; see
+the warnings.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import numpy as np
 
 from pixel_spotter.cli import run_safely
 from pixel_spotter.errors import UserError, unwrapped_user_errors
+from pixel_spotter.image_input import check_answer, doubts, read_image
 
 
 def _checkpoint_and_config(target: Path) -> tuple[Path, Path]:
@@ -56,32 +67,21 @@ def load_model(target: Path):
     return model.eval(), (cfg.data.height, cfg.data.width)
 
 
-def load_image(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """A (H, W) float array in [0, 1]; one clear error for unreadable files or the wrong size."""
-    path = Path(path)
-    try:
-        if path.suffix.lower() == ".npy":
-            image = np.load(path).astype(np.float32)
-        else:
-            from PIL import Image
-
-            image = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
-    except Exception as err:
-        raise UserError(f"image {path} cannot be read ({type(err).__name__}); use a PNG or .npy file") from None
-    image = np.squeeze(image)
-    if image.shape != tuple(size):
-        raise UserError(f"image {path} is {'x'.join(map(str, image.shape))} but the model was trained on "
-                        f"{size[0]}x{size[1]} (height x width); resize it or use a run trained at that size")
-    return image / 255.0 if image.max() > 1 else image
-
-
-def predict(target: Path, images: list[Path]) -> list[tuple[float, float]]:
+def predict(target: Path, images: list[Path]) -> list[dict]:
+    """One {"image", "x", "y", "warning"} per image: x/y in pixels inside the image or None, warning a
+    sentence or None. Every image is read and checked before the model runs (a UserError for a bad one)."""
     import torch
 
     model, size = load_model(target)
-    batch = torch.from_numpy(np.stack([load_image(p, size) for p in images]))[:, None]
+    arrays = [read_image(p, size) for p in images]
     with torch.inference_mode():
-        return [tuple(xy) for xy in model.predict_pixels(batch).tolist()]
+        raw = model.predict_pixels(torch.from_numpy(np.stack(arrays))[:, None]).tolist()
+    results = []
+    for path, image, xy in zip(images, arrays, raw):
+        (x, y), answer_warning = check_answer(xy, image)
+        warning = "; ".join(w for w in (doubts(image), answer_warning) if w) or None
+        results.append({"image": str(path), "x": x, "y": y, "warning": warning})
+    return results
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,13 +91,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    xy = predict(args.run, args.images)
+    """Exit status 0 when every answer is clean, 3 when some carry a warning (UserErrors: 2, in run_safely)."""
+    results = predict(args.run, args.images)
     if args.json:
-        print(json.dumps([{"image": str(p), "x": x, "y": y} for p, (x, y) in zip(args.images, xy)]))
-    else:
-        for path, (x, y) in zip(args.images, xy):
-            print(f"{path} {x:.3f} {y:.3f}")
-    return 0
+        print(json.dumps(results, allow_nan=False))
+    for result in results:
+        if not args.json:
+            x, y = ("-" if v is None else f"{v:.3f}" for v in (result["x"], result["y"]))
+            note = f"  # warning: {result['warning']}" if result["warning"] else ""
+            print(f"{result['image']} {x} {y}{note}")
+        if result["warning"]:
+            print(f"warning: {result['image']}: {result['warning']}", file=sys.stderr)
+    return 3 if any(r["warning"] for r in results) else 0
 
 
 if __name__ == "__main__":

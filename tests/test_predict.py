@@ -1,5 +1,6 @@
 """`pixel-spotter predict`: a trained run finds the pixel in image files; bad inputs get one line."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -65,3 +66,71 @@ def test_corrupt_checkpoint_is_one_line(trained_run, tmp_path):
 def test_missing_run_folder(tmp_path):
     proc = _cli(tmp_path / "nope", _png(tmp_path / "p.png", 1, 1))
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def _two_pixels(path, a=(3, 7), b=(20, 12)):
+    image = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    image[a[1], a[0]] = image[b[1], b[0]] = 255
+    Image.fromarray(image).save(path)
+    return path
+
+
+def _doubtful_images(tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.zeros((SIZE, SIZE), dtype=np.uint8)).save(blank)
+    return blank, _two_pixels(tmp_path / "two.png")
+
+
+def test_doubtful_images_are_answered_with_a_warning_in_text(trained_run, tmp_path):
+    blank, two = _doubtful_images(tmp_path)
+    clean = _png(tmp_path / "clean.png", 17, 30)
+    proc = _cli(trained_run, blank, two, clean)
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 3
+    for line, path in zip(lines, (blank, two)):
+        answer, _, warning = line.partition("  # warning: ")
+        name, x, y = answer.split()
+        assert name == str(path) and 0 <= float(x) <= SIZE - 1 and 0 <= float(y) <= SIZE - 1
+        assert warning
+    assert "no pixel is clearly brighter" in lines[0]
+    assert "2 pixels are equally bright" in lines[1] and "(3, 7), (20, 12)" in lines[1]
+    assert "# warning" not in lines[2]
+    assert tuple(round(float(v)) for v in lines[2].split()[1:]) == (17, 30)
+    warnings = proc.stderr.strip().splitlines()
+    assert [w.split(": ")[1] for w in warnings] == [str(blank), str(two)]
+    assert all(w.startswith("warning: ") for w in warnings)
+
+
+def test_doubtful_images_are_answered_with_a_warning_in_json(trained_run, tmp_path):
+    blank, two = _doubtful_images(tmp_path)
+    proc = _cli(trained_run, blank, two, "--json")
+    assert proc.returncode == 3, proc.stderr
+    results = json.loads(proc.stdout)
+    assert [r["image"] for r in results] == [str(blank), str(two)]
+    for result in results:
+        assert set(result) == {"image", "x", "y", "warning"}
+        assert 0 <= result["x"] <= SIZE - 1 and 0 <= result["y"] <= SIZE - 1
+        assert isinstance(result["warning"], str) and result["warning"]
+    assert len(proc.stderr.strip().splitlines()) == 2
+
+
+def test_uint16_npy_is_scaled_by_its_dtype_and_answered_exactly(trained_run, tmp_path):
+    image = np.zeros((SIZE, SIZE), dtype=np.uint16)
+    image[9, 4] = 65535
+    np.save(tmp_path / "deep.npy", image)
+    proc = _cli(trained_run, tmp_path / "deep.npy", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (result,) = json.loads(proc.stdout)
+    assert (round(result["x"]), round(result["y"])) == (4, 9) and result["warning"] is None
+    assert proc.stderr == ""
+
+
+def test_nan_image_is_one_line_and_nothing_on_stdout(trained_run, tmp_path):
+    image = np.zeros((SIZE, SIZE), dtype=np.float32)
+    image[3, 3] = np.nan
+    np.save(tmp_path / "nan.npy", image)
+    proc = _cli(trained_run, _png(tmp_path / "ok.png", 1, 1), tmp_path / "nan.npy")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "nan.npy" in proc.stderr and "NaN" in proc.stderr
