@@ -1,7 +1,8 @@
 """Checks on the composed config, run before any data or model is built.
 
 Each failure is one ConfigError sentence naming the key, the bad value and a fix. Unknown group
-options (``model=foo``) never get here: Hydra itself answers them with the list of choices.
+options (``model=foo``) never get here: Hydra itself answers them with the list of choices. The
+networks' own hyper-parameters (``model.net.*``) are checked by their constructors, in the same style.
 """
 
 from __future__ import annotations
@@ -10,12 +11,21 @@ import math
 import os
 from pathlib import Path
 
+import torch
 from hydra.utils import get_class
-from omegaconf import DictConfig
+from lightning.pytorch.accelerators import AcceleratorRegistry
+from omegaconf import DictConfig, ListConfig
 
-from pixel_spotter.data import QUADRANTS, SPLITS
+from pixel_spotter.data import QUADRANTS, SPLITS, split_sizes
 from pixel_spotter.errors import ConfigError
+from pixel_spotter.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from pixel_spotter.models.resnet import WEIGHT_CHOICES
+from pixel_spotter.module import LOSSES
+
+MAX_SEED = 2**32 - 1  # numpy's seed range, which seed_everything also uses
+BYTES_PER_PIXEL = 4  # float32
+# Metrics a checkpoint or early-stopping callback can watch: the validation loss and every pixel metric.
+MONITORS = ("val/loss", *(f"val/{name}" for name in METRIC_NAMES))
 
 
 def _require(ok: bool, message: str) -> None:
@@ -27,20 +37,46 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def validate(cfg: DictConfig) -> None:
-    data, model, trainer = cfg.data, cfg.model, cfg.trainer
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
+
+def _require_int(key: str, value, minimum: int, example) -> None:
+    _require(_is_int(value) and value >= minimum,
+             f"{key} must be an integer >= {minimum}, got {value!r}; e.g. {key}={example}")
+
+
+def validate(cfg: DictConfig) -> None:
+    seed = cfg.get("seed")
+    _require(_is_int(seed) and 0 <= seed <= MAX_SEED,
+             f"seed must be an integer >= 0 (at most 2**32-1), got {seed!r}; e.g. seed=0")
+    if "resume" in cfg:
+        _require(isinstance(cfg.resume, bool), f"resume must be true or false, got {cfg.resume!r}; e.g. resume=true")
+    _validate_model(cfg.model)
+    _validate_data(cfg.data, cfg.model)
+    _validate_optimizer(cfg.get("optimizer") or {}, cfg.get("scheduler") or {})
+    _validate_trainer(cfg.trainer)
+    _validate_callbacks(cfg)
+
+
+def _validate_model(model: DictConfig) -> None:
     lr = model.get("lr")
     _require(_is_number(lr) and lr > 0, f"model.lr must be a number > 0, got {lr!r}; e.g. model.lr=1e-3")
+    loss = model.get("loss", "mse")
+    _require(isinstance(loss, str) and loss in LOSSES,
+             f"model.loss={loss!r} is unknown; choose one of {', '.join(LOSSES)}")
 
-    epochs = trainer.get("max_epochs")
-    if not trainer.get("fast_dev_run"):
-        _require(isinstance(epochs, int) and epochs >= 1,
-                 f"trainer.max_epochs must be an integer >= 1, got {epochs!r}; e.g. trainer.max_epochs=16")
+    weights = model.net.get("weights")
+    if weights is not None and str(weights) not in WEIGHT_CHOICES:
+        path = Path(str(weights)).expanduser()
+        _require(path.is_file() and os.access(path, os.R_OK),
+                 f"model.net.weights={weights!r} is neither one of {', '.join(WEIGHT_CHOICES)} nor a readable file; "
+                 "fix the path or use model.net.weights=none")
 
+
+def _validate_data(data: DictConfig, model: DictConfig) -> None:
     for key in ("height", "width"):
-        value = data.get(key)
-        _require(isinstance(value, int) and value >= 2, f"data.{key} must be an integer >= 2, got {value!r}")
+        _require_int(f"data.{key}", data.get(key), 2, 50)
     net_cls = get_class(model.net._target_)
     min_size = getattr(net_cls, "min_input_size", 1)
     _require(min(data.height, data.width) >= min_size,
@@ -50,27 +86,118 @@ def validate(cfg: DictConfig) -> None:
     _require(data.split in SPLITS, f"data.split={data.split!r} is unknown; choose one of {', '.join(SPLITS)}")
     _require(data.heldout_quadrant in QUADRANTS,
              f"data.heldout_quadrant={data.heldout_quadrant!r} is unknown; choose one of {', '.join(QUADRANTS)}")
-    fractions = list(data.fractions)
-    _require(len(fractions) == 3 and all(_is_number(f) and f > 0 for f in fractions),
-             f"data.fractions must be three numbers > 0 (train, val, test), got {fractions}")
+    fractions = data.get("fractions")
+    fractions = list(fractions) if isinstance(fractions, (ListConfig, list, tuple)) else fractions
+    _require(isinstance(fractions, list) and len(fractions) == 3 and all(_is_number(f) and f > 0 for f in fractions),
+             f"data.fractions must be three numbers > 0 (train, val, test), got {fractions}; "
+             "e.g. data.fractions=[0.7,0.15,0.15]")
     _require(abs(sum(fractions) - 1) < 1e-6,
              f"data.fractions must sum to 1, got {fractions} (sum {sum(fractions):g}); "
              "e.g. data.fractions=[0.7,0.15,0.15]")
-    if data.split == "position":
-        n = data.height * data.width
-        _require(min(round(f * n) for f in fractions) >= 1,
-                 f"data.fractions={fractions} leave an empty split of the {n} positions; use a larger image")
-    for key in ("batch_size", "eval_batch_size"):
-        _require(isinstance(data.get(key), int) and data.get(key) >= 1,
-                 f"data.{key} must be an integer >= 1, got {data.get(key)!r}")
+    _require_int("data.random_train_size", data.get("random_train_size"), 1, 2500)
+    for key, minimum, example in (("batch_size", 1, 64), ("eval_batch_size", 1, 1024), ("num_workers", 0, 0)):
+        _require_int(f"data.{key}", data.get(key), minimum, example)
+    data_seed = data.get("seed")
+    _require(_is_int(data_seed) and 0 <= data_seed <= MAX_SEED,
+             f"data.seed must be an integer >= 0 (at most 2**32-1), got {data_seed!r}; e.g. data.seed=0 "
+             "(or leave it at ${seed})")
+    max_gib = data.get("max_gib", 4.0)
+    _require(_is_number(max_gib) and max_gib > 0,
+             f"data.max_gib must be a number > 0, got {max_gib!r}; e.g. data.max_gib=4")
 
-    if not cfg.get("logger") and (cfg.get("callbacks") or {}).get("lr_monitor"):
+    height, width, split = data.height, data.width, data.split
+    sizes = split_sizes(height, width, split, fractions, data.heldout_quadrant, data.random_train_size)
+    empty = [name for name, size in sizes.items() if size < 1]
+    if empty:
+        which = " and ".join(empty)
+        counts = ", ".join(f"{name} {size}" for name, size in sizes.items())
+        raise ConfigError(
+            f"data.split={split} on a {height}x{width} image with data.fractions={fractions} leaves the {which} "
+            f"split{'s' if len(empty) > 1 else ''} empty ({counts}); raise the {which} share of data.fractions "
+            "or use a larger image (data.height/data.width)")
+
+    images = sum(sizes.values())
+    gib = images * height * width * BYTES_PER_PIXEL / 2**30
+    if gib > max_gib:
+        keys = f"data.height={height} data.width={width}"
+        fix = "use a smaller image"
+        if split == "random":
+            keys += f" data.random_train_size={data.random_train_size}"
+            fix = "use a smaller image or data.random_train_size"
+        raise ConfigError(
+            f"{keys} would materialize {images} images of {height}x{width} float32 = {gib:.1f} GiB, above "
+            f"data.max_gib={max_gib:g}; {fix}, or raise data.max_gib if you have the memory")
+
+
+def _validate_optimizer(optimizer: DictConfig, scheduler: DictConfig) -> None:
+    if "weight_decay" in optimizer:
+        wd = optimizer.weight_decay
+        _require(_is_number(wd) and wd >= 0,
+                 f"optimizer.weight_decay must be a number >= 0, got {wd!r}; e.g. optimizer.weight_decay=0")
+    if "factor" in scheduler:
+        factor = scheduler.factor
+        _require(_is_number(factor) and 0 < factor < 1,
+                 f"scheduler.factor must be a number between 0 and 1 (exclusive), got {factor!r}; "
+                 "e.g. scheduler.factor=0.5")
+    if "patience" in scheduler:
+        _require_int("scheduler.patience", scheduler.patience, 0, 5)
+    if "mode" in scheduler:
+        _require(scheduler.mode == "min",
+                 f"scheduler.mode must be min (the scheduler watches val/loss, where lower is better), "
+                 f"got {scheduler.mode!r}; use scheduler.mode=min")
+
+
+def _validate_trainer(trainer: DictConfig) -> None:
+    fast_dev_run = trainer.get("fast_dev_run", False)
+    _require(isinstance(fast_dev_run, bool) or (_is_int(fast_dev_run) and fast_dev_run >= 0),
+             f"trainer.fast_dev_run must be true, false or a number of batches >= 0, got {fast_dev_run!r}; "
+             "e.g. trainer.fast_dev_run=true")
+    if not fast_dev_run:
+        _require_int("trainer.max_epochs", trainer.get("max_epochs"), 1, 16)
+
+    accelerator = trainer.get("accelerator", "auto")
+    known = sorted({"auto", "gpu", *AcceleratorRegistry.keys()})
+    _require(isinstance(accelerator, str) and accelerator in known,
+             f"trainer.accelerator={accelerator!r} is unknown; choose one of {', '.join(known)}")
+    if accelerator in ("gpu", "cuda"):
+        _require(torch.cuda.is_available(),
+                 f"trainer.accelerator={accelerator} but no CUDA GPU is visible; use trainer.accelerator=cpu or auto")
+    elif accelerator == "mps":
+        _require(torch.backends.mps.is_available(),
+                 "trainer.accelerator=mps but no Apple MPS device is available; use trainer.accelerator=cpu or auto")
+    elif accelerator not in ("auto", "cpu"):
+        _require(AcceleratorRegistry[accelerator]["accelerator"].is_available(),
+                 f"trainer.accelerator={accelerator} but no such device is available; "
+                 "use trainer.accelerator=cpu or auto")
+
+    devices = trainer.get("devices", "auto")
+    _require(devices == "auto" or (_is_int(devices) and devices >= 1),
+             f"trainer.devices must be an integer >= 1 or auto, got {devices!r}; e.g. trainer.devices=1")
+    if accelerator in ("gpu", "cuda") and devices != "auto":
+        visible = torch.cuda.device_count()
+        _require(devices <= visible,
+                 f"trainer.devices={devices} but only {visible} CUDA GPU{'s' if visible != 1 else ''} "
+                 f"{'are' if visible != 1 else 'is'} visible; use trainer.devices={visible} or auto")
+    if "log_every_n_steps" in trainer:
+        _require_int("trainer.log_every_n_steps", trainer.log_every_n_steps, 1, 10)
+
+
+def _validate_callbacks(cfg: DictConfig) -> None:
+    callbacks = cfg.get("callbacks") or {}
+    if not cfg.get("logger") and callbacks.get("lr_monitor"):
         raise ConfigError("callbacks.lr_monitor needs a logger; keep the logger, or drop both with "
                           "~logger ~callbacks.lr_monitor")
-
-    weights = model.net.get("weights")
-    if weights is not None and str(weights) not in WEIGHT_CHOICES:
-        path = Path(str(weights)).expanduser()
-        _require(path.is_file() and os.access(path, os.R_OK),
-                 f"model.net.weights={weights!r} is neither one of {', '.join(WEIGHT_CHOICES)} nor a readable file; "
-                 "fix the path or use model.net.weights=none")
+    for name in ("model_checkpoint", "early_stopping"):
+        callback = callbacks.get(name)
+        if not callback:
+            continue
+        monitor, mode = callback.get("monitor"), callback.get("mode", "min")
+        _require(isinstance(monitor, str) and monitor in MONITORS,
+                 f"callbacks.{name}.monitor={monitor!r} is not a validation metric this project logs; "
+                 f"choose one of {', '.join(MONITORS)}")
+        _require(mode in ("min", "max"), f"callbacks.{name}.mode must be min or max, got {mode!r}; "
+                                         f"e.g. callbacks.{name}.mode=min")
+        better = "max" if monitor.removeprefix("val/") in HIGHER_IS_BETTER else "min"
+        _require(mode == better,
+                 f"callbacks.{name}.mode={mode} is the wrong direction for {monitor}, where "
+                 f"{'higher' if better == 'max' else 'lower'} is better; use callbacks.{name}.mode={better}")

@@ -44,6 +44,43 @@ def in_quadrant(xs: torch.Tensor, ys: torch.Tensor, height: int, width: int, qua
     return (bottom if vertical == "bottom" else ~bottom) & (right if horizontal == "right" else ~right)
 
 
+def quadrant_size(height: int, width: int, quadrant: str) -> int:
+    """Number of positions inside ``quadrant``, with the rule of ``in_quadrant`` (odd sides: top/left get more)."""
+    if quadrant not in QUADRANTS:
+        raise ValueError(f"unknown quadrant {quadrant!r}; choose one of {', '.join(QUADRANTS)}")
+    vertical, horizontal = quadrant.split("_")
+    rows = height // 2 if vertical == "bottom" else (height + 1) // 2
+    cols = width // 2 if horizontal == "right" else (width + 1) // 2
+    return rows * cols
+
+
+def split_sizes(
+    height: int,
+    width: int,
+    split: str = "position",
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    heldout_quadrant: str = "bottom_right",
+    random_train_size: int = 2500,
+) -> dict[str, int]:
+    """{'train'|'val'|'test': number of images} of ``split_positions``, computed without building anything.
+
+    ``split_positions`` cuts its splits with these very numbers, so a config check on them (empty split,
+    memory) sees exactly what training would get."""
+    n = height * width
+    if split == "random":
+        return {"train": random_train_size, "val": round(fractions[1] * n), "test": round(fractions[2] * n)}
+    if split == "position":
+        n_train = min(round(fractions[0] * n), n)
+        n_val = min(round(fractions[1] * n), n - n_train)
+        return {"train": n_train, "val": n_val, "test": n - n_train - n_val}
+    if split == "quadrant":
+        n_test = quadrant_size(height, width, heldout_quadrant)
+        rest = n - n_test
+        n_train = min(round(fractions[0] / (fractions[0] + fractions[1]) * rest), rest)
+        return {"train": n_train, "val": rest - n_train, "test": n_test}
+    raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+
+
 def split_positions(
     height: int,
     width: int,
@@ -53,12 +90,10 @@ def split_positions(
     heldout_quadrant: str = "bottom_right",
     random_train_size: int = 2500,
 ) -> dict[str, torch.Tensor]:
-    """Return {'train'|'val'|'test': LongTensor (N, 2) of (x, y) pixel positions}."""
+    """Return {'train'|'val'|'test': LongTensor (N, 2) of (x, y) pixel positions}, sized by ``split_sizes``."""
+    sizes = split_sizes(height, width, split, fractions, heldout_quadrant, random_train_size)
     gen = torch.Generator().manual_seed(seed)
-    n = height * width
     if split == "random":
-        n_eval = round(fractions[1] * n), round(fractions[2] * n)
-        sizes = {"train": random_train_size, "val": n_eval[0], "test": n_eval[1]}
         return {
             name: torch.stack(
                 [torch.randint(0, width, (size,), generator=gen), torch.randint(0, height, (size,), generator=gen)],
@@ -67,18 +102,14 @@ def split_positions(
             for name, size in sizes.items()
         }
 
-    flat = torch.randperm(n, generator=gen)
+    flat = torch.randperm(height * width, generator=gen)
     all_xy = torch.stack([flat % width, flat // width], dim=1)
+    n_train, n_val = sizes["train"], sizes["val"]
     if split == "position":
-        n_train = round(fractions[0] * n)
-        n_val = round(fractions[1] * n)
         return {"train": all_xy[:n_train], "val": all_xy[n_train : n_train + n_val], "test": all_xy[n_train + n_val :]}
-    if split == "quadrant":
-        held = in_quadrant(all_xy[:, 0], all_xy[:, 1], height, width, heldout_quadrant)
-        rest = all_xy[~held]
-        n_train = round(fractions[0] / (fractions[0] + fractions[1]) * len(rest))
-        return {"train": rest[:n_train], "val": rest[n_train:], "test": all_xy[held]}
-    raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    held = in_quadrant(all_xy[:, 0], all_xy[:, 1], height, width, heldout_quadrant)
+    rest = all_xy[~held]
+    return {"train": rest[:n_train], "val": rest[n_train:], "test": all_xy[held]}
 
 
 def overlap_fraction(test_xy: torch.Tensor, train_xy: torch.Tensor, width: int) -> float:
@@ -103,6 +134,7 @@ class PixelDataModule(LightningDataModule):
         eval_batch_size: int = 1024,
         num_workers: int = 0,
         seed: int = 0,
+        max_gib: float = 4.0,
     ):
         super().__init__()
         self.height, self.width = int(height), int(width)
@@ -113,6 +145,7 @@ class PixelDataModule(LightningDataModule):
         self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
         self.num_workers = int(num_workers)
         self.seed = int(seed)
+        self.max_gib = float(max_gib)  # the memory bound validate() enforces before this is built
         self.positions: dict[str, torch.Tensor] = {}
         self.datasets: dict[str, TensorDataset] = {}
 

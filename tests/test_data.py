@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pixel_spotter.data import PixelDataModule, in_quadrant, split_positions
+from pixel_spotter.data import PixelDataModule, in_quadrant, split_positions, split_sizes
 
 
 def _datamodule(**kwargs) -> PixelDataModule:
@@ -71,3 +71,24 @@ def test_loaders_batch_and_shuffle_only_training():
     assert images.shape == (32, 1, 20, 30) and targets.shape == (32, 2)
     first = next(iter(dm.val_dataloader()))[1]
     assert torch.equal(first, next(iter(dm.val_dataloader()))[1])
+
+
+@pytest.mark.parametrize("height, width, split, fractions, quadrant, train_size", [
+    (20, 30, "position", (0.7, 0.15, 0.15), "bottom_right", 2500),
+    (7, 5, "position", (0.5, 0.25, 0.25), "bottom_right", 2500),
+    (2, 2, "position", (0.375, 0.375, 0.25), "bottom_right", 2500),
+    (3, 3, "position", (0.98, 0.01, 0.01), "bottom_right", 2500),
+    (20, 30, "quadrant", (0.7, 0.15, 0.15), "bottom_right", 2500),
+    (7, 5, "quadrant", (0.7, 0.15, 0.15), "top_left", 2500),
+    (9, 4, "quadrant", (0.6, 0.2, 0.2), "top_right", 2500),
+    (3, 7, "quadrant", (0.98, 0.01, 0.01), "bottom_left", 2500),
+    (20, 30, "random", (0.7, 0.15, 0.15), "bottom_right", 123),
+    (3, 3, "random", (0.9, 0.05, 0.05), "bottom_right", 1),
+])
+def test_split_sizes_are_the_lengths_split_positions_returns(height, width, split, fractions, quadrant, train_size):
+    sizes = split_sizes(height, width, split, fractions, quadrant, train_size)
+    positions = split_positions(height, width, split, fractions, seed=1, heldout_quadrant=quadrant,
+                                random_train_size=train_size)
+    assert sizes == {name: len(xy) for name, xy in positions.items()}
+    if split != "random":
+        assert sum(sizes.values()) == height * width

@@ -3,4 +3,27 @@
 A network may set two class/instance attributes that the rest of the project reads:
 - ``min_input_size``: the smallest H and W it can take (checked before any training);
 - ``weights_used``: where its initial weights came from (recorded in results.json).
+
+Constructors check their own hyper-parameters with the helpers below: a nonsense value is one
+ConfigError line naming ``model.net.<key>`` as the user writes it (``build()`` unwraps it from Hydra's).
 """
+
+from __future__ import annotations
+
+from pixel_spotter.errors import ConfigError
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def require_int(key: str, value, example, minimum: int = 1, odd: bool = False) -> None:
+    """Raise one ConfigError line unless ``value`` (the user's ``model.net.<key>``) is an int >= minimum (odd)."""
+    if not (_is_int(value) and value >= minimum and (value % 2 == 1 or not odd)):
+        kind = "an odd integer" if odd else "an integer"
+        raise ConfigError(f"model.net.{key} must be {kind} >= {minimum}, got {value!r}; e.g. model.net.{key}={example}")
+
+
+def require_bool(key: str, value) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"model.net.{key} must be true or false, got {value!r}; e.g. model.net.{key}=false")

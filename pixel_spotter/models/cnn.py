@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import math
 
+from omegaconf import ListConfig
 from torch import nn
+
+from pixel_spotter.errors import ConfigError
+from pixel_spotter.models import require_bool, require_int
 
 
 class BaselineCNN(nn.Module):
@@ -20,6 +24,7 @@ class BaselineCNN(nn.Module):
     def __init__(self, height: int = 50, width: int = 50, channels=(32, 64, 128), hidden: int = 128,
                  dropout: float = 0.3, pool_ceil_mode: bool = False):
         super().__init__()
+        _check(height, width, channels, hidden, dropout, pool_ceil_mode)
         layers, in_ch = [], 1
         for out_ch in channels:
             layers += [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.ReLU(inplace=True),
@@ -39,3 +44,22 @@ class BaselineCNN(nn.Module):
 
     def forward(self, x):
         return self.head(self.features(x))
+
+
+def _check(height, width, channels, hidden, dropout, pool_ceil_mode) -> None:
+    shown = list(channels) if isinstance(channels, (ListConfig, list, tuple)) else channels
+    if not (isinstance(channels, (ListConfig, list, tuple)) and len(channels) >= 1
+            and all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in channels)):
+        raise ConfigError(f"model.net.channels must be a non-empty list of integers >= 1, got {shown!r}; "
+                          "e.g. model.net.channels=[32,64,128]")
+    require_int("hidden", hidden, 128)
+    if not (isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1):
+        raise ConfigError(f"model.net.dropout must be a number in [0, 1), got {dropout!r}; e.g. model.net.dropout=0.3")
+    require_bool("pool_ceil_mode", pool_ceil_mode)
+    h, w = height, width
+    for _ in channels:
+        h, w = (math.ceil(h / 2), math.ceil(w / 2)) if pool_ceil_mode else (h // 2, w // 2)
+    if min(h, w) < 1:
+        raise ConfigError(f"model.net.channels={shown} pools a {height}x{width} image {len(channels)} times, down "
+                          f"to {h}x{w}; use fewer entries in model.net.channels or a larger image "
+                          "(data.height/data.width)")

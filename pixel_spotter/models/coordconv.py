@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from pixel_spotter.errors import ConfigError
+from pixel_spotter.models import require_bool, require_int
 
 
 class AddCoords(nn.Module):
@@ -48,6 +49,10 @@ class CoordConvRegressor(nn.Module):
 
     def __init__(self, channels: int = 32, layers: int = 2, kernel_size: int = 1, separable: bool = False):
         super().__init__()
+        require_int("channels", channels, 32)
+        require_int("layers", layers, 2)
+        require_int("kernel_size", kernel_size, 1, odd=True)  # padding k // 2 keeps the size only for odd k
+        require_bool("separable", separable)
         groups = 2 if separable else 1
         if separable and channels % 2:
             raise ConfigError(f"model.net.channels={channels}: separable CoordConv needs an even channel count; "

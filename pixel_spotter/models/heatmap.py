@@ -21,6 +21,9 @@ import math
 import torch
 from torch import nn
 
+from pixel_spotter.errors import ConfigError
+from pixel_spotter.models import require_bool, require_int
+
 
 def soft_argmax(scores: torch.Tensor) -> torch.Tensor:
     """(N, H, W) scores -> (N, 2) expected (x, y), normalized to [0, 1] like the targets."""
@@ -38,6 +41,14 @@ class HeatmapSoftArgmax(nn.Module):
     def __init__(self, channels: int = 16, layers: int = 2, kernel_size: int = 3, init_temperature: float = 10.0,
                  learn_temperature: bool = True):
         super().__init__()
+        require_int("channels", channels, 16)
+        require_int("layers", layers, 2)
+        require_int("kernel_size", kernel_size, 3, odd=True)  # an even kernel would shift the score map
+        if not (isinstance(init_temperature, (int, float)) and not isinstance(init_temperature, bool)
+                and math.isfinite(init_temperature) and init_temperature > 0):
+            raise ConfigError(f"model.net.init_temperature must be a number > 0, got {init_temperature!r}; "
+                              "e.g. model.net.init_temperature=10")
+        require_bool("learn_temperature", learn_temperature)
         body, in_ch = [nn.ZeroPad2d(layers * (kernel_size // 2))], 1
         for _ in range(layers):
             body += [nn.Conv2d(in_ch, channels, kernel_size), nn.ReLU(inplace=True)]
