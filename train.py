@@ -3,6 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
+import pixel_spotter  # noqa: F401  (registers the run_folder.* resolvers that conf/hydra uses)
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig):

@@ -25,7 +25,7 @@ from hydra import compose, initialize_config_dir
 from lightning.pytorch.callbacks import Callback
 
 from pixel_spotter.data import SPLITS, PixelDataModule
-from pixel_spotter.results import hardware
+from pixel_spotter.environment import hardware
 from pixel_spotter.timing import ms_per_image
 from pixel_spotter.train import build, evaluate, quiet_libraries
 

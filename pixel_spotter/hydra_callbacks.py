@@ -1,4 +1,5 @@
-"""Hydra callback: one line per job at the end of a sweep, and a failing exit status if any job failed."""
+"""Hydra callback for sweeps: refuse a used sweep folder without resume=true, and at the end print one line
+per job (including jobs that never started) and fail the sweep's exit status unless every job is ok."""
 
 from __future__ import annotations
 
@@ -8,26 +9,35 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from pixel_spotter.results import FILENAME, find_run_dirs, format_px, read
+from pixel_spotter.formatting import format_px
+from pixel_spotter.run_folder import NOT_STARTED, OK, SWEEP_CONFIG, RunFolder, find_runs, sweep_jobs
 
 
 class SweepSummary(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        used = (sweep / SWEEP_CONFIG).exists() or (sweep.is_dir() and find_runs(sweep))
+        if used and config.get("resume") is not True:
+            sys.exit(f"error: {sweep} already holds a sweep; add resume=true to continue it (finished jobs are "
+                     "skipped), or leave out hydra.sweep.dir to start a new folder")
+
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep = Path(config.hydra.sweep.dir)
-        jobs = find_run_dirs(sweep)  # at any depth: a '/' in an override value nests the job folder
-        records = [(str(job.relative_to(sweep)), read(job / FILENAME)) for job in jobs]
-        records.sort(key=lambda item: (int(item[0].split("_", 1)[0]) if item[0].split("_", 1)[0].isdigit()
-                                       else float("inf"), item[0]))  # launch order: 2 before 10
-        failed = [(name, r) for name, r in records if r.get("status") != "ok"]
-        print(f"\nsweep: {len(records)} jobs, {len(records) - len(failed)} ok, {len(failed)} failed -> {sweep}")
-        for name, r in records:
-            if r.get("status") == "ok":
-                t = r["test"]
-                print(f"  ok      {name}: test euclid {format_px(t['euclid_px'])} px, "
-                      f"exact {100 * t['exact_acc']:.1f}%")
+        jobs = sweep_jobs(sweep)
+        records = [(job, RunFolder(job.path).read() if job.path else None) for job in jobs]
+        bad = sum(record is None or not record.ok for _, record in records)
+        print(f"\nsweep: {len(jobs)} jobs, {len(jobs) - bad} ok, {bad} not ok -> {sweep}")
+        for job, record in records:
+            name = str(job.path.relative_to(sweep)) if job.path else f"{job.name} ({' '.join(job.overrides)})"
+            if record is None:
+                print(f"  {NOT_STARTED:11} {name}")
+            elif record.status == OK:
+                t = record.test
+                print(f"  {OK:11} {name}: test euclid {format_px(t.get('euclid_px'))} px, "
+                      f"exact {100 * t.get('exact_acc', 0.0):.1f}%")
             else:
-                print(f"  {r.get('status', '?'):7} {name}: {r.get('error', '')}")
-        print(f"  results: {sweep}/*/results.json   tensorboard: tensorboard --logdir {sweep}")
-        print(f"  report:  pixel-spotter report {sweep}")
-        if failed:
+                print(f"  {record.status:11} {name}: {record.error or ''}")
+        print(f"  tensorboard: tensorboard --logdir {sweep}")
+        print(f"  report:      pixel-spotter report {sweep}")
+        if bad:
             sys.exit(1)

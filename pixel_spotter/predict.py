@@ -1,7 +1,8 @@
 """`pixel-spotter predict RUN_DIR IMAGE [IMAGE ...]`: (x, y) of the bright pixel, from a trained run.
 
-RUN_DIR is a run folder (its ``.hydra/config.yaml`` rebuilds the network, its best checkpoint holds the
-weights) or a checkpoint file inside one. Images are PNG/JPEG (grey or colour, converted to grey) or
+RUN_DIR is a run folder that finished ok (its config rebuilds the network, the best checkpoint its
+results.json records holds the weights) or a checkpoint file inside one. The folder is treated as untrusted:
+only pixel_spotter's own classes are built and weights load with ``weights_only=True``. Images are PNG/JPEG (grey or colour, converted to grey) or
 ``.npy`` arrays, of the size the run trained on, scaled to [0, 1] by their type's range (8-bit /255,
 16-bit /65535, integer arrays by their dtype's maximum, float arrays must already be in [0, 1]; see
 ``pixel_spotter.image_input``). Prints one line per image, ``FILE x y`` in pixels (x = column, y = row),
@@ -28,43 +29,93 @@ import numpy as np
 from pixel_spotter.cli import run_safely
 from pixel_spotter.errors import UserError, unwrapped_user_errors
 from pixel_spotter.image_input import check_answer, doubts, read_image
+from pixel_spotter.run_folder import RunFolder
 
 
-def _checkpoint_and_config(target: Path) -> tuple[Path, Path]:
+# A run folder may come from anywhere: only these are ever built from its config (anything else could be
+# any callable in any installed package). The network must be a torch module from pixel_spotter.models.
+MODULE_TARGET = "pixel_spotter.module.CoordinateRegressor"
+NET_PACKAGE = "pixel_spotter.models."
+
+
+def _locate(target: Path) -> tuple[RunFolder, Path]:
+    """(run folder, checkpoint): the best checkpoint that results.json records, or a checkpoint file given
+    explicitly, which must sit in its run's checkpoints/ folder (its config is needed to rebuild the net)."""
+    if target.is_dir():
+        folder = RunFolder(target)
+        return folder, folder.best_checkpoint()
     if target.is_file():
-        ckpt, run_dir = target, target.parent.parent  # <run>/checkpoints/best-*.ckpt
-    elif target.is_dir():
-        found = sorted((target / "checkpoints").glob("*.ckpt"))
-        if not found:
-            raise UserError(f"{target} holds no checkpoints/*.ckpt; pass a run folder of a finished run")
-        ckpt, run_dir = found[-1], target
-    else:
-        raise UserError(f"{target} does not exist; pass a run folder (outputs/<time>) or its checkpoint")
-    config = run_dir / ".hydra" / "config.yaml"
-    if not config.is_file():
-        raise UserError(f"{config} is missing: the checkpoint must sit in its run folder (<run>/checkpoints/)")
-    return ckpt, config
+        folder = RunFolder(target.resolve().parent.parent)
+        if target.resolve().parent != folder.checkpoints.resolve():
+            raise UserError(f"{target} is not inside a run's {folder.checkpoints.name}/ folder; pass the run "
+                            "folder, or a checkpoint inside it")
+        return folder, target
+    raise UserError(f"{target} does not exist; pass a run folder (outputs/<time>) or a checkpoint inside one")
+
+
+def _trusted_model_config(folder: RunFolder) -> tuple[dict, int, int]:
+    """The run's model config, resolved, after checking that it builds only pixel_spotter's own classes."""
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+    from torch import nn
+
+    cfg = folder.load_config()
+    try:
+        model = OmegaConf.to_container(cfg.model, resolve=True)
+        height, width = cfg.data.height, cfg.data.width
+    except Exception as err:
+        raise UserError(f"{folder.config_file} has no usable model/data section ({type(err).__name__}); "
+                        "the run folder is corrupt: retrain") from None
+    if not (isinstance(height, int) and isinstance(width, int) and 2 <= height <= 10_000 and 2 <= width <= 10_000):
+        raise UserError(f"{folder.config_file} gives an impossible image size {height!r}x{width!r}; retrain")
+    net = model.get("net") if isinstance(model, dict) else None
+    targets = _targets(model)
+    net_target = net.get("_target_") if isinstance(net, dict) else None
+    allowed = model.get("_target_") == MODULE_TARGET and isinstance(net_target, str) and \
+        net_target.startswith(NET_PACKAGE) and targets == [MODULE_TARGET, net_target]
+    if allowed:
+        try:
+            allowed = issubclass(get_class(net_target), nn.Module)
+        except Exception:
+            allowed = False
+    if not allowed:
+        raise UserError(f"{folder.config_file} asks to build {', '.join(map(str, targets)) or 'nothing'}; "
+                        f"predict only builds {MODULE_TARGET} around a network from {NET_PACKAGE}*, so this "
+                        "run folder is refused (it may be tampered with)")
+    if "weights" in net:
+        net["weights"] = "none"  # the checkpoint brings the weights; never download or read another file
+    return model, height, width
+
+
+def _targets(node) -> list:
+    """Every _target_ in a config tree, depth first."""
+    if isinstance(node, dict):
+        found = [node["_target_"]] if "_target_" in node else []
+        return found + [t for key, value in node.items() if key != "_target_" for t in _targets(value)]
+    if isinstance(node, list):
+        return [t for value in node for t in _targets(value)]
+    return []
 
 
 def load_model(target: Path):
-    """The run's CoordinateRegressor with its best weights, in eval mode on the CPU."""
+    """The run's CoordinateRegressor with its best weights, in eval mode on the CPU. Safe on an untrusted
+    run folder: the config may only name pixel_spotter's classes, and weights load with weights_only=True
+    (tensors and plain containers; a pickled object in the checkpoint is refused, never run)."""
     import torch
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    ckpt, config = _checkpoint_and_config(Path(target))
-    cfg = OmegaConf.load(config)
-    if "weights" in cfg.model.net:
-        cfg.model.net.weights = "none"  # the checkpoint brings the weights; never download here
+    folder, ckpt = _locate(Path(target))
+    model_cfg, height, width = _trusted_model_config(folder)
     with unwrapped_user_errors():
-        model = instantiate(cfg.model, height=cfg.data.height, width=cfg.data.width)
+        model = instantiate(model_cfg, height=height, width=width)
     try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
         model.load_state_dict(state)
     except Exception as err:
-        raise UserError(f"checkpoint {ckpt} cannot be loaded ({type(err).__name__}); it is corrupt or from "
-                        "another model: retrain, or pass the run folder it came from") from None
-    return model.eval(), (cfg.data.height, cfg.data.width)
+        raise UserError(f"checkpoint {ckpt} cannot be loaded safely ({type(err).__name__}); it is corrupt, "
+                        "from another model, or holds more than weights: retrain, or pass the run folder it "
+                        "came from") from None
+    return model.eval(), (height, width)
 
 
 def predict(target: Path, images: list[Path]) -> list[dict]:

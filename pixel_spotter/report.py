@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pixel_spotter import results
 from pixel_spotter.cli import run_safely
 from pixel_spotter.errors import UserError
-from pixel_spotter.results import format_px
+from pixel_spotter.formatting import format_px
+from pixel_spotter.run_folder import NOT_STARTED, RunFolder, natural_key, sweep_jobs
 
 RANK_METRIC = "euclid_px"  # "best" everywhere in the report means the lowest test mean Euclidean error
 # Seed 003 claims the fine-tuned ResNet18 beats the baseline CNN "significantly"; the report checks that
@@ -72,8 +72,10 @@ class Run:
 
     @property
     def ok(self) -> bool:
-        """Finished and scored (every summary below relies on a test error being there)."""
-        return self.status == "ok" and self.test() is not None
+        """Finished, scored and finite (every summary below relies on a test error being there); runs that
+        failed, diverged or never finished are listed but never ranked."""
+        error = self.test()
+        return self.status == "ok" and error is not None and math.isfinite(error)
 
     @property
     def model(self) -> str:
@@ -98,7 +100,7 @@ class Run:
     @cached_property
     def predictions(self) -> np.ndarray | None:
         """(N, 4) x_true, y_true, x_pred, y_pred in pixels, or None when the run left none."""
-        path = self.path / "predictions.csv"
+        path = RunFolder(self.path).predictions_file
         if not path.is_file():
             return None
         try:
@@ -113,38 +115,6 @@ class Run:
         """Per-test-image Euclidean error (px)."""
         p = self.predictions
         return None if p is None else np.hypot(p[:, 2] - p[:, 0], p[:, 3] - p[:, 1])
-
-
-def _natural(name: str) -> tuple:
-    """Sort key for Hydra job names "<num>_<overrides>" and ids: 2 before 10."""
-    parts = [p for p in re.split(r"(\d+)", name) if p]
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
-
-
-def _job_id(run_dir: Path, sweep: Path, prefix: str) -> str:
-    rel = run_dir.relative_to(sweep) if run_dir != sweep else Path(run_dir.name)
-    match = re.match(r"(\d+)_", rel.parts[0])
-    name = match.group(1) if match else rel.parts[0]
-    return f"{prefix}{name}"
-
-
-def _record_from_hydra(run_dir: Path) -> dict:
-    """What .hydra/ says about a job: fills in model/lr/epochs/data for runs with no results.json."""
-    from omegaconf import OmegaConf  # only needed here; keeps `--help` fast
-
-    hydra_dir = run_dir / ".hydra"
-    if not (hydra_dir / "config.yaml").is_file():
-        return {}
-    cfg = OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml"), resolve=False)
-    plain = lambda d: {k: v for k, v in (d or {}).items() if not str(v).startswith("${")}  # noqa: E731
-    record = {"lr": cfg.get("model", {}).get("lr"), "max_epochs": cfg.get("trainer", {}).get("max_epochs"),
-              "seed": cfg.get("seed"), "data": plain(cfg.get("data"))}
-    if (hydra_dir / "hydra.yaml").is_file():
-        hydra_cfg = OmegaConf.to_container(OmegaConf.load(hydra_dir / "hydra.yaml"), resolve=False)
-        record["model"] = hydra_cfg["hydra"]["runtime"]["choices"].get("model")
-    if (hydra_dir / "overrides.yaml").is_file():
-        record["overrides"] = list(OmegaConf.load(hydra_dir / "overrides.yaml"))
-    return record
 
 
 def read_scalars(tb_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -167,7 +137,9 @@ def read_scalars(tb_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     for tag in tags:
         if not tag.startswith(("train/", "val/")):
             continue
-        events = acc.Scalars(tag)
+        # a resumed run logs again the steps after its last checkpoint: the later value of a step wins
+        events = list({e.step: e for e in acc.Scalars(tag)}.values())
+        events.sort(key=lambda e: e.step)
         epochs = [step_to_epoch.get(e.step, i) + 1 for i, e in enumerate(events)]
         curves[tag] = (np.asarray(epochs, dtype=float), np.asarray([e.value for e in events], dtype=float))
     return curves
@@ -175,37 +147,47 @@ def read_scalars(tb_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def load_run(run_dir: Path, run_id: str) -> Run:
     """One run, never raising: what cannot be read becomes a note in the report."""
-    notes = []
+    folder, notes = RunFolder(run_dir), []
     try:
-        record = _record_from_hydra(run_dir)
-    except Exception as err:  # a half-written or hand-edited .hydra/ must not stop the report
+        record = folder.read_hydra()
+    except Exception as err:  # a half-written, hand-edited or planted .hydra/ must not stop the report
         record = {}
-        notes.append(f".hydra/ unreadable ({type(err).__name__}: {err})")
-    record.update(results.read(run_dir / results.FILENAME))
-    if record.get("status") == "failed" and (run_dir / "error.txt").is_file():
-        record.setdefault("error_file", str(run_dir / "error.txt"))
+        notes.append(f".hydra/ unreadable ({type(err).__name__}: {_short(err)})")
+    # the record's own values win; its empty defaults do not erase what .hydra/ says about an unfinished run
+    record.update({k: v for k, v in folder.read().as_dict().items() if v not in (None, {}, [])})
+    if record.get("status") == "failed" and folder.error_file.is_file():
+        record.setdefault("error_file", str(folder.error_file))
     run = Run(path=run_dir, id=run_id, record=record, notes=notes)
     try:
-        run.scalars = read_scalars(run_dir / "tensorboard")
+        run.scalars = read_scalars(folder.tensorboard)
     except Exception as err:
-        run.notes.append(f"TensorBoard logs unreadable ({type(err).__name__}: {err})")
+        run.notes.append(f"TensorBoard logs unreadable ({type(err).__name__}: {_short(err)})")
     return run
 
 
+def _not_started(sweep: Path, run_id: str, overrides: list[str]) -> Run:
+    model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), None)
+    record = {"status": NOT_STARTED, "overrides": overrides, "model": model,
+              "error": f"never started (the sweep stopped first): {' '.join(overrides)}; run the sweep's command "
+                       f"again with resume=true hydra.sweep.dir={sweep}"}
+    return Run(path=sweep, id=run_id, record=record)
+
+
 def collect(folders: list[Path]) -> list[Run]:
-    """All runs under the given folders; one clear ReportInputError for a missing or empty folder."""
+    """All runs under the given folders, plus a sweep's jobs that never started; one clear
+    ReportInputError for a missing or empty folder."""
     runs = []
     folders = list(dict.fromkeys(folders))  # the same folder twice must not list its runs twice
     for folder in folders:
         if not folder.is_dir():
             raise ReportInputError(f"{folder} is not a folder (expected a sweep folder, "
                                    "e.g. multirun/<date>)")
-        run_dirs = sorted(results.find_run_dirs(folder), key=lambda d: _natural(str(d.relative_to(folder))))
-        if not run_dirs:
-            raise ReportInputError(f"no runs found in {folder} (expected job folders holding .hydra/ or "
-                                   f"{results.FILENAME})")
+        jobs = sweep_jobs(folder)
+        if not jobs:
+            raise ReportInputError(f"no runs found in {folder} (expected a sweep folder or a run folder)")
         prefix = f"{folder.name}/" if len(folders) > 1 else ""
-        runs += [load_run(d, _job_id(d, folder, prefix)) for d in run_dirs]
+        runs += [load_run(job.path, prefix + job.name) if job.path else
+                 _not_started(folder, prefix + job.name, job.overrides) for job in jobs]
     return runs
 
 
@@ -293,7 +275,7 @@ def settings_vary(runs: list[Run]) -> bool:
 def annotate(runs: list[Run]) -> list[Run]:
     """Sort best first (unfinished last), set rank, best-of-model flag, data setting and label."""
     runs = sorted(runs, key=lambda r: (not r.ok, r.test() if r.ok and r.test() is not None else math.inf,
-                                       _natural(r.id)))
+                                       natural_key(r.id)))
     for i, run in enumerate(runs, 1):
         run.rank = i
     for run in best_runs(runs).values():

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pixel_spotter.figures import overlay_figure  # noqa: E402
-from pixel_spotter.results import format_px  # noqa: E402
+from pixel_spotter.formatting import format_px  # noqa: E402
 
 DPI = 110
 CURVES = [("train/loss", "train loss"), ("val/loss", "validation loss"),

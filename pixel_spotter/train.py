@@ -1,47 +1,46 @@
-"""run(cfg): validate, build data/model/trainer from config, fit, test the best checkpoint, record.
-
-Every run leaves in its folder (``cfg.output_dir``): ``.hydra/`` (the composed config),
-``tensorboard/`` (scalars, HPARAMS, sample predictions), ``checkpoints/``, ``predictions.csv``
-(test positions and predictions, for the report) and ``results.json`` (written even when the run fails).
+"""run(cfg): claim the run folder, validate, build data/model/trainer from config, fit (or resume), test
+the best checkpoint, record. The folder's layout and record belong to ``run_folder.py``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import traceback
 import warnings
-from pathlib import Path
 
 import lightning as L
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from pixel_spotter import results
 from pixel_spotter.config import validate
-from pixel_spotter.errors import UserError, unwrapped_user_errors
+from pixel_spotter.environment import hardware, versions
+from pixel_spotter.errors import ConfigError, UserError, unwrapped_user_errors
 from pixel_spotter.figures import overlay_figure
+from pixel_spotter.formatting import format_px
 from pixel_spotter.metrics import pixel_metrics
-from pixel_spotter.results import format_px
+from pixel_spotter.run_callbacks import DivergenceGuard, FitClock, RngStateInCheckpoint
+from pixel_spotter.run_folder import DIVERGED, FAILED, OK, Results, RunFolder, Start, all_finite
 from pixel_spotter.timing import ms_per_image
 
 log = logging.getLogger(__name__)
 
 
 def _hydra_info() -> dict:
-    """Overrides and group choices of this job (empty when Hydra is not running it)."""
+    """Overrides, group choices and job number of this job (empty when Hydra is not running it)."""
     if not HydraConfig.initialized():
-        return {"overrides": [], "choices": {}, "multirun": False}
+        return {"overrides": [], "choices": {}, "multirun": False, "job_num": None}
     hc = HydraConfig.get()
-    return {"overrides": list(hc.overrides.task), "choices": dict(hc.runtime.choices),
-            "multirun": hc.mode == RunMode.MULTIRUN}
+    multirun = hc.mode == RunMode.MULTIRUN
+    return {"overrides": list(hc.overrides.task), "choices": dict(hc.runtime.choices), "multirun": multirun,
+            "job_num": int(hc.job.num) if multirun and hc.job.get("num") is not None else None}
 
 
 def build(cfg: DictConfig):
@@ -56,16 +55,20 @@ def _build(cfg: DictConfig):
     model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
                         height=cfg.data.height, width=cfg.data.width)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    # Not config: the record's truth (status, resume) depends on these, whatever callbacks a user picks.
+    callbacks += [DivergenceGuard(), RngStateInCheckpoint(), FitClock()]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
     return datamodule, model, trainer
 
 
+def _callback(trainer, kind):
+    return next((cb for cb in trainer.callbacks if isinstance(cb, kind)), None)
+
+
 def _best_checkpoint(trainer) -> str | None:
-    for cb in trainer.callbacks:
-        if isinstance(cb, ModelCheckpoint) and cb.best_model_path:
-            return cb.best_model_path
-    return None
+    checkpoint = _callback(trainer, ModelCheckpoint)
+    return checkpoint.best_model_path or None if checkpoint else None
 
 
 def _metrics(raw: list[dict], stage: str) -> dict:
@@ -83,71 +86,120 @@ def evaluate(model, dataset, stage: str) -> dict:
     return {k.split("/", 1)[1]: float(v) for k, v in metrics.compute().items()}
 
 
-def _write_predictions(path: Path, true_xy: torch.Tensor, pred_xy: torch.Tensor) -> None:
-    table = np.column_stack([true_xy.numpy(), pred_xy.numpy()])
-    np.savetxt(path, table, delimiter=",", header="x_true,y_true,x_pred,y_pred", comments="",
-               fmt=["%d", "%d", "%.4f", "%.4f"])
-
-
-def _log_hparams_and_samples(trainer, record: dict, true_xy, pred_xy, height: int, width: int) -> None:
+def _log_hparams_and_samples(trainer, record: Results, true_xy, pred_xy, height: int, width: int) -> None:
     """HPARAMS tab: this run's settings with its final metrics (``hp/...``), plus a sample-prediction figure."""
     if not trainer.logger or not hasattr(trainer.logger, "experiment"):
         return
-    params = {"model": record["model"], "lr": record["lr"], "max_epochs": record["max_epochs"],
-              "epochs_run": record["epochs_run"], "batch_size": record["data"]["batch_size"],
-              "split": record["data"]["split"], "weights": record["weights_used"], "seed": record["seed"],
-              "params": record["params"]}
-    metrics = {f"hp/{stage}_{k}": v for stage in ("best_val", "test") for k, v in record[stage].items()}
+    params = {"model": record.model, "lr": record.lr, "max_epochs": record.max_epochs,
+              "epochs_run": record.epochs_run, "batch_size": record.data.get("batch_size"),
+              "split": record.data.get("split"), "weights": record.weights_used, "seed": record.seed,
+              "params": record.params}
+    metrics = {f"hp/{stage}_{k}": v for stage, values in (("best_val", record.best_val), ("test", record.test))
+               for k, v in values.items()}
     trainer.logger.log_hyperparams(params, metrics)
-    fig = overlay_figure(true_xy, pred_xy, height, width, title=f"{record['model']}: test samples (best to worst)")
+    fig = overlay_figure(true_xy, pred_xy, height, width, title=f"{record.model}: test samples (best to worst)")
     trainer.logger.experiment.add_figure("test/sample_predictions", fig, global_step=trainer.global_step)
     plt.close(fig)
     trainer.logger.experiment.flush()
 
 
-def run(cfg: DictConfig) -> dict:
-    """Train and test one configuration; return (and write) its results record."""
-    validate(cfg)
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(cfg.seed, workers=True)
+def base_record(cfg: DictConfig, info: dict) -> Results:
+    """What is known about a run before it trains (also what a failed run leaves)."""
+    net = cfg.model.net.get("_target_")
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    weights = cfg.model.net.get("weights")
+    return Results(
+        model=info["choices"].get("model") or str(net or "?").rsplit(".", 1)[-1],
+        net=net,
+        job_num=info["job_num"],
+        overrides=info["overrides"],
+        lr=cfg.model.get("lr"),
+        max_epochs=cfg.trainer.get("max_epochs"),
+        seed=cfg.get("seed"),
+        data={k: v for k, v in data.items() if not k.startswith("_")},
+        weights_requested=None if weights is None else str(weights),
+        versions=versions(),
+        hardware=hardware(),
+    )
+
+
+def _resume_flag(cfg: DictConfig) -> bool:
+    resume = cfg.get("resume", False)
+    if not isinstance(resume, bool):
+        raise ConfigError(f"resume must be true or false, got {resume!r}; e.g. resume=true")
+    return resume
+
+
+def run(cfg: DictConfig) -> Results:
+    """Claim the run folder, then train and test one configuration (or, resuming, continue or skip it);
+    return its record, which is also written to the folder, whatever happens after the claim."""
     info = _hydra_info()
+    folder = RunFolder(cfg.output_dir)
+    with folder.claim(resume=_resume_flag(cfg), overrides=info["overrides"]) as start:  # conflict: nothing written
+        if start.skip is not None:
+            log.info("%s already finished ok; nothing to resume", folder.path)
+            return start.skip
+        folder.save_config(cfg)
+        try:
+            record = base_record(cfg, info)
+        except Exception:  # the config itself may be what is broken; validate() below names the problem
+            record = Results(overrides=info["overrides"], job_num=info["job_num"])
+        folder.write(record)  # status 'running': a reader can now tell a killed run from a missing one
+        try:
+            validate(cfg)
+            _train(cfg, folder, start, record)
+        except Exception as err:
+            record.status = FAILED
+            record.error = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            if not isinstance(err, UserError):
+                folder.write_error(traceback.format_exc())
+            folder.write(record)
+            raise
+        folder.write(record)
+        return record
+
+
+def _train(cfg: DictConfig, folder: RunFolder, start: Start, record: Results) -> None:
+    L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
+    if start.checkpoint:
+        log.info("resuming from %s", start.checkpoint)
+        record.resumed_from = os.path.relpath(start.checkpoint, folder.path)
 
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
-    train_seconds = time.perf_counter() - start
-
+    trainer.fit(model, datamodule=datamodule, ckpt_path=start.checkpoint, weights_only=True)
+    train_seconds = _callback(trainer, FitClock).seconds  # now: trainer.test restores callback states
     best = _best_checkpoint(trainer)
-    test = _metrics(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False), "test")
+    test = _metrics(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False,
+                                 weights_only=True), "test")
     true_xy, pred_xy = model.test_predictions()  # of the best checkpoint, loaded by trainer.test
     # Lightning's teardown moves the model back to the CPU; evaluate and time it where it trained.
     model.to(trainer.strategy.root_device).eval()
     best_val = evaluate(model, datamodule.datasets["val"], "val")  # same weights; not logged as a new epoch
     images = datamodule.datasets["test"].tensors[0].to(model.device)
-    record = results.base_record(cfg, info)
-    record.update(
-        status="ok",
-        epochs_run=int(trainer.current_epoch),
-        params=sum(p.numel() for p in model.parameters()),
-        weights_used=getattr(model.net, "weights_used", "random init"),
-        train_seconds=round(train_seconds, 3),
-        inference_ms_per_image={
-            "batched": ms_per_image(model, images, batch_size=1024),
-            "batch_size": 1024,
-            "single": ms_per_image(model, images, batch_size=1, repeats=1, max_images=100),
-        },
-        test_overlap=datamodule.test_overlap,
-        data={**record["data"], **{f"n_{k}": len(v) for k, v in datamodule.positions.items()}},
-        best_checkpoint=best,
-        best_val=best_val,
-        test=test,
-        device=str(model.device),
-    )
-    _write_predictions(out / "predictions.csv", true_xy, pred_xy)
-    _log_hparams_and_samples(trainer, record, true_xy.numpy(), pred_xy.numpy(), cfg.data.height, cfg.data.width)
-    results.write(out, record)
-    return record
+    diverged_at = _callback(trainer, DivergenceGuard).diverged_at
+    if diverged_at or not all_finite(test) or not all_finite(best_val):
+        record.status = DIVERGED
+        record.error = f"non-finite {'loss at ' + diverged_at if diverged_at else 'test or validation metric'}"
+    else:
+        record.status = OK
+    record.epochs_run = int(trainer.current_epoch)
+    record.params = sum(p.numel() for p in model.parameters())
+    record.weights_used = getattr(model.net, "weights_used", "random init")
+    record.train_seconds = round(train_seconds, 3)
+    record.inference_ms_per_image = {
+        "batched": ms_per_image(model, images, batch_size=1024),
+        "batch_size": 1024,
+        "single": ms_per_image(model, images, batch_size=1, repeats=1, max_images=100),
+    }
+    record.test_overlap = datamodule.test_overlap
+    record.data = {**record.data, **{f"n_{k}": len(v) for k, v in datamodule.positions.items()}}
+    record.best_checkpoint = os.path.relpath(best, folder.path) if best else None
+    record.best_val, record.test = best_val, test
+    record.device = str(model.device)
+    folder.write_predictions(torch.cat([true_xy.float(), pred_xy], dim=1).tolist())
+    if record.ok:
+        _log_hparams_and_samples(trainer, record, true_xy.numpy(), pred_xy.numpy(), cfg.data.height,
+                                 cfg.data.width)
 
 
 class _DropTips(logging.Filter):
@@ -166,28 +218,31 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
 
 
-def main(cfg: DictConfig) -> dict | None:
-    """Hydra task: run, and turn failures into a results.json with status 'failed'.
+def main(cfg: DictConfig) -> Results | None:
+    """Hydra task: run, and turn failures into one line (a single run) or a logged, recorded job (a sweep).
 
-    A single run exits with one line for a user error. In a sweep, a failing job is recorded and the
-    sweep goes on (the end-of-sweep summary lists it and sets the exit status).
+    A single run exits with one line for a user error and status 1 when it diverged. In a sweep a failing
+    or diverged job is recorded and the sweep goes on (the end-of-sweep summary lists it and exits 1).
     """
     quiet_libraries()
-    info = _hydra_info()
+    multirun = _hydra_info()["multirun"]
     try:
         record = run(cfg)
     except Exception as err:
-        user_error = isinstance(err, UserError)
-        message = str(err) if user_error else f"{type(err).__name__}: {err}"
-        results.write_failure(Path(cfg.output_dir), cfg, info, message,
-                              None if user_error else traceback.format_exc())
-        if info["multirun"]:
+        message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+        if multirun:
             log.error("job failed: %s", message)
             return None
-        if user_error:
+        if isinstance(err, UserError):
             sys.exit(f"error: {message}")
         raise
-    test = record["test"]
-    log.info("test: euclid %s px, rmse %s px, exact %.1f%% -> %s", format_px(test["euclid_px"]),
-             format_px(test["rmse_px"]), 100 * test["exact_acc"], Path(cfg.output_dir) / "results.json")
+    results = RunFolder(cfg.output_dir).results_file
+    if not record.ok:
+        log.error("%s: %s -> %s", record.status, record.error, results)
+        if not multirun:
+            sys.exit(f"error: the run {record.status}: {record.error}; see {results}")
+        return record
+    test = record.test
+    log.info("test: euclid %s px, rmse %s px, exact %.1f%% -> %s", format_px(test.get("euclid_px")),
+             format_px(test.get("rmse_px")), 100 * test.get("exact_acc", 0.0), results)
     return record
