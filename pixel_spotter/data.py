@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 from lightning import LightningDataModule
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 SPLITS = ("position", "quadrant", "random")
 QUADRANTS = ("top_left", "top_right", "bottom_left", "bottom_right")
@@ -119,6 +119,25 @@ def overlap_fraction(test_xy: torch.Tensor, train_xy: torch.Tensor, width: int) 
     return float(torch.isin(test_ids, train_ids).float().mean()) if len(test_ids) else 0.0
 
 
+class EpochShuffle(Sampler[int]):
+    """A shuffle that is a function of (seed, epoch) alone, so a run resumed from a checkpoint sees the
+    batches an uninterrupted run would (a DataLoader's own shuffle draws from the global RNG instead).
+    Lightning calls ``set_epoch`` before every epoch."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)  # distinct per (seed, epoch)
+        return iter(torch.randperm(self.size, generator=gen).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
 class PixelDataModule(LightningDataModule):
     """In-memory tensors of single-pixel images; generation is vectorized (no per-image loop)."""
 
@@ -172,7 +191,7 @@ class PixelDataModule(LightningDataModule):
         return DataLoader(
             self.datasets[name],
             batch_size=self.batch_size if name == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffle(len(self.datasets[name]), self.seed) if shuffle else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

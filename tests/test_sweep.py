@@ -28,7 +28,7 @@ def test_card_multirun_leaves_results_and_tensorboard_per_job(tmp_path):
         events = EventAccumulator(str(job / "tensorboard"))
         events.Reload()
         assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
-    assert "2 jobs, 2 ok, 0 failed" in proc.stdout
+    assert "2 jobs, 2 ok, 0 not ok" in proc.stdout
     listed = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("  ok ")]
     assert listed == [f"{job.name}:" for job in jobs]  # the summary lists jobs in launch order
 
@@ -38,4 +38,4 @@ def test_a_failing_job_does_not_lose_the_others(tmp_path):
     assert proc.returncode == 1
     records = {p.name: json.loads((p / "results.json").read_text()) for p in tmp_path.glob("*model.lr=*")}
     assert sorted(r["status"] for r in records.values()) == ["failed", "ok"]
-    assert "1 failed" in proc.stdout and "model.lr must be" in proc.stdout
+    assert "1 not ok" in proc.stdout and "model.lr must be" in proc.stdout
