@@ -1,0 +1,153 @@
+"""The run folder as untrusted input and as a contended resource: the record reads whatever is in the file
+without a trace, writes strict JSON, claims are exclusive, resume rules hold, paths stay inside the run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from pixel_spotter.errors import UserError
+from pixel_spotter.run_folder import (
+    DIVERGED,
+    INTERRUPTED,
+    OK,
+    UNFINISHED,
+    UNREADABLE,
+    Results,
+    RunFolder,
+    planned_jobs,
+    unique_tag,
+)
+
+
+def _strict(text: str):
+    def refuse(token):
+        raise ValueError(f"non-strict JSON token {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_metrics_are_written_as_null():
+    record = Results(status=DIVERGED, test={"euclid_px": float("nan"), "exact_acc": 0.5},
+                     best_val={"rmse_px": float("inf")}, train_seconds=float("-inf"))
+    saved = _strict(record.to_json())
+    assert saved["test"] == {"euclid_px": None, "exact_acc": 0.5}
+    assert saved["best_val"] == {"rmse_px": None} and saved["train_seconds"] is None
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"[1, 2, 3]", "holds a list"),
+    (b'"ok"', "holds a str"),
+    (b"42", "holds a int"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00garbage", "not valid JSON"),
+    (b"\xff\xfe\x00binary", "not valid JSON"),
+    (b'{"status": "ok", "test": {"euclid_px": "small"}}', "wrong type: test"),
+    (b'{"status": 7}', "wrong type: status"),
+    (b'{"status": "ok", "overrides": "model=cnn"}', "wrong type: overrides"),
+    (b'{"status": "ok", "test": [1]}', "wrong type: test"),
+    (b'{"status": "splendid"}', "unknown status"),
+    (b'{"status": "ok"}', "no test metrics"),
+    (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),  # nesting deep enough to blow the recursion limit
+])
+def test_any_content_reads_as_a_record_never_a_trace(tmp_path, content, words):
+    (tmp_path / "results.json").write_bytes(content)
+    record = RunFolder(tmp_path).read()
+    assert record.status == UNREADABLE and words in record.error and not record.ok
+
+
+def test_ok_with_nan_written_by_an_old_version_reads_as_diverged(tmp_path):
+    (tmp_path / "results.json").write_text('{"status": "ok", "test": {"euclid_px": NaN, "exact_acc": 0.1}}')
+    record = RunFolder(tmp_path).read()
+    assert record.status == DIVERGED and not record.ok
+
+
+def test_record_round_trips(tmp_path):
+    folder = RunFolder(tmp_path)
+    record = Results(status=OK, model="cnn", lr=1e-3, test={"euclid_px": 0.5}, best_checkpoint="checkpoints/b.ckpt")
+    folder.write(record)
+    assert folder.read() == record
+    assert not list(tmp_path.glob(".*.tmp"))  # the temporary file of the atomic write is gone
+
+
+def test_missing_record_is_unfinished(tmp_path):
+    assert RunFolder(tmp_path).read().status == UNFINISHED
+
+
+def test_running_without_a_live_writer_reads_as_interrupted(tmp_path):
+    folder = RunFolder(tmp_path)
+    with folder.claim(resume=False, overrides=[]):
+        folder.write(Results())
+        assert folder.read().status == "running"  # this process holds the lock
+    assert folder.read().status == INTERRUPTED and "resume=true" in folder.read().error
+
+
+def test_a_claimed_folder_cannot_be_claimed_twice(tmp_path):
+    with RunFolder(tmp_path).claim(resume=False, overrides=[]):
+        with pytest.raises(UserError, match="another process is writing"):
+            with RunFolder(tmp_path).claim(resume=True, overrides=[]):
+                pass
+    with RunFolder(tmp_path).claim(resume=False, overrides=[]):  # free again once released
+        pass
+
+
+def test_a_used_folder_needs_resume(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.write(Results(status=OK, overrides=["model=cnn"], test={"euclid_px": 1.0}))
+    with pytest.raises(UserError, match="resume=true") as err:
+        with folder.claim(resume=False, overrides=["model=cnn"]):
+            pass
+    assert "\n" not in str(err.value)
+    with folder.claim(resume=True, overrides=["model=cnn", "resume=true"]) as start:
+        assert start.skip is not None and start.skip.ok  # finished ok: nothing to redo
+    with pytest.raises(UserError, match="now model=heatmap, was model=cnn"):
+        with folder.claim(resume=True, overrides=["model=heatmap"]):
+            pass
+
+
+def test_resume_continues_from_last_checkpoint_unless_diverged(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.write(Results(status="running"))
+    folder.checkpoints.mkdir()
+    folder.last_checkpoint.write_bytes(b"weights")
+    with folder.claim(resume=True, overrides=[]) as start:
+        assert start.checkpoint == folder.last_checkpoint
+    folder.write(Results(status=DIVERGED))
+    with folder.claim(resume=True, overrides=[]) as start:
+        # a diverged run's last weights may be NaN: start over, and leave nothing of the old attempt
+        assert start.checkpoint is None and not folder.checkpoints.exists() and not folder.results_file.exists()
+
+
+@pytest.mark.parametrize("recorded", ["../../elsewhere.ckpt", "/etc/passwd", "checkpoints/../../x.ckpt"])
+def test_a_recorded_checkpoint_outside_the_run_is_refused(tmp_path, recorded):
+    run = tmp_path / "run"
+    RunFolder(run).write(Results(status=OK, test={"euclid_px": 1.0}, best_checkpoint=recorded))
+    with pytest.raises(UserError, match="outside its run folder"):
+        RunFolder(run).best_checkpoint()
+
+
+def test_a_checkpoint_symlinked_out_of_the_run_is_refused(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.checkpoints.mkdir(parents=True)
+    (tmp_path / "secret.ckpt").write_bytes(b"x")
+    os.symlink(tmp_path / "secret.ckpt", run.checkpoints / "best.ckpt")
+    run.write(Results(status=OK, test={"euclid_px": 1.0}, best_checkpoint="checkpoints/best.ckpt"))
+    with pytest.raises(UserError, match="outside its run folder"):
+        run.best_checkpoint()
+
+
+def test_unique_tags_differ():
+    assert len({unique_tag() for _ in range(50)}) == 50
+
+
+def test_planned_jobs_expand_the_sweep_like_hydra(tmp_path):
+    (tmp_path / "multirun.yaml").write_text(
+        "hydra:\n  sweeper:\n    _target_: hydra._internal.core_plugins.basic_sweeper.BasicSweeper\n"
+        "    params:\n      model: cnn,heatmap\n  overrides:\n    task:\n    - model.lr=1e-3,1e-2\n    - seed=3\n")
+    # in Hydra's launch order, with values as Hydra prints them in job names (1e-3 -> 0.001)
+    assert planned_jobs(tmp_path) == [
+        ["model=cnn", "model.lr=0.001", "seed=3"], ["model=cnn", "model.lr=0.01", "seed=3"],
+        ["model=heatmap", "model.lr=0.001", "seed=3"], ["model=heatmap", "model.lr=0.01", "seed=3"]]
+    (tmp_path / "multirun.yaml").write_bytes(b"\x00\x01 not yaml {{{")
+    assert planned_jobs(tmp_path) == []  # a corrupt sweep file costs the 'not started' rows, nothing else
