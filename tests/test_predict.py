@@ -10,6 +10,7 @@ import pytest
 from conftest import ROOT
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # one real training run per module (a subprocess)
 SIZE = 32
 POSITIONS = [(0, 0), (31, 5), (17, 30)]  # (x, y)
 
@@ -134,3 +135,83 @@ def test_nan_image_is_one_line_and_nothing_on_stdout(trained_run, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "nan.npy" in proc.stderr and "NaN" in proc.stderr
+
+
+# ---- an untrusted run folder: it may be tampered with, and predict must not run what it plants
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: proof that code from the checkpoint ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _copy(run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    return copy
+
+
+def _best(run):
+    return run / json.loads((run / "results.json").read_text())["best_checkpoint"]
+
+
+def test_a_pickle_payload_in_the_checkpoint_never_runs(trained_run, tmp_path):
+    import torch
+
+    run, marker = _copy(trained_run, tmp_path), tmp_path / "pwned"
+    torch.save({"state_dict": _Payload(marker)}, _best(run))
+    for target in (run, _best(run)):  # the recorded best checkpoint, and the file named explicitly
+        proc = _cli(target, _png(tmp_path / "p.png", 1, 1))
+        assert proc.returncode == 2 and "cannot be loaded safely" in proc.stderr and "Traceback" not in proc.stderr
+        assert not marker.exists()
+    with pytest.raises(Exception):  # the payload is real: a plain unpickle would have run it
+        torch.load(_best(run), weights_only=True)
+    torch.load(_best(run), weights_only=False)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("model_yaml", [
+    "model:\n  _target_: builtins.open\n  file: {marker}\n  mode: w\n",
+    "model:\n  _target_: pixel_spotter.module.CoordinateRegressor\n  net:\n    _target_: builtins.open\n"
+    "    file: {marker}\n    mode: w\n",
+    # a pixel_spotter callable that is not a network would write a file too
+    "model:\n  _target_: pixel_spotter.module.CoordinateRegressor\n  net:\n"
+    "    _target_: pixel_spotter.run_folder._atomic_write\n    path: {marker}\n    text: x\n",
+])
+def test_a_config_naming_other_targets_is_refused(trained_run, tmp_path, model_yaml):
+    run, marker = _copy(trained_run, tmp_path), tmp_path / "pwned"
+    config = run / ".hydra" / "config.yaml"
+    text = config.read_text()
+    head, rest = text.split("model:\n", 1)
+    tail = rest[rest.index("\n", rest.index("\n") + 1):]  # keep the sections after model
+    tail = "\n".join(line for line in tail.splitlines() if not line.startswith(" "))
+    config.write_text(head + model_yaml.format(marker=marker) + tail + "\n")
+    proc = _cli(run, _png(tmp_path / "p.png", 1, 1))
+    assert proc.returncode == 2 and "is refused" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not marker.exists()
+
+
+def test_predict_uses_the_recorded_best_checkpoint(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path)
+    (run / "checkpoints" / "zzz-latest.ckpt").write_bytes(b"not this one")  # sorts after best-* and last
+    proc = _cli(run, _png(tmp_path / "p.png", 7, 3))
+    assert proc.returncode == 0, proc.stderr
+    assert [round(float(v)) for v in proc.stdout.split()[1:3]] == [7, 3]
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"best_checkpoint": "../../../etc/passwd"}, "outside its run folder"),
+    ({"status": "diverged", "error": "non-finite loss"}, "has status 'diverged'"),
+    ({"status": "running"}, "has status 'interrupted'"),
+])
+def test_a_run_that_cannot_be_trusted_is_refused(trained_run, tmp_path, change, words):
+    run = _copy(trained_run, tmp_path)
+    record = json.loads((run / "results.json").read_text())
+    (run / "results.json").write_text(json.dumps({**record, **change}))
+    proc = _cli(run, _png(tmp_path / "p.png", 1, 1))
+    assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
