@@ -1,9 +1,10 @@
 """`pixel-spotter predict RUN_DIR IMAGE [IMAGE ...]`: (x, y) of the bright pixel, from a trained run.
 
-RUN_DIR is a run folder that finished ok (its config rebuilds the network, the best checkpoint its
-results.json records holds the weights) or a checkpoint file inside one. The folder is treated as untrusted:
-only pixel_spotter's own classes are built and weights load with ``weights_only=True``. Images are PNG/JPEG (grey or colour, converted to grey) or
-``.npy`` arrays, of the size the run trained on, scaled to [0, 1] by their type's range (8-bit /255,
+RUN_DIR is a run folder that finished ok (its config rebuilds the network, the best checkpoint its record
+names holds the weights) or a checkpoint file inside one. The folder is treated as untrusted: only
+pixel_spotter's own classes are built, and weights load with ``weights_only=True``.
+
+Images are PNG/JPEG (grey or colour, converted to grey) or ``.npy`` arrays, of the size the run trained on, scaled to [0, 1] by their type's range (8-bit /255,
 16-bit /65535, integer arrays by their dtype's maximum, float arrays must already be in [0, 1]; see
 ``pixel_spotter.image_input``). Prints one line per image, ``FILE x y`` in pixels (x = column, y = row),
 or a JSON list of {"image", "x", "y", "warning"} with ``--json``.
@@ -30,7 +31,6 @@ from pixel_spotter.cli import run_safely
 from pixel_spotter.errors import UserError, unwrapped_user_errors
 from pixel_spotter.image_input import check_answer, doubts, read_image
 from pixel_spotter.run_folder import RunFolder
-
 
 # A run folder may come from anywhere: only these are ever built from its config (anything else could be
 # any callable in any installed package). The network must be a torch module from pixel_spotter.models.

@@ -1,6 +1,7 @@
 """`pixel-spotter predict`: a trained run finds the pixel in image files; bad inputs get one line."""
 
 import json
+import pickle
 import shutil
 import subprocess
 import sys
@@ -169,7 +170,7 @@ def test_a_pickle_payload_in_the_checkpoint_never_runs(trained_run, tmp_path):
         proc = _cli(target, _png(tmp_path / "p.png", 1, 1))
         assert proc.returncode == 2 and "cannot be loaded safely" in proc.stderr and "Traceback" not in proc.stderr
         assert not marker.exists()
-    with pytest.raises(Exception):  # the payload is real: a plain unpickle would have run it
+    with pytest.raises(pickle.UnpicklingError):  # the payload is real: a plain unpickle would have run it
         torch.load(_best(run), weights_only=True)
     torch.load(_best(run), weights_only=False)
     assert marker.exists()

@@ -318,3 +318,35 @@ def test_report_with_two_splits_has_per_setting_table_and_maps(tmp_path):
     assert "error_map.png" in plots and "per data setting" in plots["error_map.png"]
     doc = report.build_document(runs, [tmp_path], [], tmp_path)
     assert ("h2", "Best run per model and data setting") in doc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("content, status", [
+    (b"[1, 2]", "unreadable"),
+    (b"\x00\xff\xfe binary \x89PNG", "unreadable"),
+    (b'{"status": "ok", "test": "great"}', "unreadable"),
+    (b'"ok"', "unreadable"),
+    (b'{"status": "ok", "model": "cnn", "test": {"euclid_px": NaN, "exact_acc": 1.0}}', "diverged"),
+])
+def test_report_and_sweep_summary_survive_any_record(sweeps, tmp_path, capsys, content, status):
+    from omegaconf import OmegaConf
+
+    from pixel_spotter.hydra_callbacks import SweepSummary
+
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweeps["grid"], copy, ignore=shutil.ignore_patterns("*.ckpt"))
+    records = _results(copy)
+    best = min(records, key=lambda p: records[p]["test"]["euclid_px"])  # the one that would be ranked first
+    (best / "results.json").write_bytes(content)
+    out = _report(tmp_path, copy)
+    table = _md_table(out)
+    row = next(r for r in table if r["run"] == best.name.split("_")[0])
+    assert row["status"].startswith(status) and "★" not in row["rank"]
+    assert table[-1] is row  # not ranked: listed after every run that finished ok
+    assert f"`#{row['run']}`" not in (out / "report.md").read_text().split("**Best run overall**", 1)[1].split("\n")[0]
+
+    with pytest.raises(SystemExit) as exit_:
+        SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(copy)}}}))
+    assert exit_.value.code == 1
+    printed = capsys.readouterr().out
+    assert "4 jobs, 3 ok, 1 not ok" in printed and f"  {status}" in printed

@@ -4,8 +4,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, TINY
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+pytestmark = pytest.mark.slow  # real sweeps as subprocesses
 
 
 def _sweep(tmp_path, *overrides):
@@ -39,3 +42,21 @@ def test_a_failing_job_does_not_lose_the_others(tmp_path):
     records = {p.name: json.loads((p / "results.json").read_text()) for p in tmp_path.glob("*model.lr=*")}
     assert sorted(r["status"] for r in records.values()) == ["failed", "ok"]
     assert "1 not ok" in proc.stdout and "model.lr must be" in proc.stdout
+
+
+def test_a_diverged_job_is_recorded_as_such_and_never_ranked(tmp_path):
+    proc = _sweep(tmp_path, "model.lr=1e6,1e-2", "model=cnn")
+    assert proc.returncode == 1  # the summary fails the sweep: not every job is ok
+    def strict(token):
+        pytest.fail(f"results.json holds {token}: not strict JSON")
+
+    records = {p.parent.name: json.loads(p.read_text(), parse_constant=strict) for p in tmp_path.glob("*/results.json")}
+    diverged = next(r for name, r in records.items() if "model.lr=1000000.0" in name)
+    assert diverged["status"] == "diverged" and "non-finite" in diverged["error"]
+    assert "1 not ok" in proc.stdout and "diverged" in proc.stdout
+
+    from pixel_spotter import report
+
+    runs = report.annotate(report.collect([tmp_path]))
+    assert [r.record["lr"] for r in runs if r.ok] == [0.01]
+    assert not next(r for r in runs if r.record["lr"] == 1e6).best_of_model
