@@ -4,10 +4,11 @@ RUN_DIR is a run folder that finished ok (its config rebuilds the network, the b
 names holds the weights) or a checkpoint file inside one. The folder is treated as untrusted: only
 pixel_spotter's own classes are built, and weights load with ``weights_only=True``.
 
-Images are PNG/JPEG (grey or colour, converted to grey) or ``.npy`` arrays, of the size the run trained on, scaled to [0, 1] by their type's range (8-bit /255,
-16-bit /65535, integer arrays by their dtype's maximum, float arrays must already be in [0, 1]; see
-``pixel_spotter.image_input``). Prints one line per image, ``FILE x y`` in pixels (x = column, y = row),
-or a JSON list of {"image", "x", "y", "warning"} with ``--json``.
+Images are PNG/JPEG (grey or colour, converted to grey) or ``.npy`` arrays, of the size the run trained
+on, scaled to [0, 1] by their type's range (8-bit /255, 16-bit /65535, integer arrays by their dtype's
+maximum, float arrays must already be in [0, 1]; see ``pixel_spotter.image_input``). Prints one line
+per image, ``FILE x y`` in pixels (x = column, y = row), or a JSON list of {"image", "x", "y", "warning"}
+with ``--json``.
 
 An image without one clear brightest pixel (blank, flat, several equally bright pixels) or an answer that
 is clamped into the image, not a number (x/y printed ``-``, JSON null) or not the clear brightest pixel gets
