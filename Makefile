@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 SWEEP ?= $(shell ls -dt multirun/*/ 2>/dev/null | head -1)
 
-.PHONY: setup demo train sweep seed-grid report tensorboard test lint bench bench-overhead clean
+.PHONY: setup demo train sweep seed-grid report tensorboard test test-all lint bench bench-overhead clean
 
 setup:
 	@bash scripts/setup.sh
@@ -26,7 +26,10 @@ tensorboard: setup  ## serve every run's logs (outputs/ and multirun/) on http:/
 	@mkdir -p outputs multirun
 	$(PY) -m tensorboard.main --logdir_spec outputs:outputs,multirun:multirun --host localhost --port 6006
 
-test: setup
+test: setup  ## the test suite; skips the slow real-subprocess tests unless CI=true (CI runs everything)
+	$(PY) -m pytest -q $(if $(filter true,$(CI)),,-m "not slow")
+
+test-all: setup  ## every test, the slow subprocess runs, sweeps and kill-and-resume included (what CI runs)
 	$(PY) -m pytest -q
 
 lint: setup

@@ -106,7 +106,7 @@ class Run:
         try:
             table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
         except ValueError as err:
-            self.notes.append(f"predictions.csv unreadable ({err})")
+            self.notes.append(f"{path.name} unreadable ({_short(err)})")
             return None
         return table if table.shape[1:] == (4,) and len(table) else None
 
