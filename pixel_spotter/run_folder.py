@@ -253,6 +253,8 @@ class RunFolder:
     # -- reading (untrusted)
     def read(self) -> Results:
         """The record, never raising; 'running' becomes 'interrupted' when no process holds the lock."""
+        if self.results_file.exists() and not self.results_file.is_file():  # a directory, FIFO or device
+            return Results(status=UNREADABLE, error=f"{RESULTS} is not a regular file")
         try:
             with self.results_file.open("rb") as f:
                 text = f.read(10_000_000)  # a record is a few kB; never read a planted giant file whole

@@ -57,6 +57,12 @@ def test_any_content_reads_as_a_record_never_a_trace(tmp_path, content, words):
     assert record.status == UNREADABLE and words in record.error and not record.ok
 
 
+def test_a_record_that_is_not_a_regular_file_is_unreadable_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "results.json")  # opening a FIFO for reading would wait forever for a writer
+    record = RunFolder(tmp_path).read()
+    assert record.status == UNREADABLE and "not a regular file" in record.error
+
+
 def test_ok_with_nan_written_by_an_old_version_reads_as_diverged(tmp_path):
     (tmp_path / "results.json").write_text('{"status": "ok", "test": {"euclid_px": NaN, "exact_acc": 0.1}}')
     record = RunFolder(tmp_path).read()
