@@ -46,12 +46,18 @@ def _require_int(key: str, value, minimum: int, example) -> None:
              f"{key} must be an integer >= {minimum}, got {value!r}; e.g. {key}={example}")
 
 
+def resume_flag(cfg: DictConfig) -> bool:
+    """``resume`` (default false), checked: it is read before the run folder is claimed, so before validate()."""
+    resume = cfg.get("resume", False)
+    _require(isinstance(resume, bool), f"resume must be true or false, got {resume!r}; e.g. resume=true")
+    return resume
+
+
 def validate(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
     _require(_is_int(seed) and 0 <= seed <= MAX_SEED,
              f"seed must be an integer >= 0 (at most 2**32-1), got {seed!r}; e.g. seed=0")
-    if "resume" in cfg:
-        _require(isinstance(cfg.resume, bool), f"resume must be true or false, got {cfg.resume!r}; e.g. resume=true")
+    resume_flag(cfg)
     _validate_model(cfg.model)
     _validate_data(cfg.data, cfg.model)
     _validate_optimizer(cfg.get("optimizer") or {}, cfg.get("scheduler") or {})

@@ -19,9 +19,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from pixel_spotter.config import validate
+from pixel_spotter.config import resume_flag, validate
 from pixel_spotter.environment import hardware, versions
-from pixel_spotter.errors import ConfigError, UserError, unwrapped_user_errors
+from pixel_spotter.errors import UserError, unwrapped_user_errors
 from pixel_spotter.figures import overlay_figure
 from pixel_spotter.formatting import format_px
 from pixel_spotter.metrics import pixel_metrics
@@ -122,19 +122,12 @@ def base_record(cfg: DictConfig, info: dict) -> Results:
     )
 
 
-def _resume_flag(cfg: DictConfig) -> bool:
-    resume = cfg.get("resume", False)
-    if not isinstance(resume, bool):
-        raise ConfigError(f"resume must be true or false, got {resume!r}; e.g. resume=true")
-    return resume
-
-
 def run(cfg: DictConfig) -> Results:
     """Claim the run folder, then train and test one configuration (or, resuming, continue or skip it);
     return its record, which is also written to the folder, whatever happens after the claim."""
     info = _hydra_info()
     folder = RunFolder(cfg.output_dir)
-    with folder.claim(resume=_resume_flag(cfg), overrides=info["overrides"]) as start:  # conflict: nothing written
+    with folder.claim(resume=resume_flag(cfg), overrides=info["overrides"]) as start:  # conflict: nothing written
         if start.skip is not None:
             log.info("%s already finished ok; nothing to resume", folder.path)
             return start.skip
