@@ -472,10 +472,14 @@ def natural_key(name: str) -> tuple:
 
 
 def job_name(run_dir: Path, sweep: Path) -> str:
-    """The job's number within its sweep ("3"), or the folder name when it has none (a single run)."""
-    rel = run_dir.relative_to(sweep) if run_dir != sweep else Path(run_dir.name)
-    match = _JOB_DIR.match(rel.parts[0])
-    return match.group(1) if match else rel.parts[0]
+    """The job's number within its sweep ("3"); "<folder>/3" when ``sweep`` holds several sweeps; the
+    folder's own path when it is no sweep job (a single run)."""
+    parts = (run_dir.relative_to(sweep) if run_dir != sweep else Path(run_dir.name)).parts
+    for i, part in enumerate(parts):
+        match = _JOB_DIR.match(part)
+        if match:
+            return "/".join([*parts[:i], match.group(1)])
+    return "/".join(parts)
 
 
 @dataclass
@@ -491,11 +495,14 @@ def sweep_jobs(folder: Path) -> list[Job]:
     """Every job of a sweep folder in launch order: the run folders found, plus the jobs Hydra's
     multirun.yaml lists that have no folder (the sweep was killed before it reached them)."""
     folder = Path(folder)
-    jobs = {job_name(d, folder): Job(job_name(d, folder), d) for d in find_runs(folder)}
-    for num, overrides in enumerate(planned_jobs(folder)):
-        job = jobs.setdefault(str(num), Job(str(num), None))
-        job.overrides = overrides
-    return sorted(jobs.values(), key=lambda j: natural_key(j.name))
+    found = [Job(job_name(d, folder), d) for d in find_runs(folder)]
+    planned = planned_jobs(folder)
+    for job in found:
+        if job.name.isdigit() and int(job.name) < len(planned):
+            job.overrides = planned[int(job.name)]
+    names = {job.name for job in found}
+    missing = [Job(str(num), None, overrides) for num, overrides in enumerate(planned) if str(num) not in names]
+    return sorted(found + missing, key=lambda job: natural_key(job.name))
 
 
 def planned_jobs(folder: Path) -> list[list[str]]:

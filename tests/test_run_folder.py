@@ -18,6 +18,7 @@ from pixel_spotter.run_folder import (
     Results,
     RunFolder,
     planned_jobs,
+    sweep_jobs,
     unique_tag,
 )
 
@@ -157,3 +158,13 @@ def test_planned_jobs_expand_the_sweep_like_hydra(tmp_path):
         ["model=heatmap", "model.lr=0.001", "seed=3"], ["model=heatmap", "model.lr=0.01", "seed=3"]]
     (tmp_path / "multirun.yaml").write_bytes(b"\x00\x01 not yaml {{{")
     assert planned_jobs(tmp_path) == []  # a corrupt sweep file costs the 'not started' rows, nothing else
+
+
+def test_jobs_of_several_sweeps_in_one_folder_keep_apart(tmp_path):
+    for sweep in ("a", "b"):
+        for job in ("0_model=cnn", "1_model=heatmap"):
+            RunFolder(tmp_path / sweep / job).write(Results(status=OK, test={"euclid_px": 1.0}))
+    RunFolder(tmp_path / "c" / "0_model.net.weights=" / "w.pth,model=resnet18").write(Results())  # '/' nests
+    names = [job.name for job in sweep_jobs(tmp_path)]
+    assert names == ["a/0", "a/1", "b/0", "b/1", "c/0"]
+    assert [job.name for job in sweep_jobs(tmp_path / "a")] == ["0", "1"]
