@@ -264,10 +264,15 @@ class RunFolder:
             return Results(status=UNREADABLE, error=f"{RESULTS} cannot be read ({_short(err)})")
         record = Results.from_json(text)
         if record.status == RUNNING and not self.is_locked():
-            record.status = INTERRUPTED
-            record.error = (f"the process stopped without finishing (killed?); continue it with the same command "
-                            f"plus resume=true, hydra.run.dir={self.path} (a sweep: hydra.sweep.dir=<sweep>)")
+            self._interrupted(record)
         return record
+
+    def _interrupted(self, record: Results) -> None:
+        sweep = next((p for p in list(self.path.parents)[:3] if (p / SWEEP_CONFIG).is_file()), None)
+        how = (f"the sweep's command plus resume=true hydra.sweep.dir={sweep}" if sweep else
+               f"the same command plus resume=true hydra.run.dir={self.path}")
+        record.status = INTERRUPTED
+        record.error = f"the process stopped without finishing (killed?); continue it with {how}"
 
     def is_locked(self) -> bool:
         """Whether a live process holds this run's lock (i.e. is writing it now)."""
@@ -372,6 +377,8 @@ class RunFolder:
         if not self.holds_a_run():
             return Start()
         record = self.read()
+        if record.status == RUNNING:  # we hold the lock, so its writer is gone
+            self._interrupted(record)
         if not resume:
             raise UserError(f"{self.path} already holds a run (status '{record.status}'); add resume=true to "
                             "continue it, or leave out hydra.run.dir / hydra.sweep.dir to start a new folder")
