@@ -9,14 +9,19 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from pixel_spotter.errors import UserError
 from pixel_spotter.formatting import format_px
-from pixel_spotter.run_folder import NOT_STARTED, OK, SWEEP_CONFIG, RunFolder, find_runs, sweep_jobs
+from pixel_spotter.run_folder import NOT_STARTED, OK, SWEEP_CONFIG, RunFolder, find_runs, lock_sweep, sweep_jobs
 
 
 class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         sweep = Path(config.hydra.sweep.dir)
-        used = (sweep / SWEEP_CONFIG).exists() or (sweep.is_dir() and find_runs(sweep))
+        try:
+            self._lock = lock_sweep(sweep)  # held until this process ends
+        except UserError as err:
+            sys.exit(f"error: {err}")
+        used = (sweep / SWEEP_CONFIG).exists() or find_runs(sweep)
         if used and config.get("resume") is not True:
             sys.exit(f"error: {sweep} already holds a sweep; add resume=true to continue it (finished jobs are "
                      "skipped), or leave out hydra.sweep.dir to start a new folder")

@@ -99,16 +99,11 @@ class Run:
 
     @cached_property
     def predictions(self) -> np.ndarray | None:
-        """(N, 4) x_true, y_true, x_pred, y_pred in pixels, or None when the run left none."""
-        path = RunFolder(self.path).predictions_file
-        if not path.is_file():
-            return None
-        try:
-            table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-        except ValueError as err:
-            self.notes.append(f"{path.name} unreadable ({_short(err)})")
-            return None
-        return table if table.shape[1:] == (4,) and len(table) else None
+        """(N, 4) x_true, y_true, x_pred, y_pred in pixels, or None when the run left none (or none usable)."""
+        table, problem = RunFolder(self.path).read_predictions(self.data.get("height"), self.data.get("width"))
+        if problem:
+            self.notes.append(problem)
+        return table
 
     @cached_property
     def errors(self) -> np.ndarray | None:

@@ -10,6 +10,7 @@ finds runs and job numbers. Nothing else in the project names a run file.
       tensorboard/             TensorBoard event files
       run.lock                 flock-ed by the process writing the run; free = nobody is (any more)
     <sweep>/multirun.yaml      Hydra's sweep config: which jobs a sweep has, started or not
+    <sweep>/sweep.lock         flock-ed by the process running the sweep
 
 A run folder read here may come from anywhere, so reading never trusts it: any content of results.json
 reads as a Results record (an unreadable one says why), and a checkpoint path must lie inside the run.
@@ -44,7 +45,7 @@ INTERRUPTED, UNFINISHED, UNREADABLE, NOT_STARTED = "interrupted", "unfinished", 
 HYDRA_DIR, CONFIG, HYDRA_CONFIG, OVERRIDES = ".hydra", "config.yaml", "hydra.yaml", "overrides.yaml"
 RESULTS, PREDICTIONS, ERROR = "results.json", "predictions.csv", "error.txt"
 CHECKPOINTS, LAST_CHECKPOINT, TENSORBOARD, LOCK = "checkpoints", "last.ckpt", "tensorboard", "run.lock"
-SWEEP_CONFIG = "multirun.yaml"
+SWEEP_CONFIG, SWEEP_LOCK = "multirun.yaml", "sweep.lock"
 # A run's own subfolders never hold runs; skipping them keeps finding runs fast.
 _NOT_RUNS = {HYDRA_DIR, CHECKPOINTS, TENSORBOARD, "plots", "__pycache__"}
 _JOB_DIR = re.compile(r"(\d+)_")  # Hydra job folders are <job#>_<overrides> (conf/hydra/default.yaml)
@@ -158,14 +159,14 @@ _CHECKS = {
     "resumed_from": _optional(lambda v: isinstance(v, str)),
     "params": _optional(lambda v: isinstance(v, int) and not isinstance(v, bool)),
     "train_seconds": _optional(_number),
-    "inference_ms_per_image": lambda v: isinstance(v, dict),
+    "inference_ms_per_image": _metric_dict,
     "test_overlap": _optional(_number),
     "best_checkpoint": _optional(lambda v: isinstance(v, str)),
     "best_val": _metric_dict,
     "test": _metric_dict,
     "device": _optional(lambda v: isinstance(v, str)),
-    "versions": lambda v: isinstance(v, dict),
-    "hardware": lambda v: isinstance(v, dict),
+    "versions": lambda v: isinstance(v, dict) and all(isinstance(x, (str, type(None))) for x in v.values()),
+    "hardware": lambda v: isinstance(v, dict) and all(isinstance(x, (str, int, type(None))) for x in v.values()),
 }
 assert set(_CHECKS) == {f.name for f in fields(Results)}, "every Results field needs a type check"
 
@@ -327,8 +328,29 @@ class RunFolder:
             hydra_cfg = OmegaConf.to_container(OmegaConf.load(self.hydra_dir / HYDRA_CONFIG), resolve=False)
             record["model"] = hydra_cfg["hydra"]["runtime"]["choices"].get("model")
         if (self.hydra_dir / OVERRIDES).is_file():
-            record["overrides"] = [str(o) for o in OmegaConf.load(self.hydra_dir / OVERRIDES)]
-        return record
+            record["overrides"] = OmegaConf.to_container(OmegaConf.load(self.hydra_dir / OVERRIDES))
+        return {k: v for k, v in record.items() if v is not None and _CHECKS[k](v)}  # wrong types are dropped
+
+    def read_predictions(self, height, width):
+        """(table, problem): the (N, 4) float array x_true, y_true, x_pred, y_pred, checked against the image
+        size (true positions whole pixels inside it), or None and why not (None, None: there is no file)."""
+        import numpy as np
+
+        if not self.predictions_file.is_file():
+            return None, None
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100_000 for v in (height, width)):
+            return None, f"{PREDICTIONS} not read: the run records no usable image size"
+        try:
+            table = np.loadtxt(self.predictions_file, delimiter=",", skiprows=1, ndmin=2, max_rows=height * width)
+        except (ValueError, OSError) as err:
+            return None, f"{PREDICTIONS} unreadable ({_short(err)})"
+        if table.shape[1:] != (4,) or not len(table):
+            return None, f"{PREDICTIONS} is not a table of 4 columns"
+        true = table[:, :2]
+        inside = (true >= 0).all() and (true[:, 0] < width).all() and (true[:, 1] < height).all()
+        if not (np.isfinite(true).all() and (true == np.round(true)).all() and inside):
+            return None, f"{PREDICTIONS} holds true positions that are not pixels of the {height}x{width} image"
+        return table, None
 
     def load_config(self) -> DictConfig:
         """The run's composed config (.hydra/config.yaml), parsed as plain YAML (no code runs)."""
@@ -357,16 +379,8 @@ class RunFolder:
             self._unlock()
 
     def _lock(self) -> None:
-        if fcntl is None:
-            return
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise UserError(f"another process is writing {self.path} right now; wait for it, or start this "
-                            "run in a new folder (leave out hydra.run.dir / hydra.sweep.dir)") from None
-        self._lock_fd = fd
+        self._lock_fd = hold_lock(self.path / LOCK, f"another process is writing {self.path} right now; wait "
+                                  "for it, or start this run in a new folder (leave out hydra.run.dir)")
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
@@ -428,6 +442,27 @@ class RunFolder:
         _atomic_write(self.predictions_file, "\n".join(lines) + "\n")
 
 
+def hold_lock(path: Path, busy: str) -> int | None:
+    """Take an exclusive flock on ``path`` (created if missing) and return its descriptor; closing it, or the
+    process dying in any way, releases the lock. UserError(busy) when another process holds it."""
+    if fcntl is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise UserError(busy) from None
+    return fd
+
+
+def lock_sweep(sweep: Path) -> int | None:
+    """Hold <sweep>/sweep.lock while a sweep runs, so two sweeps never write one sweep folder at once."""
+    return hold_lock(Path(sweep) / SWEEP_LOCK, f"another sweep is writing {sweep} right now; wait for it, or leave "
+                     "out hydra.sweep.dir to start a new folder")
+
+
 def _comparable(overrides: list[str]) -> list[str]:
     """Overrides that decide what a run computes: not resume, paths, or Hydra's own settings."""
     skip = ("resume=", "hydra.", "output_dir=", "trainer.max_epochs=")
@@ -438,11 +473,15 @@ def _atomic_write(path: Path, text: str) -> None:
     """Write through a temporary file and rename: a reader (or a crash) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # e.g. a full disk: leave the old file as it was, and no temporary behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # ----------------------------------------------------------------------------------- finding runs

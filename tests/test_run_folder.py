@@ -17,6 +17,7 @@ from pixel_spotter.run_folder import (
     UNREADABLE,
     Results,
     RunFolder,
+    lock_sweep,
     planned_jobs,
     sweep_jobs,
     unique_tag,
@@ -168,3 +169,53 @@ def test_jobs_of_several_sweeps_in_one_folder_keep_apart(tmp_path):
     names = [job.name for job in sweep_jobs(tmp_path)]
     assert names == ["a/0", "a/1", "b/0", "b/1", "c/0"]
     assert [job.name for job in sweep_jobs(tmp_path / "a")] == ["0", "1"]
+
+
+def test_a_sweep_folder_is_locked_while_a_sweep_runs(tmp_path):
+    fd = lock_sweep(tmp_path)
+    with pytest.raises(UserError, match="another sweep is writing"):
+        lock_sweep(tmp_path)
+    os.close(fd)
+    os.close(lock_sweep(tmp_path))
+
+
+@pytest.mark.parametrize("rows, words", [
+    ("1,2,1.0,2.0\n99,2,1.0,2.0\n", "not pixels of the 16x16 image"),  # a true x outside the image
+    ("1.5,2,1.0,2.0\n", "not pixels"),
+    ("nan,2,1.0,2.0\n", "not pixels"),
+    ("1,2,3\n", "not a table of 4 columns"),
+    ("a,b,c,d\n", "unreadable"),
+])
+def test_planted_predictions_are_refused_with_a_reason(tmp_path, rows, words):
+    folder = RunFolder(tmp_path)
+    folder.predictions_file.write_text("x_true,y_true,x_pred,y_pred\n" + rows)
+    table, problem = folder.read_predictions(16, 16)
+    assert table is None and words in problem
+
+
+def test_predictions_need_a_sane_image_size(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.predictions_file.write_text("x_true,y_true,x_pred,y_pred\n1,2,1.5,2.5\n")
+    assert folder.read_predictions(16, 16)[0].tolist() == [[1, 2, 1.5, 2.5]]
+    for size in ((10**9, 16), ("16", 16), (None, 16), (True, 16)):
+        assert folder.read_predictions(*size)[0] is None
+
+
+def test_hydra_values_of_the_wrong_type_are_dropped(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.hydra_dir.mkdir()
+    folder.config_file.write_text("model:\n  lr: fast\ntrainer:\n  max_epochs: 3\nseed: [1]\ndata:\n  height: 8\n")
+    assert folder.read_hydra() == {"max_epochs": 3, "data": {"height": 8}}
+
+
+def test_a_failed_write_leaves_the_old_record_and_no_temporary(tmp_path, monkeypatch):
+    folder = RunFolder(tmp_path)
+    folder.write(Results(status=OK, test={"euclid_px": 1.0}))
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError):
+        folder.write(Results(status="failed"))
+    assert folder.read().status == OK and not list(tmp_path.glob(".*.tmp"))
