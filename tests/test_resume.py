@@ -74,7 +74,7 @@ def test_a_killed_sweep_resumes_with_its_job_numbers(tmp_path):
     assert RunFolder(next(sweep.glob("1_*"))).read().resumed_from == "checkpoints/last.ckpt"
     assert RunFolder(next(sweep.glob("2_*"))).read().resumed_from is None
     assert sorted(run.id for run in report.collect([sweep])) == ["0", "1", "2"]  # one entry per job
-    assert len(list(sweep.iterdir())) == 4  # three job folders and multirun.yaml: nothing renumbered
+    assert len([p for p in sweep.iterdir() if p.is_dir()]) == 3  # three job folders: nothing renumbered
 
 
 def test_runs_and_sweeps_started_together_get_their_own_folders(tmp_path):
