@@ -1,4 +1,4 @@
-"""Shared fixtures: compose the *real* configs with Hydra's compose API, small and offline."""
+"""Shared fixtures: compose the *real* configs (pixel_spotter.compose), small and offline."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import urllib.error
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
+
+from pixel_spotter.compose import CONF, compose
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 # Small, fast settings every test run starts from (16x16 = 256 positions, one epoch, CPU).
 TINY = ["data.height=16", "data.width=16", "trainer.max_epochs=1", "trainer.accelerator=cpu",
         "callbacks.progress_bar.refresh_rate=0"]
@@ -37,12 +35,6 @@ def make_cfg(tmp_path):
     """make_cfg(*overrides) -> composed config writing into tmp_path, with HydraConfig set like a real run."""
 
     def _make(*overrides: str, tiny: bool = True):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-            cfg = compose("config", overrides=[*(TINY if tiny else []), f"output_dir={tmp_path}", *overrides],
-                          return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)
-        return cfg
+        return compose(*(TINY if tiny else []), *overrides, output_dir=tmp_path, hydra_config=True)
 
-    yield _make
-    GlobalHydra.instance().clear()
+    return _make

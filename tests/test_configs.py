@@ -1,9 +1,16 @@
 """Every option of every config group composes, and its objects instantiate."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
-from conftest import group_options
+from conftest import CONF, ROOT, TINY, group_options
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from pixel_spotter.config import validate
 from pixel_spotter.train import build
@@ -33,6 +40,48 @@ def test_named_experiments_and_debug_presets_compose(make_cfg, option):
     group = "experiment" if option in group_options("experiment") else "debug"
     cfg = make_cfg(f"{group}={option}")
     validate(cfg)
+
+
+def _sweep_jobs(params) -> list[list[str]]:
+    """Each job's overrides for a ``hydra.sweeper.params`` mapping, expanded as Hydra's basic sweeper does."""
+    overrides = OverridesParser.create().parse_overrides([f"{key}={value}" for key, value in params.items()])
+    return BasicSweeper.split_arguments(overrides, None)[0]
+
+
+@pytest.mark.parametrize("experiment", group_options("experiment"))
+def test_every_experiment_composes_and_a_sweep_runs_as_one_without_m(make_cfg, experiment):
+    cfg = make_cfg(f"experiment={experiment}", tiny=False)
+    validate(cfg)
+    params = cfg.hydra.sweeper.params or {}
+    if not params:
+        return  # a named setting, not a sweep: runs once
+    # without this `python train.py experiment=<sweep>` (no -m) silently trains the defaults once
+    assert cfg.hydra.mode == RunMode.MULTIRUN, f"conf/experiment/{experiment}.yaml: set hydra.mode: MULTIRUN"
+    jobs = _sweep_jobs(params)
+    assert len(jobs) > 1
+    missing = object()
+    for job in jobs:  # every job composes, and each swept key is a config group or a key of the job's config
+        job_cfg = make_cfg(f"experiment={experiment}", *job, tiny=False)
+        validate(job_cfg)
+        for key in params:
+            assert (CONF / key).is_dir() or OmegaConf.select(job_cfg, key, default=missing) is not missing, (
+                f"conf/experiment/{experiment}.yaml sweeps {key!r}, which is neither a config group nor a key")
+            if (CONF / key).is_dir():
+                assert job_cfg.hydra.runtime.choices[key] in group_options(key)
+
+
+@pytest.mark.slow
+def test_a_sweep_experiment_sweeps_without_m(tmp_path):
+    """The real command, no -m: a sweep folder with a job folder, not one run of the defaults in outputs/.
+    The sweep is cut to one job: the command line overrides the experiment's data.split, and its seeds."""
+    proc = subprocess.run([sys.executable, "train.py", "experiment=exact_in_seconds", *TINY,
+                           f"hydra.sweep.dir={tmp_path}", "hydra.sweeper.params.seed=0", "data.split=position"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = [p.name for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(jobs) == 1 and jobs[0].startswith("0_"), jobs
+    assert {"model=heatmap", "seed=0", "data.split=position"} <= set(jobs[0].split("_", 1)[1].split(","))
+    assert "sweep: 1 jobs, 1 ok" in proc.stdout
 
 
 def test_seed_grid_experiment_is_the_seeds_grid(make_cfg):
