@@ -190,7 +190,8 @@ def _validate_trainer(trainer: DictConfig) -> None:
 
 def _validate_callbacks(cfg: DictConfig) -> None:
     callbacks = cfg.get("callbacks") or {}
-    if not cfg.get("logger") and callbacks.get("lr_monitor"):
+    loggers = cfg.get("logger") or {}  # named loggers (conf/logger); one set to null is none
+    if not any(loggers.values() if isinstance(loggers, DictConfig) else [loggers]) and callbacks.get("lr_monitor"):
         raise ConfigError("callbacks.lr_monitor needs a logger; keep the logger, or drop both with "
                           "~logger ~callbacks.lr_monitor")
     for name in ("model_checkpoint", "early_stopping"):

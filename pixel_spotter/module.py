@@ -40,7 +40,6 @@ class CoordinateRegressor(LightningModule):
         self.loss_fn = LOSSES[loss]
         self.register_buffer("px_scale", torch.tensor([width - 1.0, height - 1.0]), persistent=False)
         self.train_metrics, self.val_metrics, self.test_metrics = (pixel_metrics(s) for s in ("train", "val", "test"))
-        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Normalized (x, y) predictions, shape (N, 2)."""
@@ -50,7 +49,7 @@ class CoordinateRegressor(LightningModule):
         """(x, y) predictions in pixels."""
         return self(images) * self.px_scale
 
-    def _step(self, batch, stage: str) -> torch.Tensor:
+    def _step(self, batch, stage: str) -> dict:
         images, target = batch
         preds = self(images)
         loss = self.loss_fn(preds, target)
@@ -60,26 +59,17 @@ class CoordinateRegressor(LightningModule):
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "test",
                  batch_size=len(images))
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(images))
-        if stage == "test":
-            self.test_outputs.append((target_px.round().long().cpu(), preds_px.cpu()))
-        return loss
+        return {"loss": loss, "true_px": target_px.round().long(), "pred_px": preds_px}
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        return self._step(batch, "train")["loss"]
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
 
     def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
-    def on_test_epoch_start(self) -> None:
-        self.test_outputs = []
-
-    def test_predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(true (N, 2) long, predicted (N, 2) float) pixel positions of the last test run."""
-        true, pred = zip(*self.test_outputs)
-        return torch.cat(true), torch.cat(pred)
+        """The batch's true and predicted pixels, for the callbacks that write them (side_outputs.py)."""
+        return self._step(batch, "test")
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters(), lr=self.lr)

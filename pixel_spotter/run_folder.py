@@ -8,6 +8,7 @@ finds runs and job numbers. Nothing else in the project names a run file.
       error.txt                the traceback of a run that failed for a reason other than a user error
       checkpoints/             best-epochNNN.ckpt (by val/euclid_px) and last.ckpt (every epoch, for resume)
       tensorboard/             TensorBoard event files
+      csv/metrics.csv          the learning curves, one row per logged step; a resumed run appends to it
       run.lock                 flock-ed by the process writing the run; free = nobody is (any more)
     <sweep>/multirun.yaml      Hydra's sweep config: which jobs a sweep has, started or not
     <sweep>/sweep.lock         flock-ed by the process running the sweep
@@ -45,9 +46,11 @@ INTERRUPTED, UNFINISHED, UNREADABLE, NOT_STARTED = "interrupted", "unfinished", 
 HYDRA_DIR, CONFIG, HYDRA_CONFIG, OVERRIDES = ".hydra", "config.yaml", "hydra.yaml", "overrides.yaml"
 RESULTS, PREDICTIONS, ERROR = "results.json", "predictions.csv", "error.txt"
 CHECKPOINTS, LAST_CHECKPOINT, TENSORBOARD, LOCK = "checkpoints", "last.ckpt", "tensorboard", "run.lock"
+CSV_LOG, CSV_METRICS = "csv", "metrics.csv"  # pixel_spotter/loggers.py writes CSV_METRICS into CSV_LOG
 SWEEP_CONFIG, SWEEP_LOCK = "multirun.yaml", "sweep.lock"
+_MAX_CSV_BYTES = 50_000_000  # read_curves refuses a bigger csv/metrics.csv (a real one: ~100 bytes/epoch)
 # A run's own subfolders never hold runs; skipping them keeps finding runs fast.
-_NOT_RUNS = {HYDRA_DIR, CHECKPOINTS, TENSORBOARD, "plots", "__pycache__"}
+_NOT_RUNS = {HYDRA_DIR, CHECKPOINTS, TENSORBOARD, CSV_LOG, "plots", "__pycache__"}
 _JOB_DIR = re.compile(r"(\d+)_")  # Hydra job folders are <job#>_<overrides> (conf/hydra/default.yaml)
 
 
@@ -58,10 +61,11 @@ def unique_tag() -> str:
 
 
 # The config names run paths through these, never by file name: conf/hydra (unique folder names; cached,
-# so a sweep's jobs agree on their sweep folder), conf/callbacks (checkpoints), conf/logger (tensorboard).
+# so a sweep's jobs agree on their sweep folder), conf/callbacks (checkpoints), conf/logger (tensorboard, csv).
 OmegaConf.register_new_resolver("run_folder.unique", unique_tag, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("run_folder.checkpoints", lambda run: str(Path(run) / CHECKPOINTS), replace=True)
 OmegaConf.register_new_resolver("run_folder.tensorboard", lambda run: str(Path(run) / TENSORBOARD), replace=True)
+OmegaConf.register_new_resolver("run_folder.csv_log", lambda run: str(Path(run) / CSV_LOG), replace=True)
 
 
 # --------------------------------------------------------------------------------------- the record
@@ -248,6 +252,10 @@ class RunFolder:
     def tensorboard(self) -> Path:
         return self.path / TENSORBOARD
 
+    @property
+    def csv_log(self) -> Path:
+        return self.path / CSV_LOG
+
     def holds_a_run(self) -> bool:
         return self.results_file.exists() or self.checkpoints.exists()
 
@@ -352,6 +360,55 @@ class RunFolder:
             return None, f"{PREDICTIONS} holds true positions that are not pixels of the {height}x{width} image"
         return table, None
 
+    def read_curves(self):
+        """(curves, problem): the learning curves of csv/metrics.csv, tag ("train/loss", "val/rmse_px", ...;
+        train/ and val/ only) -> (epochs, values) float arrays, epochs counted from 1 (1 = after the first
+        epoch), one value per epoch: a resumed run logs again the epoch it was killed in, and the later row
+        wins. ({}, None): there is no log; ({}, why) when the file is not a log this project writes."""
+        import csv
+        import io
+
+        import numpy as np
+
+        path = self.csv_log / CSV_METRICS
+        name = f"{CSV_LOG}/{CSV_METRICS}"
+        if not path.exists():
+            return {}, None
+        if not path.is_file():  # a directory, FIFO or device
+            return {}, f"{name} is not a regular file"
+        try:
+            with path.open("rb") as f:
+                data = f.read(_MAX_CSV_BYTES + 1)  # a log is ~100 bytes per epoch; never read a giant file whole
+            if len(data) > _MAX_CSV_BYTES:
+                return {}, f"{name} is over {_MAX_CSV_BYTES // 1_000_000} MB"
+            # A process killed while appending leaves half a line: only complete lines count.
+            text = data[: data.rfind(b"\n") + 1].decode("utf-8")
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            header = reader.fieldnames or []
+            if "epoch" not in header or len(set(header)) != len(header):
+                return {}, f"{name} is not a learning-curve log (no epoch column)"
+            tags = [t for t in header if t.startswith(("train/", "val/"))]
+            by_epoch: dict[str, dict[int, float]] = {tag: {} for tag in tags}
+            for line, row in enumerate(reader, start=2):
+                if None in row or None in row.values():  # more or fewer cells than the header
+                    return {}, f"{name} line {line} does not match its header"
+                values = {tag: float(row[tag]) for tag in tags if row[tag] != ""}
+                if not values:  # a row of other metrics (test/, lr-...)
+                    continue
+                epoch = float(row["epoch"])
+                if not (epoch.is_integer() and 0 <= epoch < 10_000_000):
+                    return {}, f"{name} line {line} has epoch {_short(row['epoch'])!r}, not a whole number"
+                for tag, value in values.items():
+                    by_epoch[tag][int(epoch)] = value  # later rows win
+        except (OSError, ValueError, csv.Error) as err:  # UnicodeDecodeError is a ValueError
+            return {}, f"{name} unreadable ({_short(err)})"
+        curves = {}
+        for tag, values in by_epoch.items():
+            epochs = sorted(values)
+            if epochs:
+                curves[tag] = np.asarray(epochs, dtype=float) + 1, np.asarray([values[e] for e in epochs], dtype=float)
+        return curves, None
+
     def load_config(self) -> DictConfig:
         """The run's composed config (.hydra/config.yaml), parsed as plain YAML (no code runs)."""
         if not self.config_file.is_file():
@@ -413,7 +470,7 @@ class RunFolder:
         """Remove what a previous attempt left (checkpoints, curves, predictions) so a fresh start never mixes."""
         import shutil
 
-        for path in (self.checkpoints, self.tensorboard):
+        for path in (self.checkpoints, self.tensorboard, self.csv_log):
             shutil.rmtree(path, ignore_errors=True)
         for path in (self.predictions_file, self.error_file, self.results_file):
             path.unlink(missing_ok=True)

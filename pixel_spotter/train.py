@@ -1,5 +1,6 @@
 """run(cfg): claim the run folder, validate, build data/model/trainer from config, fit (or resume), test
-the best checkpoint, record. The folder's layout and record belong to ``run_folder.py``.
+the best checkpoint, record. The folder's layout and record belong to ``run_folder.py``; what a run writes
+besides its record (predictions.csv, TensorBoard's figure and HPARAMS tab) to ``side_outputs.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import traceback
 import warnings
 
 import lightning as L
-import matplotlib.pyplot as plt
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -22,11 +22,11 @@ from omegaconf import DictConfig, OmegaConf
 from pixel_spotter.config import resume_flag, validate
 from pixel_spotter.environment import hardware, versions
 from pixel_spotter.errors import UserError, unwrapped_user_errors
-from pixel_spotter.figures import overlay_figure
 from pixel_spotter.formatting import format_px
 from pixel_spotter.metrics import pixel_metrics
 from pixel_spotter.run_callbacks import DivergenceGuard, FitClock, RngStateInCheckpoint
 from pixel_spotter.run_folder import DIVERGED, FAILED, OK, Results, RunFolder, Start, all_finite
+from pixel_spotter.side_outputs import TestPredictions, record_hooks
 from pixel_spotter.timing import ms_per_image
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,12 @@ def _build(cfg: DictConfig):
     model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
                         height=cfg.data.height, width=cfg.data.width)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    # Not config: the record's truth (status, resume) depends on these, whatever callbacks a user picks.
-    callbacks += [DivergenceGuard(), RngStateInCheckpoint(), FitClock()]
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    # Not config: the record's truth (status, resume) and the run folder's contents (predictions.csv)
+    # depend on these, whatever callbacks a user picks.
+    callbacks += [DivergenceGuard(), RngStateInCheckpoint(), FitClock(), TestPredictions(cfg.output_dir)]
+    # Loggers by name (conf/logger: tensorboard, csv): ~logger.csv drops one, ~logger all of them.
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, model, trainer
 
 
@@ -83,23 +85,6 @@ def evaluate(model, dataset, stage: str) -> dict:
         images, target = images.to(model.device), target.to(model.device)
         metrics.update(model.predict_pixels(images), target * model.px_scale)
     return {k.split("/", 1)[1]: float(v) for k, v in metrics.compute().items()}
-
-
-def _log_hparams_and_samples(trainer, record: Results, true_xy, pred_xy, height: int, width: int) -> None:
-    """HPARAMS tab: this run's settings with its final metrics (``hp/...``), plus a sample-prediction figure."""
-    if not trainer.logger or not hasattr(trainer.logger, "experiment"):
-        return
-    params = {"model": record.model, "lr": record.lr, "max_epochs": record.max_epochs,
-              "epochs_run": record.epochs_run, "batch_size": record.data.get("batch_size"),
-              "split": record.data.get("split"), "weights": record.weights_used, "seed": record.seed,
-              "params": record.params}
-    metrics = {f"hp/{stage}_{k}": v for stage, values in (("best_val", record.best_val), ("test", record.test))
-               for k, v in values.items()}
-    trainer.logger.log_hyperparams(params, metrics)
-    fig = overlay_figure(true_xy, pred_xy, height, width, title=f"{record.model}: test samples (best to worst)")
-    trainer.logger.experiment.add_figure("test/sample_predictions", fig, global_step=trainer.global_step)
-    plt.close(fig)
-    trainer.logger.experiment.flush()
 
 
 def base_record(cfg: DictConfig, info: dict) -> Results:
@@ -162,18 +147,25 @@ def _train(cfg: DictConfig, folder: RunFolder, start: Start, record: Results) ->
     train_seconds = _callback(trainer, FitClock).seconds  # now: trainer.test restores callback states
     best = _best_checkpoint(trainer)
     test = _metrics(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False,
-                                 weights_only=True), "test")
-    true_xy, pred_xy = model.test_predictions()  # of the best checkpoint, loaded by trainer.test
-    # Lightning's teardown moves the model back to the CPU; evaluate and time it where it trained.
+                                 weights_only=True), "test")  # TestPredictions writes predictions.csv
+    # Still needed: Lightning's teardown after trainer.test moves the model to the CPU, but best_val and the
+    # inference timing below are measured on the device it trained on (record.device names it).
     model.to(trainer.strategy.root_device).eval()
     best_val = evaluate(model, datamodule.datasets["val"], "val")  # same weights; not logged as a new epoch
-    images = datamodule.datasets["test"].tensors[0].to(model.device)
+    _record(record, trainer, datamodule, model, folder, best, train_seconds, best_val, test)
+    record_hooks(trainer, model, record)  # side outputs that need the complete record (side_outputs.py)
+
+
+def _record(record: Results, trainer, datamodule, model, folder: RunFolder, best: str | None,
+            train_seconds: float, best_val: dict, test: dict) -> None:
+    """Complete ``record`` with what the trained and tested run measured."""
     diverged_at = _callback(trainer, DivergenceGuard).diverged_at
     if diverged_at or not all_finite(test) or not all_finite(best_val):
         record.status = DIVERGED
         record.error = f"non-finite {'loss at ' + diverged_at if diverged_at else 'test or validation metric'}"
     else:
         record.status = OK
+    images = datamodule.datasets["test"].tensors[0].to(model.device)
     record.epochs_run = int(trainer.current_epoch)
     record.params = sum(p.numel() for p in model.parameters())
     record.weights_used = getattr(model.net, "weights_used", "random init")
@@ -188,10 +180,6 @@ def _train(cfg: DictConfig, folder: RunFolder, start: Start, record: Results) ->
     record.best_checkpoint = os.path.relpath(best, folder.path) if best else None
     record.best_val, record.test = best_val, test
     record.device = str(model.device)
-    folder.write_predictions(torch.cat([true_xy.float(), pred_xy], dim=1).tolist())
-    if record.ok:
-        _log_hparams_and_samples(trainer, record, true_xy.numpy(), pred_xy.numpy(), cfg.data.height,
-                                 cfg.data.width)
 
 
 class _DropTips(logging.Filter):
