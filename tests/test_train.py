@@ -2,12 +2,16 @@
 
 import json
 
+import lightning as L
+import numpy as np
 import pytest
 from conftest import group_options
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from pixel_spotter.metrics import METRIC_NAMES
-from pixel_spotter.train import main, run
+from pixel_spotter.run_folder import RunFolder
+from pixel_spotter.side_outputs import HparamsRecord, SampleFigure, TestPredictions
+from pixel_spotter.train import build, main, run
 
 
 @pytest.mark.parametrize("model", group_options("model"))
@@ -41,6 +45,68 @@ def test_results_record_a_real_run(make_cfg, tmp_path):
     assert "hp/test_euclid_px" in events.Tags()["scalars"]
     assert "test/sample_predictions" in events.Tags()["images"]
     assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+    # CSV log: the same per-epoch curves, counted from epoch 1
+    curves, problem = RunFolder(tmp_path).read_curves()
+    assert problem is None and {"train/loss", "val/loss", "val/rmse_px", "train/rmse_px"} <= set(curves)
+    assert not any(tag.startswith("test/") for tag in curves)
+    epochs, values = curves["val/rmse_px"]
+    assert list(epochs) == [1.0, 2.0]
+    assert np.allclose(values, [e.value for e in events.Scalars("val/rmse_px")])
+
+
+def _tensorboard_tags(run_dir) -> dict:
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return events.Tags()
+
+
+def test_the_module_holds_no_test_outputs(make_cfg):
+    cfg = make_cfg()
+    L.seed_everything(cfg.seed)
+    datamodule, model, trainer = build(cfg)
+    kinds = {type(cb) for cb in trainer.callbacks}
+    assert TestPredictions in kinds  # always, whatever conf/callbacks says
+    assert {SampleFigure, HparamsRecord} <= kinds  # config (conf/callbacks/default.yaml)
+    trainer.fit(model, datamodule=datamodule)
+    trainer.test(model, datamodule=datamodule, verbose=False)
+    assert not hasattr(model, "test_outputs") and not hasattr(model, "test_predictions")
+    assert not [name for name, value in vars(model).items() if isinstance(value, list) and value
+                and isinstance(value[0], (tuple, list))]  # no per-batch accumulator of any name
+    true, pred = next(cb for cb in trainer.callbacks if isinstance(cb, TestPredictions)).predictions()
+    assert true.shape == pred.shape == (len(datamodule.datasets["test"]), 2)
+
+
+def test_predictions_are_written_without_their_config_callbacks(make_cfg, tmp_path):
+    record = run(make_cfg("~callbacks.sample_figure", "~callbacks.hparams_record"))
+    rows = (tmp_path / "predictions.csv").read_text().splitlines()
+    assert record.ok and len(rows) - 1 == record.data["n_test"]
+    tags = _tensorboard_tags(tmp_path)
+    assert "test/sample_predictions" not in tags["images"] and "hp/test_euclid_px" not in tags["scalars"]
+
+
+def test_loggers_are_keyed_by_name(make_cfg, tmp_path):
+    datamodule, model, trainer = build(make_cfg())
+    assert {type(lg).__name__ for lg in trainer.loggers} == {"TensorBoardLogger", "ResumableCSVLogger"}
+    record = run(make_cfg("~logger.csv"))
+    assert record.ok and not RunFolder(tmp_path).csv_log.exists()
+    tags = _tensorboard_tags(tmp_path)  # the side outputs find TensorBoard among the loggers
+    assert "test/sample_predictions" in tags["images"] and "hp/test_euclid_px" in tags["scalars"]
+
+
+def test_a_run_without_tensorboard_keeps_its_csv_log(make_cfg, tmp_path):
+    record = run(make_cfg("~logger.tensorboard"))
+    assert record.ok and not (tmp_path / "tensorboard").exists()
+    curves, problem = RunFolder(tmp_path).read_curves()
+    assert problem is None and list(curves["val/loss"][0]) == [1.0]
+
+
+def test_a_run_without_loggers(make_cfg, tmp_path):
+    datamodule, model, trainer = build(make_cfg("~logger", "~callbacks.lr_monitor"))
+    assert trainer.loggers == []
+    record = run(make_cfg("~logger", "~callbacks.lr_monitor"))
+    assert record.ok and (tmp_path / "predictions.csv").is_file()
+    assert not (tmp_path / "tensorboard").exists() and not RunFolder(tmp_path).csv_log.exists()
+    assert RunFolder(tmp_path).read_curves() == ({}, None)
 
 
 def test_same_seed_same_metrics(make_cfg, tmp_path_factory):
