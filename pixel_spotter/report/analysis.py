@@ -1,0 +1,363 @@
+"""Analysis: every number the report states, computed once, in order, into one Analysis object.
+
+``analyze(runs, compare=...)`` ranks the runs (best first; runs that are not ok are never ranked and come
+last), picks each model's best run and the best per (model, data setting), finds what varies, and
+measures factor effects, seed spread, head-to-head comparisons (with paired per-image differences) and
+the random split's train/test overlap. Narrative, tables and plots only read the result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pixel_spotter.report import fmt
+from pixel_spotter.report.load import Run
+from pixel_spotter.run_folder import natural_key
+
+# Seeds' baseline: by default every other model is compared head to head with it (when it is present).
+BASELINE = "cnn"
+# Data keys that describe *what is measured* (runs differing here are not comparable); batch sizes,
+# workers and seeds are training details, shown as columns when they vary but never grouped on.
+SETTING_KEYS = ("height", "width", "split", "fractions", "heldout_quadrant", "random_train_size")
+# Override keys already shown by a fixed table column (other varying overrides get their own column).
+COVERED_OVERRIDES = {"model", "model.lr", "trainer.max_epochs", "model.net.weights", "seed"}
+FACTORS = ("lr", "max_epochs")  # record keys whose effect on the test error is measured
+
+# What an Entry passes through from its run.
+_FROM_RUN = {"path", "id", "record", "curves", "notes", "status", "ok", "model", "data", "overlap", "honest",
+             "overrides", "test", "predictions", "errors"}
+
+
+@dataclass(frozen=True, eq=False)
+class Entry:
+    """A run as placed among the others; reads like its run (``entry.model``, ``entry.test()``)."""
+
+    run: Run
+    rank: int
+    best_of_model: bool
+    setting: str  # the data settings that tell this run apart from others ("" if all runs share them)
+    setting_values: dict  # data setting -> value, for the settings this run's split uses
+    variant: str  # the weight source, when it differs between runs of this model
+
+    @property
+    def group(self) -> str:
+        """What must be equal for two runs of a model to measure the same thing (data setting, weights)."""
+        return ", ".join(part for part in (self.setting, self.variant) if part)
+
+    def __getattr__(self, name):
+        if name in _FROM_RUN:
+            return getattr(self.run, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class FactorEffect:
+    """Mean test error per value of one factor within one group of comparable runs of a model."""
+
+    factor: str  # "lr" or "max_epochs"
+    model: str
+    group: str
+    means: list[tuple[object, float, int]]  # (value, mean test error in px, runs averaged), by value
+    best: object  # the value with the lowest mean error
+    worst: object
+    change_pct: float  # how much lower the best value's error is, in % of the worst value's
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """The same training repeated with several seeds: the range of its results."""
+
+    model: str
+    group: str
+    lr: float | None
+    epochs: int | None
+    n_seeds: int
+    exact: tuple[float, float]  # (lowest, highest) exact fraction
+    euclid: tuple[float, float]  # (lowest, highest) test mean Euclidean error (px)
+    train_seconds: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Mean and 95% half-width (normal approximation) of one run's minus another's per-image error."""
+
+    mean: float
+    half_width: float
+    n: int
+
+    @property
+    def significant(self) -> bool:
+        return abs(self.mean) > self.half_width
+
+
+@dataclass(frozen=True)
+class Matched:
+    """Challenger against baseline over runs with the same lr, epochs, data setting and seed."""
+
+    n: int
+    wins: int  # pairs where the challenger had the lower error
+    mean_difference: float  # challenger minus baseline (px)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    challenger: str
+    baseline: str
+    challenger_best: Entry
+    baseline_best: Entry
+    difference: float  # challenger's best minus baseline's best test error (px)
+    relative_pct: float | None  # |difference| in % of the baseline's error (None when that is 0)
+    paired: Paired | None  # per image, when both best runs were tested on the same positions
+    matched: Matched | None
+    weights_used: list[str]  # what the challenger's finished runs really used
+
+
+@dataclass(frozen=True)
+class OverlapCheck:
+    """A run tested partly on training positions, against position-split runs of the same training."""
+
+    run: Entry
+    references: list[Entry]  # finished position-split runs, same model, lr, epochs and image size
+    reference_mean: float | None
+
+
+@dataclass
+class Analysis:
+    runs: list[Entry]  # ranked: best first, runs that are not ok last
+    models: list[str]  # every model present, sorted
+    best: dict[str, Entry]  # model -> its best run (among honest runs when there are any)
+    overall: Entry | None  # the best of those
+    by_setting: dict[tuple[str, str], Entry]  # (model, data setting) -> best run, by setting then model
+    settings: list[str]  # the data settings of by_setting, in its order
+    settings_vary: bool  # the finished runs span several data settings
+    extra_columns: list[tuple[str, str]]  # (kind, key) of what else varies: image, setting, seed, overlap, override
+    effects: dict[str, list[FactorEffect]]  # factor -> its effect in each group where it varied
+    seed_spreads: list[SeedSpread]
+    comparisons: list[Comparison]
+    not_compared: list[tuple[str, str]]  # requested pairs without a finished run of both models
+    overlaps: list[OverlapCheck]
+    seeds: list  # distinct seeds of the finished runs
+
+    @property
+    def n_ok(self) -> int:
+        return sum(e.ok for e in self.runs)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def varying(values: list) -> bool:
+    """More than one distinct value (lists and dicts compared by content)."""
+    return len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1
+
+
+def _setting_values(run: Run) -> dict:
+    """Data settings that define what a run measures; options its split ignores are left out."""
+    data = run.data
+    setting = {k: data.get(k) for k in SETTING_KEYS if k in data}
+    if data.get("split") != "quadrant":
+        setting.pop("heldout_quadrant", None)
+    if data.get("split") != "random":
+        setting.pop("random_train_size", None)
+    return setting
+
+
+def _best_pool(runs: list[Run]) -> list[Run]:
+    """Finished runs to pick a model's best from: the honest ones when there are any, since a
+    random-split run partly tests on its training positions and would win for the wrong reason."""
+    done = [r for r in runs if r.ok]
+    return [r for r in done if r.honest] or done
+
+
+def _place(runs: list[Run]) -> list[Entry]:
+    """Rank (best first, not ok last), flag each model's best, and name each run's data setting and weights."""
+    runs = sorted(runs, key=lambda r: (not r.ok, r.test() if r.ok else math.inf, natural_key(r.id)))
+    models = sorted({r.model for r in runs})
+    best = set()
+    for model in models:
+        pool = _best_pool([r for r in runs if r.model == model])
+        if pool:
+            best.add(min(pool, key=lambda r: r.test()))
+    values = [_setting_values(r) for r in runs]
+    keys = [k for k in SETTING_KEYS if varying([v.get(k) for v in values])]
+    variant = {}
+    for model in models:
+        # ImageNet-initialised and scratch runs of one model answer different questions: keep them apart
+        mine = [r for r in runs if r.model == model and r.record.get("weights_used")]
+        if varying([r.record["weights_used"] for r in mine]):
+            variant.update({r: f"weights={r.record['weights_used']}" for r in mine})
+    return [Entry(run=r, rank=i, best_of_model=r in best, setting_values=v, variant=variant.get(r, ""),
+                  setting=", ".join(f"{k}={fmt.setting(v[k])}" for k in keys if k in v))
+            for i, (r, v) in enumerate(zip(runs, values), 1)]
+
+
+def _extra_columns(entries: list[Entry]) -> list[tuple[str, str]]:
+    """(kind, key) for whatever else varies across runs (image size, held-out quadrant, seed, optimizer...)."""
+    cols = []
+    values = [e.setting_values for e in entries]
+    if varying([(v.get("height"), v.get("width")) for v in values]):
+        cols.append(("image", "image"))
+    cols += [("setting", k) for k in ("fractions", "heldout_quadrant", "random_train_size")
+             if varying([v.get(k) for v in values])]
+    if varying([e.record.get("seed") for e in entries]):
+        cols.append(("seed", "seed"))
+    if any(e.overlap for e in entries):
+        cols.append(("overlap", "test overlap %"))
+    covered = COVERED_OVERRIDES | {f"data.{k}" for k in SETTING_KEYS}
+    keys = sorted({k for e in entries for k in e.overrides} - covered)
+    cols += [("override", k) for k in keys
+             if not k.startswith("hydra.") and varying([e.overrides.get(k) for e in entries])]
+    return cols
+
+
+def _by_setting(entries: list[Entry]) -> dict[tuple[str, str], Entry]:
+    """(model, data setting) -> that model's best finished run on that setting. Unlike ``best`` a
+    random-split run can be picked here: its setting is its own column, never mixed with honest ones."""
+    best: dict[tuple[str, str], Entry] = {}
+    for entry in entries:
+        key = (entry.model, entry.setting)
+        if entry.ok and (key not in best or entry.test() < best[key].test()):
+            best[key] = entry
+    return dict(sorted(best.items(), key=lambda kv: (kv[0][1], kv[0][0])))
+
+
+# ------------------------------------------------------------------------------------ factors and seeds
+
+
+def _groups(entries: list[Entry]) -> dict[tuple[str, str], list[Entry]]:
+    """Finished runs by (model, data setting and weights): only runs inside one group measure the same thing."""
+    groups: dict[tuple[str, str], list[Entry]] = {}
+    for entry in entries:
+        if entry.ok:
+            groups.setdefault((entry.model, entry.group), []).append(entry)
+    return dict(sorted(groups.items()))
+
+
+def _effect(factor: str, model: str, group_name: str, group: list[Entry]) -> FactorEffect | None:
+    """Mean test error per value of ``factor``, averaged over the group's other factors (None: one value)."""
+    by_value: dict = {}
+    for entry in group:
+        by_value.setdefault(entry.record.get(factor), []).append(entry.test())
+    if len(by_value) < 2:
+        return None
+    means = {v: float(np.mean(errs)) for v, errs in by_value.items()}
+    best, worst = min(means, key=means.get), max(means, key=means.get)
+    change = 100 * (means[worst] - means[best]) / means[worst] if means[worst] else 0.0
+    return FactorEffect(factor, model, group_name, [(v, means[v], len(by_value[v])) for v in
+                                                    sorted(means, key=lambda v: (v is None, v))], best, worst, change)
+
+
+def _seed_spreads(entries: list[Entry]) -> list[SeedSpread]:
+    """Run-to-run spread where the same training was repeated with several seeds."""
+    repeats: dict[tuple, list[Entry]] = {}
+    for entry in entries:
+        if entry.ok:
+            key = (entry.model, entry.group, entry.record.get("lr"), entry.record.get("max_epochs"))
+            repeats.setdefault(key, []).append(entry)
+    spreads = []
+    for (model, group, lr, epochs), mine in repeats.items():
+        seeds = {e.record.get("seed") for e in mine}
+        if len(seeds) < 2:
+            continue
+        exact, euclid = [e.test("exact_acc") for e in mine], [e.test() for e in mine]
+        times = [e.record["train_seconds"] for e in mine if e.record.get("train_seconds") is not None]
+        spreads.append(SeedSpread(model, group, lr, epochs, len(seeds), (min(exact), max(exact)),
+                                  (min(euclid), max(euclid)), (min(times), max(times)) if times else None))
+    return spreads
+
+
+# ------------------------------------------------------------------------------------------ head to head
+
+
+def paired(a: Run, b: Run) -> Paired | None:
+    """a's minus b's per-image error, when both runs were tested on the same positions; None otherwise."""
+    pa, pb = a.predictions, b.predictions
+    if pa is None or pb is None or len(pa) != len(pb):
+        return None
+    oa, ob = np.lexsort((pa[:, 0], pa[:, 1])), np.lexsort((pb[:, 0], pb[:, 1]))
+    if not np.array_equal(pa[oa, :2], pb[ob, :2]):
+        return None
+    diff = a.errors[oa] - b.errors[ob]
+    half = 1.96 * diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else math.inf
+    return Paired(float(diff.mean()), float(half), len(diff))
+
+
+def _matched(entries: list[Entry], challenger: str, baseline: str) -> Matched | None:
+    """Challenger and baseline runs with the same lr, epochs, data and seed."""
+    key = lambda e: (e.record.get("lr"), e.record.get("max_epochs"), e.setting, e.record.get("seed"))  # noqa: E731
+    base = {key(e): e for e in entries if e.ok and e.model == baseline}
+    pairs = [(e, base[key(e)]) for e in entries if e.ok and e.model == challenger and key(e) in base]
+    if not pairs:
+        return None
+    return Matched(len(pairs), sum(c.test() < b.test() for c, b in pairs),
+                   float(np.mean([c.test() - b.test() for c, b in pairs])))
+
+
+def default_pairs(models: list[str]) -> list[tuple[str, str]]:
+    """Every model present against the seeds' baseline, when the baseline is present."""
+    return [(m, BASELINE) for m in models if m != BASELINE] if BASELINE in models else []
+
+
+def _compare(entries: list[Entry], best: dict[str, Entry], pairs) -> tuple[list[Comparison], list]:
+    done, missing = [], []
+    for challenger, baseline in pairs:
+        if challenger not in best or baseline not in best:
+            missing.append((challenger, baseline))
+            continue
+        c, b = best[challenger], best[baseline]
+        diff = c.test() - b.test()
+        weights = sorted({str(e.record.get("weights_used")) for e in entries if e.ok and e.model == challenger})
+        done.append(Comparison(challenger, baseline, c, b, diff, 100 * abs(diff) / b.test() if b.test() else None,
+                               paired(c.run, b.run), _matched(entries, challenger, baseline), weights))
+    return done, missing
+
+
+# --------------------------------------------------------------------------------------------- overlap
+
+
+def _same_training(a: Entry, b: Entry) -> bool:
+    return a.model == b.model and all(a.record.get(k) == b.record.get(k) for k in ("lr", "max_epochs")) and all(
+        a.data.get(k) == b.data.get(k) for k in ("height", "width"))
+
+
+def _overlaps(entries: list[Entry]) -> list[OverlapCheck]:
+    """How much the random split's train/test overlap flatters the score."""
+    checks = []
+    for entry in (e for e in entries if e.ok and e.overlap):
+        refs = [e for e in entries if e.ok and e.data.get("split") == "position" and _same_training(e, entry)]
+        checks.append(OverlapCheck(entry, refs, float(np.mean([e.test() for e in refs])) if refs else None))
+    return checks
+
+
+# ------------------------------------------------------------------------------------------------- all
+
+
+def analyze(runs: list[Run], compare: list[tuple[str, str]] | None = None) -> Analysis:
+    """Everything the report says about ``runs``; ``compare``: (challenger, baseline) model pairs to
+    compare head to head (default: every model against the seeds' baseline cnn, when present)."""
+    entries = _place(runs)
+    models = sorted({e.model for e in entries})
+    best = {e.model: e for e in entries if e.best_of_model}
+    best = {model: best[model] for model in models if model in best}
+    by_setting = _by_setting(entries)
+    groups = _groups(entries)
+    effects = {factor: [effect for (model, name), group in groups.items()
+                        if (effect := _effect(factor, model, name, group))] for factor in FACTORS}
+    comparisons, missing = _compare(entries, best, default_pairs(models) if compare is None else compare)
+    # the per-image errors of every run compared or plotted, read now so that a problem reading them is
+    # among the problems the narrative lists
+    settings_vary = len({e.setting for e in entries if e.ok}) > 1
+    for entry in [*best.values(), *(by_setting.values() if settings_vary else ())]:
+        entry.errors  # noqa: B018
+    return Analysis(
+        runs=entries, models=models, best=best,
+        overall=min(best.values(), key=lambda e: e.test()) if best else None,
+        by_setting=by_setting, settings=list(dict.fromkeys(s for _, s in by_setting)),
+        settings_vary=settings_vary,
+        extra_columns=_extra_columns(entries), effects=effects, seed_spreads=_seed_spreads(entries),
+        comparisons=comparisons, not_compared=missing if compare is not None else [],
+        overlaps=_overlaps(entries), seeds=list(dict.fromkeys(e.record.get("seed") for e in entries if e.ok)))

@@ -1,0 +1,170 @@
+"""Load: the runs of sweep folders, as they are on disk, into Run objects.
+
+Everything about a run folder's layout comes from ``pixel_spotter.run_folder``; this module only turns
+what it reads into one Run per job, never raising for a run that cannot be read (what is missing becomes
+a note the report lists). Nothing here ranks, compares or formats.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from pixel_spotter.errors import UserError
+from pixel_spotter.report.fmt import short
+from pixel_spotter.run_folder import NOT_STARTED, RunFolder, sweep_jobs
+
+RANK_METRIC = "euclid_px"  # "best" everywhere in the report means the lowest test mean Euclidean error
+
+
+class ReportInputError(UserError):
+    """A folder that does not exist or holds no runs."""
+
+
+def euclid_errors(table: np.ndarray) -> np.ndarray:
+    """Per-image Euclidean error (px) of an (N, 4) x_true, y_true, x_pred, y_pred table: the numpy twin of
+    ``pixel_spotter.metrics.EuclideanError`` and the one definition the report (numbers and plots) uses."""
+    return np.hypot(table[:, 2] - table[:, 0], table[:, 3] - table[:, 1])
+
+
+@dataclass(eq=False)  # compared and hashed by identity: two runs with equal records are still two runs
+class Run:
+    """One job as it was left on disk: its merged record, learning curves and reading problems."""
+
+    path: Path
+    id: str  # short name for tables and legends: the job number ("3"), prefixed by the sweep if several
+    record: dict
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # tag -> (epochs, values)
+    notes: list[str] = field(default_factory=list)  # problems met while reading this run
+
+    @property
+    def status(self) -> str:
+        return self.record.get("status", "unfinished")
+
+    @property
+    def ok(self) -> bool:
+        """Finished, scored and finite (every summary relies on a test error being there); runs that failed,
+        diverged or never finished are listed but never ranked."""
+        error = self.test()
+        return self.status == "ok" and error is not None and math.isfinite(error)
+
+    @property
+    def model(self) -> str:
+        return str(self.record.get("model") or "?")
+
+    @property
+    def data(self) -> dict:
+        return self.record.get("data") or {}
+
+    @property
+    def overlap(self) -> float | None:
+        return self.record.get("test_overlap")
+
+    @property
+    def honest(self) -> bool:
+        """Test positions unseen in training (overlap 0); the random split is not."""
+        return not self.overlap
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        """The job's command-line overrides as key -> value."""
+        return dict(o.split("=", 1) for o in self.record.get("overrides") or [] if "=" in o)
+
+    def test(self, name: str = RANK_METRIC) -> float | None:
+        return (self.record.get("test") or {}).get(name)
+
+    @cached_property
+    def predictions(self) -> np.ndarray | None:
+        """(N, 4) x_true, y_true, x_pred, y_pred in pixels, or None when the run left none (or none usable).
+        Read on first use: only the runs a report compares or plots need theirs."""
+        table, problem = RunFolder(self.path).read_predictions(self.data.get("height"), self.data.get("width"))
+        if problem:
+            self.notes.append(problem)
+        return table
+
+    @cached_property
+    def errors(self) -> np.ndarray | None:
+        """Per-test-image Euclidean error (px)."""
+        return None if self.predictions is None else euclid_errors(self.predictions)
+
+
+def read_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-epoch train/ and val/ scalars of a run, keyed by tag, with the x axis in epochs (1 = after the
+    first epoch); {} when the run logged none.
+
+    Read from the run's TensorBoard event files: Lightning logs each epoch's values at a global step and
+    logs ``epoch`` at the same step, so the ``epoch`` scalar maps steps to epochs. TensorBoard's own reader
+    merges the run's event files.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+    logs = RunFolder(run_dir).tensorboard
+    if not logs.is_dir():
+        return {}
+    # purge_orphaned_data=False: the HPARAMS summary is written at step 0 after training; the default
+    # purge would treat that as a restart and could drop the curves.
+    acc = EventAccumulator(str(logs), size_guidance={SCALARS: 0}, purge_orphaned_data=False)
+    acc.Reload()
+    tags = acc.Tags().get("scalars", [])
+    step_to_epoch = {e.step: e.value for e in acc.Scalars("epoch")} if "epoch" in tags else {}
+    curves = {}
+    for tag in tags:
+        if not tag.startswith(("train/", "val/")):
+            continue
+        # a resumed run logs again the steps after its last checkpoint: the later value of a step wins
+        events = list({e.step: e for e in acc.Scalars(tag)}.values())
+        events.sort(key=lambda e: e.step)
+        epochs = [step_to_epoch.get(e.step, i) + 1 for i, e in enumerate(events)]
+        curves[tag] = (np.asarray(epochs, dtype=float), np.asarray([e.value for e in events], dtype=float))
+    return curves
+
+
+def load_run(run_dir: Path, run_id: str) -> Run:
+    """One run, never raising: what cannot be read becomes a note in the report."""
+    folder, notes = RunFolder(run_dir), []
+    try:
+        record = folder.read_hydra()
+    except Exception as err:  # a half-written, hand-edited or planted config folder must not stop the report
+        record = {}
+        notes.append(f"{folder.hydra_dir.name}/ unreadable ({type(err).__name__}: {short(err)})")
+    # the record's own values win; its empty defaults do not erase what the config says about an unfinished run
+    record.update({k: v for k, v in folder.read().as_dict().items() if v not in (None, {}, [])})
+    if record.get("status") == "failed" and folder.error_file.is_file():
+        record.setdefault("error_file", str(folder.error_file))
+    run = Run(path=run_dir, id=run_id, record=record, notes=notes)
+    try:
+        run.curves = read_curves(run_dir)
+    except Exception as err:
+        run.notes.append(f"TensorBoard logs unreadable ({type(err).__name__}: {short(err)})")
+    return run
+
+
+def not_started(sweep: Path, run_id: str, overrides: list[str]) -> Run:
+    """A job Hydra's sweep config lists but that has no folder: the sweep stopped before it."""
+    model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), None)
+    record = {"status": NOT_STARTED, "overrides": overrides, "model": model,
+              "error": f"never started (the sweep stopped first): {' '.join(overrides)}; run the sweep's command "
+                       f"again with resume=true hydra.sweep.dir={sweep}"}
+    return Run(path=sweep, id=run_id, record=record)
+
+
+def collect(folders: list[Path]) -> list[Run]:
+    """All runs under the given folders, in launch order, plus a sweep's jobs that never started; one
+    clear ReportInputError for a missing or empty folder."""
+    runs = []
+    folders = list(dict.fromkeys(folders))  # the same folder twice must not list its runs twice
+    for folder in folders:
+        if not folder.is_dir():
+            raise ReportInputError(f"{folder} is not a folder (expected a sweep folder, "
+                                   "e.g. multirun/<date>)")
+        jobs = sweep_jobs(folder)
+        if not jobs:
+            raise ReportInputError(f"no runs found in {folder} (expected a sweep folder or a run folder)")
+        prefix = f"{folder.name}/" if len(folders) > 1 else ""
+        runs += [load_run(job.path, prefix + job.name) if job.path else
+                 not_started(folder, prefix + job.name, job.overrides) for job in jobs]
+    return runs
