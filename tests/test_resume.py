@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import ROOT, TINY
 
@@ -52,6 +53,14 @@ def test_a_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(tmp_path):
     assert resumed.resumed_from == "checkpoints/last.ckpt" and uninterrupted.resumed_from is None
     assert resumed.test == uninterrupted.test and resumed.best_val == uninterrupted.best_val
     assert resumed.epochs_run == uninterrupted.epochs_run == 3
+    # The CSV log holds both starts: epoch 1 was logged only before the kill (a logger that deleted the file
+    # on resume would have lost it), each epoch reads once, and the curves are the uninterrupted run's.
+    curves, problem = RunFolder(killed).read_curves()
+    whole_curves, _ = RunFolder(whole).read_curves()
+    assert problem is None and set(curves) == set(whole_curves) and "val/rmse_px" in curves
+    for tag, (epochs, values) in whole_curves.items():
+        assert list(curves[tag][0]) == list(epochs) == [1.0, 2.0, 3.0], tag
+        assert np.allclose(curves[tag][1], values, rtol=1e-6, atol=0), tag
 
 
 def test_a_killed_sweep_resumes_with_its_job_numbers(tmp_path):
