@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pixel_spotter.report import fmt
+from pixel_spotter.report import comparisons, fmt
+from pixel_spotter.report.comparisons import Comparison, OverlapCheck
 from pixel_spotter.report.load import Run
 from pixel_spotter.run_folder import natural_key
 
-# Seeds' baseline: by default every other model is compared head to head with it (when it is present).
-BASELINE = "cnn"
 # Data keys that describe *what is measured* (runs differing here are not comparable); batch sizes,
 # workers and seeds are training details, shown as columns when they vary but never grouped on.
 SETTING_KEYS = ("height", "width", "split", "fractions", "heldout_quadrant", "random_train_size")
@@ -81,52 +80,10 @@ class SeedSpread:
     train_seconds: tuple[float, float] | None
 
 
-@dataclass(frozen=True)
-class Paired:
-    """Mean and 95% half-width (normal approximation) of one run's minus another's per-image error."""
-
-    mean: float
-    half_width: float
-    n: int
-
-    @property
-    def significant(self) -> bool:
-        return abs(self.mean) > self.half_width
-
-
-@dataclass(frozen=True)
-class Matched:
-    """Challenger against baseline over runs with the same lr, epochs, data setting and seed."""
-
-    n: int
-    wins: int  # pairs where the challenger had the lower error
-    mean_difference: float  # challenger minus baseline (px)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    challenger: str
-    baseline: str
-    challenger_best: Entry
-    baseline_best: Entry
-    difference: float  # challenger's best minus baseline's best test error (px)
-    relative_pct: float | None  # |difference| in % of the baseline's error (None when that is 0)
-    paired: Paired | None  # per image, when both best runs were tested on the same positions
-    matched: Matched | None
-    weights_used: list[str]  # what the challenger's finished runs really used
-
-
-@dataclass(frozen=True)
-class OverlapCheck:
-    """A run tested partly on training positions, against position-split runs of the same training."""
-
-    run: Entry
-    references: list[Entry]  # finished position-split runs, same model, lr, epochs and image size
-    reference_mean: float | None
-
-
 @dataclass
 class Analysis:
+    """What analyze() found; every field is final (nothing is filled in later)."""
+
     runs: list[Entry]  # ranked: best first, runs that are not ok last
     models: list[str]  # every model present, sorted
     best: dict[str, Entry]  # model -> its best run (among honest runs when there are any)
@@ -270,94 +227,31 @@ def _seed_spreads(entries: list[Entry]) -> list[SeedSpread]:
     return spreads
 
 
-# ------------------------------------------------------------------------------------------ head to head
-
-
-def paired(a: Run, b: Run) -> Paired | None:
-    """a's minus b's per-image error, when both runs were tested on the same positions; None otherwise."""
-    pa, pb = a.predictions, b.predictions
-    if pa is None or pb is None or len(pa) != len(pb):
-        return None
-    oa, ob = np.lexsort((pa[:, 0], pa[:, 1])), np.lexsort((pb[:, 0], pb[:, 1]))
-    if not np.array_equal(pa[oa, :2], pb[ob, :2]):
-        return None
-    diff = a.errors[oa] - b.errors[ob]
-    half = 1.96 * diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else math.inf
-    return Paired(float(diff.mean()), float(half), len(diff))
-
-
-def _matched(entries: list[Entry], challenger: str, baseline: str) -> Matched | None:
-    """Challenger and baseline runs with the same lr, epochs, data and seed."""
-    key = lambda e: (e.record.get("lr"), e.record.get("max_epochs"), e.setting, e.record.get("seed"))  # noqa: E731
-    base = {key(e): e for e in entries if e.ok and e.model == baseline}
-    pairs = [(e, base[key(e)]) for e in entries if e.ok and e.model == challenger and key(e) in base]
-    if not pairs:
-        return None
-    return Matched(len(pairs), sum(c.test() < b.test() for c, b in pairs),
-                   float(np.mean([c.test() - b.test() for c, b in pairs])))
-
-
-def default_pairs(models: list[str]) -> list[tuple[str, str]]:
-    """Every model present against the seeds' baseline, when the baseline is present."""
-    return [(m, BASELINE) for m in models if m != BASELINE] if BASELINE in models else []
-
-
-def _compare(entries: list[Entry], best: dict[str, Entry], pairs) -> tuple[list[Comparison], list]:
-    done, missing = [], []
-    for challenger, baseline in pairs:
-        if challenger not in best or baseline not in best:
-            missing.append((challenger, baseline))
-            continue
-        c, b = best[challenger], best[baseline]
-        diff = c.test() - b.test()
-        weights = sorted({str(e.record.get("weights_used")) for e in entries if e.ok and e.model == challenger})
-        done.append(Comparison(challenger, baseline, c, b, diff, 100 * abs(diff) / b.test() if b.test() else None,
-                               paired(c.run, b.run), _matched(entries, challenger, baseline), weights))
-    return done, missing
-
-
-# --------------------------------------------------------------------------------------------- overlap
-
-
-def _same_training(a: Entry, b: Entry) -> bool:
-    return a.model == b.model and all(a.record.get(k) == b.record.get(k) for k in ("lr", "max_epochs")) and all(
-        a.data.get(k) == b.data.get(k) for k in ("height", "width"))
-
-
-def _overlaps(entries: list[Entry]) -> list[OverlapCheck]:
-    """How much the random split's train/test overlap flatters the score."""
-    checks = []
-    for entry in (e for e in entries if e.ok and e.overlap):
-        refs = [e for e in entries if e.ok and e.data.get("split") == "position" and _same_training(e, entry)]
-        checks.append(OverlapCheck(entry, refs, float(np.mean([e.test() for e in refs])) if refs else None))
-    return checks
-
-
 # ------------------------------------------------------------------------------------------------- all
 
 
 def analyze(runs: list[Run], compare: list[tuple[str, str]] | None = None) -> Analysis:
-    """Everything the report says about ``runs``; ``compare``: (challenger, baseline) model pairs to
-    compare head to head (default: every model against the seeds' baseline cnn, when present)."""
+    """Everything the report says about ``runs``, in one pass; ``compare``: (challenger, baseline) model
+    pairs to compare head to head (None: every model against the seeds' baseline cnn, when present)."""
     entries = _place(runs)
     models = sorted({e.model for e in entries})
-    best = {e.model: e for e in entries if e.best_of_model}
-    best = {model: best[model] for model in models if model in best}
+    flagged = {e.model: e for e in entries if e.best_of_model}
+    best = {model: flagged[model] for model in models if model in flagged}
     by_setting = _by_setting(entries)
+    settings_vary = len({e.setting for e in entries if e.ok}) > 1
     groups = _groups(entries)
     effects = {factor: [effect for (model, name), group in groups.items()
                         if (effect := _effect(factor, model, name, group))] for factor in FACTORS}
-    comparisons, missing = _compare(entries, best, default_pairs(models) if compare is None else compare)
-    # the per-image errors of every run compared or plotted, read now so that a problem reading them is
+    pairs = comparisons.default_pairs(models) if compare is None else compare
+    compared, missing = comparisons.compare(entries, best, pairs)
+    # read the test predictions of every run compared or plotted now, so that a problem reading them is
     # among the problems the narrative lists
-    settings_vary = len({e.setting for e in entries if e.ok}) > 1
     for entry in [*best.values(), *(by_setting.values() if settings_vary else ())]:
         entry.errors  # noqa: B018
     return Analysis(
-        runs=entries, models=models, best=best,
-        overall=min(best.values(), key=lambda e: e.test()) if best else None,
-        by_setting=by_setting, settings=list(dict.fromkeys(s for _, s in by_setting)),
-        settings_vary=settings_vary,
+        runs=entries, models=models, best=best, overall=min(best.values(), key=lambda e: e.test()) if best else None,
+        by_setting=by_setting, settings=list(dict.fromkeys(s for _, s in by_setting)), settings_vary=settings_vary,
         extra_columns=_extra_columns(entries), effects=effects, seed_spreads=_seed_spreads(entries),
-        comparisons=comparisons, not_compared=missing if compare is not None else [],
-        overlaps=_overlaps(entries), seeds=list(dict.fromkeys(e.record.get("seed") for e in entries if e.ok)))
+        comparisons=compared, not_compared=missing if compare is not None else [],
+        overlaps=comparisons.overlaps(entries),
+        seeds=list(dict.fromkeys(e.record.get("seed") for e in entries if e.ok)))

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from pixel_spotter.report import render
-from pixel_spotter.report.analysis import BASELINE, analyze
+from pixel_spotter.report.analysis import analyze
+from pixel_spotter.report.comparisons import BASELINE
 from pixel_spotter.report.load import ReportInputError, collect
 
 

@@ -65,6 +65,7 @@ tr.bad { color: #a33; }
 .scroll { overflow-x: auto; }
 figure { margin: 1.5em 0; } img { max-width: 100%; border: 1px solid #ddd; }
 code { background: #f4f4f4; padding: 0 3px; }
+h1, h2, p, li, figcaption { overflow-wrap: break-word; }
 """
 
 HTML = """\
