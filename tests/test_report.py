@@ -1,8 +1,10 @@
-"""The report command on real (tiny) sweeps: its table equals the runs' results.json, failures are
-named, the HTML stands alone, every plot is written, and bad input exits 2 with one line."""
+"""The report: its numbers (the Analysis of real and synthetic runs) equal what the runs recorded, failures are
+named and never ranked, the CSV holds the records' very values, the HTML stands alone, every plot is written
+and linked, and bad input exits 2 with one line. Numbers are asserted on the Analysis, not on rendered text."""
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import math
@@ -15,7 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pixel_spotter import report
+from pixel_spotter import cli
+from pixel_spotter.report import analyze, collect, euclid_errors, narrative, read_curves, render
+from pixel_spotter.report.cli import parse_pairs
+from pixel_spotter.report.load import ReportInputError, Run
+from pixel_spotter.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["trainer.max_epochs=1", "data.height=16", "data.width=16"]
@@ -43,12 +49,13 @@ def sweeps(tmp_path_factory) -> dict[str, Path]:
 
 
 def _results(sweep: Path) -> dict[Path, dict]:
+    """Each run folder's record, as the run wrote it."""
     return {p.parent: json.loads(p.read_text()) for p in sweep.rglob("results.json")}
 
 
 def _report(tmp_path: Path, *folders: Path) -> Path:
     out = tmp_path / "report"
-    assert report.main([*map(str, folders), "--out", str(out)]) == 0
+    assert cli.main(["report", *map(str, folders), "--out", str(out)]) == 0
     return out
 
 
@@ -63,15 +70,6 @@ def _csv(out: Path) -> tuple[list[str], list[dict]]:
         return reader.fieldnames, list(reader)
 
 
-def _md_table(out: Path) -> list[dict]:
-    """The Runs table of report.md as dicts keyed by header."""
-    section = (out / "report.md").read_text().split("## Runs", 1)[1].split("\n## ", 1)[0]
-    lines = [ln for ln in section.splitlines() if ln.startswith("|")]
-    split = lambda ln: [c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]]  # noqa: E731
-    headers = split(lines[0])
-    return [dict(zip(headers, split(ln))) for ln in lines[2:]]
-
-
 def _numbers(record: dict, prefix: str = "") -> dict[str, float]:
     flat = {}
     for key, value in record.items():
@@ -80,6 +78,82 @@ def _numbers(record: dict, prefix: str = "") -> dict[str, float]:
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+# ------------------------------------------------------------------------------- real sweeps: numbers
+
+
+def test_ranking_and_best_per_model_equal_the_records(sweeps):
+    records = _results(sweeps["grid"])
+    a = analyze(collect([sweeps["grid"]]))
+    assert [e.path for e in a.runs] == sorted(records, key=lambda p: records[p]["test"]["euclid_px"])
+    assert [e.rank for e in a.runs] == [1, 2, 3, 4]
+    for e in a.runs:
+        assert e.test() == records[e.path]["test"]["euclid_px"] and e.record["lr"] == records[e.path]["lr"]
+        assert e.record["weights_used"] == records[e.path]["weights_used"]
+    assert a.models == ["cnn", "resnet18"]
+    for model in a.models:
+        mine = [p for p in records if records[p]["model"] == model]
+        assert a.best[model].path == min(mine, key=lambda p: records[p]["test"]["euclid_px"])
+        assert [e.path for e in a.runs if e.best_of_model and e.model == model] == [a.best[model].path]
+    assert a.overall.test() == min(r["test"]["euclid_px"] for r in records.values())
+
+
+def test_factor_effects_and_comparison_equal_the_records(sweeps):
+    records = list(_results(sweeps["grid"]).values())
+    a = analyze(collect([sweeps["grid"]]))
+    assert not a.effects["max_epochs"] and {e.model for e in a.effects["lr"]} == {"cnn", "resnet18"}
+    for effect in a.effects["lr"]:
+        expected = {r["lr"]: r["test"]["euclid_px"] for r in records if r["model"] == effect.model}
+        assert [(v, n) for v, _, n in effect.means] == [(lr, 1) for lr in sorted(expected)]
+        assert {v: m for v, m, _ in effect.means} == pytest.approx(expected)
+        assert effect.best == min(expected, key=expected.get)
+    (c,) = a.comparisons  # default: every model against cnn
+    assert (c.challenger, c.baseline) == ("resnet18", "cnn")
+    assert c.difference == pytest.approx(a.best["resnet18"].test() - a.best["cnn"].test())
+    assert c.weights_used == sorted({r["weights_used"] for r in records if r["model"] == "resnet18"})
+    # both best runs were tested on the same positions (one seed): the per-image difference is there
+    errors = {m: a.best[m].errors for m in ("resnet18", "cnn")}
+    assert c.paired.n == len(errors["cnn"])
+    assert c.paired.mean == pytest.approx(errors["resnet18"].mean() - errors["cnn"].mean())
+    assert c.matched.n == 2 and c.matched.wins in (0, 1, 2)
+
+
+def test_failed_job_is_named_and_listed_last(sweeps, tmp_path):
+    failed = list(_results(sweeps["failing"]).values())
+    assert len(failed) == 1 and failed[0]["status"] == "failed"
+    # alone (a sweep where nothing finished) and next to the grid (two folders, one report)
+    for folders in ([sweeps["failing"]], [sweeps["grid"], sweeps["failing"]]):
+        a = analyze(collect(folders))
+        assert [e.status for e in a.runs] == ["ok"] * (len(a.runs) - 1) + ["failed"]
+        assert a.runs[-1].model not in a.best or a.best[a.runs[-1].model] is not a.runs[-1]
+        assert any(failed[0]["error"] in line for line in narrative.problems(a))
+    out = _report(tmp_path, sweeps["grid"], sweeps["failing"])
+    assert failed[0]["error"] in (out / "report.md").read_text()
+    _, rows = _csv(out)
+    assert len(rows) == 5 and [r["status"] for r in rows][-1] == "failed"
+
+
+def test_unfinished_job_does_not_crash(sweeps, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweeps["grid"], copy, ignore=shutil.ignore_patterns("*.ckpt"))
+    victim = sorted(_results(copy))[0]
+    RunFolder(victim).results_file.unlink()  # as if the job were still running or had been killed
+    a = analyze(collect([copy]))
+    assert len(a.runs) == 4 and a.runs[-1].status == "unfinished"
+    assert a.runs[-1].id == victim.name.split("_")[0]
+    _report(tmp_path, copy)
+
+
+def test_curves_come_from_the_run_logs(sweeps):
+    run_dir = next(iter(_results(sweeps["grid"])))
+    curves = read_curves(run_dir)
+    for tag in ("train/loss", "val/loss", "train/rmse_px", "val/rmse_px"):
+        epochs, values = curves[tag]
+        assert list(epochs) == [1.0] and all(math.isfinite(v) for v in values)
+
+
+# ---------------------------------------------------------------------------- real sweeps: rendering
 
 
 def test_csv_rows_equal_results_json(sweeps, grid_report):
@@ -92,7 +166,7 @@ def test_csv_rows_equal_results_json(sweeps, grid_report):
         numbers = _numbers(record)
         assert {"test.euclid_px", "test.exact_acc", "lr", "params", "train_seconds"} <= set(numbers)
         for key, value in numbers.items():
-            assert float(row[key]) == pytest.approx(value, rel=1e-12), key
+            assert float(row[key]) == value, key  # repr-exact: the very number of the record
         assert row["model"] == record["model"] and row["status"] == record["status"]
 
 
@@ -104,61 +178,6 @@ def test_csv_varying_columns_first(grid_report):
     assert varies[header.index("model")] and varies[header.index("lr")]
 
 
-def test_table_sorted_best_first_with_values_of_results_json(sweeps, grid_report):
-    records = list(_results(sweeps["grid"]).values())
-    table = _md_table(grid_report)
-    assert len(table) == len(records)
-    expected = sorted(records, key=lambda r: r["test"]["euclid_px"])
-    for row, record in zip(table, expected):
-        assert row["model"] == record["model"]
-        assert float(row["lr"]) == pytest.approx(record["lr"])
-        assert row["mean Euclid (px)"] == f"{record['test']['euclid_px']:.3f}"
-        assert row["RMSE (px)"] == f"{record['test']['rmse_px']:.3f}"
-        assert row["exact %"] == f"{100 * record['test']['exact_acc']:.1f}"
-        assert row["weights used"] == record["weights_used"]
-    # exactly one best (★) per model, and it is that model's lowest test error
-    for model in {r["model"] for r in records}:
-        marked = [row for row in table if row["model"] == model and "★" in row["rank"]]
-        best = min((r for r in records if r["model"] == model), key=lambda r: r["test"]["euclid_px"])
-        assert len(marked) == 1 and marked[0]["mean Euclid (px)"] == f"{best['test']['euclid_px']:.3f}"
-
-
-def test_summary_is_computed_from_the_runs(sweeps, grid_report):
-    records = list(_results(sweeps["grid"]).values())
-    text = (grid_report / "report.md").read_text()
-    best = min(records, key=lambda r: r["test"]["euclid_px"])
-    summary = text.split("## Summary", 1)[1]
-    assert "Best run overall" in summary and f"{best['test']['euclid_px']:.3f} px" in summary
-    assert "Effect of lr" in summary
-    resnet = next(r for r in records if r["model"] == "resnet18")
-    assert resnet["weights_used"] in summary  # says what weights ResNet18 really used
-
-
-def test_failed_job_is_named(sweeps, grid_report, tmp_path):
-    failed = list(_results(sweeps["failing"]).values())
-    assert len(failed) == 1 and failed[0]["status"] == "failed"
-    # alone (a sweep where nothing finished) and next to the grid (two folders, one report)
-    for n_runs, folders in ((1, [sweeps["failing"]]), (5, [sweeps["grid"], sweeps["failing"]])):
-        out = _report(tmp_path / str(n_runs), *folders)
-        assert failed[0]["error"] in (out / "report.md").read_text()
-        statuses = [row["status"] for row in _md_table(out)]
-        assert len(statuses) == n_runs and sum(s.startswith("failed") for s in statuses) == 1
-        assert statuses[-1].startswith("failed")  # runs that did not finish sort last
-        _, rows = _csv(out)
-        assert len(rows) == n_runs and sum(r["status"] == "failed" for r in rows) == 1
-
-
-def test_unfinished_job_does_not_crash(sweeps, tmp_path):
-    copy = tmp_path / "sweep"
-    shutil.copytree(sweeps["grid"], copy, ignore=shutil.ignore_patterns("*.ckpt"))
-    victim = sorted(copy.glob("*/results.json"))[0]
-    victim.unlink()  # as if the job were still running or had been killed
-    out = _report(tmp_path, copy)
-    table = _md_table(out)
-    assert len(table) == 4 and table[-1]["status"].startswith("unfinished")
-    assert table[-1]["run"] == victim.parent.name.split("_")[0]
-
-
 def test_html_is_self_contained(grid_report):
     page = (grid_report / "report.html").read_text()
     assert "http://" not in page and "https://" not in page
@@ -168,7 +187,7 @@ def test_html_is_self_contained(grid_report):
     assert len(sources) == len(list((grid_report / "plots").glob("*.png")))
 
 
-def test_every_plot_is_written(sweeps, grid_report):
+def test_every_plot_is_written_and_linked(sweeps, grid_report):
     models = {r["model"] for r in _results(sweeps["grid"]).values()}
     expected = {"error_map.png", "error_hist.png"} | {
         f"{kind}_{m}.png" for m in models for kind in ("curves", "grid", "scatter", "overlay")}
@@ -184,140 +203,197 @@ def test_every_plot_is_written(sweeps, grid_report):
 def test_report_only_reads_the_runs(sweeps, tmp_path):
     # it works from the files runs left; it never retrains (Lightning is not even imported) nor writes there
     before = {p: p.stat().st_mtime_ns for p in sweeps["grid"].rglob("*") if p.is_file()}
-    code = ("import sys; from pixel_spotter import report; "
-            f"assert report.main([{str(sweeps['grid'])!r}, '--out', {str(tmp_path / 'out')!r}]) == 0; "
-            "print('lightning' in sys.modules)")
+    # the report package alone (the other commands' imports are theirs)
+    code = ("import argparse, sys; from pixel_spotter import report; parser = argparse.ArgumentParser(); "
+            "report.add_arguments(parser); "
+            f"args = parser.parse_args([{str(sweeps['grid'])!r}, '--out', {str(tmp_path / 'out')!r}]); "
+            "assert report.run_command(args) == 0; print('lightning' in sys.modules, 'torch' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == "False"
+    assert proc.stdout.strip().splitlines()[-1] == "False False"
     assert {p: p.stat().st_mtime_ns for p in sweeps["grid"].rglob("*") if p.is_file()} == before
 
 
-def test_scalars_come_from_tensorboard(sweeps):
-    run_dir = next(p.parent for p in sweeps["grid"].glob("*/results.json"))
-    curves = report.read_scalars(run_dir / "tensorboard")
-    for tag in ("train/loss", "val/loss", "train/rmse_px", "val/rmse_px"):
-        epochs, values = curves[tag]
-        assert list(epochs) == [1.0] and all(math.isfinite(v) for v in values)
-
-
-@pytest.mark.parametrize("entry, missing", [(["-m", "pixel_spotter.report"], True),
-                                            (["-m", "pixel_spotter.cli", "report"], False)])
-def test_bad_input_exits_2_with_one_line(tmp_path, entry, missing):
-    folder = tmp_path / "does-not-exist" if missing else tmp_path  # missing, or there but holding no runs
-    proc = subprocess.run([sys.executable, *entry, str(folder)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+@pytest.mark.parametrize("case", ["missing", "empty", "bad compare"])
+def test_bad_input_exits_2_with_one_line(tmp_path, case):
+    folder = tmp_path / "does-not-exist" if case == "missing" else tmp_path
+    extra = ["--compare", "resnet18"] if case == "bad compare" else []
+    proc = subprocess.run([sys.executable, "-m", "pixel_spotter.cli", "report", str(folder), *extra], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
-    assert str(folder) in proc.stderr
+    assert ("resnet18" if extra else str(folder)) in proc.stderr
     assert not (tmp_path / "report.md").exists()
 
 
-# --------------------------------------------------------------- summary logic on synthetic records (fast)
+def test_no_run_file_name_in_the_report_package():
+    """Everything about the run folder goes through pixel_spotter.run_folder."""
+    names = ("results.json", "predictions.csv", ".hydra", "checkpoints", "tensorboard")
+    for source in (ROOT / "pixel_spotter" / "report").rglob("*.py"):
+        strings = [node.value for node in ast.walk(ast.parse(source.read_text()))
+                   if isinstance(node, ast.Constant) and isinstance(node.value, str)]  # f-string parts included
+        assert not [n for n in names for text in strings if n in text], source.name
 
 
-def _run(run_id: str, model: str, euclid: float | None, lr=1e-3, epochs=16, status="ok",
-         **data) -> report.Run:
-    record = {"status": status, "model": model, "lr": lr, "max_epochs": epochs, "seed": 0,
-              "weights_used": "random init", "test_overlap": data.pop("overlap", 0.0),
+# --------------------------------------------------------------------------- synthetic records (fast)
+
+
+def _run(run_id: str, model: str, euclid: float | None, lr=1e-3, epochs=16, status="ok", path=None,
+         **data) -> Run:
+    record = {"status": status, "model": model, "lr": lr, "max_epochs": epochs, "seed": data.pop("seed", 0),
+              "weights_used": data.pop("weights", "random init"), "test_overlap": data.pop("overlap", 0.0),
               "data": {"height": 50, "width": 50, "split": "position", **data}}
     if euclid is not None:
         record["test"] = {"euclid_px": euclid, "exact_acc": 0.5, "within1_acc": 0.8}
-    return report.Run(path=Path(f"/x/{run_id}_job"), id=run_id, record=record)
+    return Run(path=path or Path(f"/x/{run_id}_job"), id=run_id, record=record)
+
+
+def _with_predictions(folder: Path, run_id: str, model: str, true: np.ndarray, pred: np.ndarray, **kw) -> Run:
+    """A run whose test predictions are on disk (written through the run folder); its error is their mean."""
+    RunFolder(folder).write_predictions([(*t, *p) for t, p in zip(true, pred)])
+    table = np.column_stack([true, np.round(pred, 4)])
+    return _run(run_id, model, float(euclid_errors(table).mean()), path=folder, height=8, width=8, **kw)
+
+
+def test_euclid_errors_is_the_metric():
+    torch = pytest.importorskip("torch")
+    from pixel_spotter.metrics import EuclideanError
+
+    table = np.array([[1, 2, 1.5, 2.5], [0, 0, 3, 4], [7, 7, 7, 7]], dtype=float)
+    assert euclid_errors(table) == pytest.approx([math.hypot(0.5, 0.5), 5.0, 0.0])
+    metric = EuclideanError()
+    metric.update(torch.tensor(table[:, 2:]), torch.tensor(table[:, :2]))
+    assert float(metric.compute()) == pytest.approx(euclid_errors(table).mean())
+
+
+def test_analysis_does_not_depend_on_input_order():
+    runs = [_run("0", "cnn", 2.0, lr=1e-4), _run("1", "cnn", 1.0), _run("2", "heatmap", 0.5),
+            _run("3", "cnn", None, status="failed"), _run("4", "heatmap", 0.7, lr=1e-4)]
+    a, b = analyze(runs), analyze(runs[::-1])
+    assert [e.id for e in a.runs] == [e.id for e in b.runs] == ["2", "4", "1", "0", "3"]
+    assert {m: e.id for m, e in a.best.items()} == {m: e.id for m, e in b.best.items()} == {"cnn": "1", "heatmap": "2"}
+    assert a.n_ok == 4 and a.runs[-1].rank == 5 and not a.runs[-1].best_of_model
 
 
 def test_columns_tell_apart_runs_that_differ_in_data():
-    runs = report.annotate([_run("0", "cnn", 1.0), _run("1", "cnn", 2.0, height=32, width=32),
-                            _run("2", "cnn", 3.0, split="quadrant", heldout_quadrant="top_left")])
-    headers, rows = report.table(runs)
-    assert "image" in headers and "heldout_quadrant" in headers
-    assert "32×32" in rows[1][headers.index("image")]
-    assert rows[2][headers.index("heldout_quadrant")] == "top_left"
-    assert rows[0][headers.index("heldout_quadrant")] == "—"  # a position split holds no quadrant out
-    same = report.annotate([_run("0", "cnn", 1.0), _run("1", "cnn", 2.0)])
-    assert "image" not in report.table(same)[0] and "heldout_quadrant" not in report.table(same)[0]
+    a = analyze([_run("0", "cnn", 1.0), _run("1", "cnn", 2.0, height=32, width=32),
+                 _run("2", "cnn", 3.0, split="quadrant", heldout_quadrant="top_left")])
+    assert ("image", "image") in a.extra_columns and ("setting", "heldout_quadrant") in a.extra_columns
+    table = render.runs_table(a)
+    rows = [dict(zip(table.headers, row)) for row in table.rows]
+    assert rows[1]["image"] == "32×32" and rows[2]["heldout_quadrant"] == "top_left"
+    assert rows[0]["heldout_quadrant"] == "—"  # a position split holds no quadrant out
+    same = analyze([_run("0", "cnn", 1.0), _run("1", "cnn", 2.0)])
+    assert same.extra_columns == [] and "image" not in render.runs_table(same).headers
 
 
 def test_claim_and_effects_follow_the_numbers():
-    runs = report.annotate([_run("0", "cnn", 2.0, lr=1e-4), _run("1", "cnn", 1.0, lr=1e-3),
-                            _run("2", "resnet18", 4.0, lr=1e-4), _run("3", "resnet18", 3.0, lr=1e-3)])
-    claim = " ".join(report.summary_claim(runs))
-    assert "did not beat" in claim and "2.000 px (200%) higher" in claim  # best 3.0 vs best 1.0
-    assert "trained from scratch" in claim
-    effects = " ".join(report.summary_factors(runs))
-    assert "lr 0.001 → 1.000 px" in effects and "50% lower" in effects
-    assert "Effect of epochs: not measurable" in effects
-    # only one model: no comparison is claimed
-    assert report.summary_claim(report.annotate(runs[:2])) == []
+    runs = [_run("0", "cnn", 2.0, lr=1e-4), _run("1", "cnn", 1.0, lr=1e-3),
+            _run("2", "resnet18", 4.0, lr=1e-4), _run("3", "resnet18", 3.0, lr=1e-3)]
+    a = analyze(runs)
+    (c,) = a.comparisons
+    assert (c.challenger, c.baseline, c.challenger_best.id, c.baseline_best.id) == ("resnet18", "cnn", "3", "1")
+    assert c.difference == pytest.approx(2.0) and c.relative_pct == pytest.approx(200)
+    assert c.paired is None  # no predictions on disk
+    assert (c.matched.n, c.matched.wins, c.matched.mean_difference) == (2, 0, pytest.approx(2.0))
+    cnn = next(e for e in a.effects["lr"] if e.model == "cnn")
+    assert cnn.means == [(1e-4, 2.0, 1), (1e-3, 1.0, 1)] and cnn.best == 1e-3 and cnn.change_pct == pytest.approx(50)
+    assert a.effects["max_epochs"] == []
+    text = " ".join(narrative.summary(a))
+    assert "did not beat" in text and "seed 003 claims" in text and "trained from scratch" in text
+    assert "Effect of epochs: not measurable" in text
+    assert analyze(runs[:2]).comparisons == []  # only one model: nothing to compare
+
+
+def test_comparisons_are_an_option():
+    runs = [_run("0", "cnn", 2.0), _run("1", "heatmap", 1.0), _run("2", "resnet18", 3.0)]
+    default = analyze(runs)
+    assert [(c.challenger, c.baseline) for c in default.comparisons] == [("heatmap", "cnn"), ("resnet18", "cnn")]
+    text = narrative.comparisons(default)
+    assert sum("seed 003 claims" in line for line in text) == 1  # the claim belongs to resnet18 vs cnn only
+    assert any(line.startswith("**heatmap vs cnn**: the best heatmap run `#1`") for line in text)
+    chosen = analyze(runs, compare=[("heatmap", "resnet18"), ("coordconv", "cnn")])
+    (c,) = chosen.comparisons
+    assert (c.challenger, c.baseline, c.difference) == ("heatmap", "resnet18", pytest.approx(-2.0))
+    assert chosen.not_compared == [("coordconv", "cnn")]
+    assert analyze([r for r in runs if r.model != "cnn"]).comparisons == []  # no cnn: no default pairs
+    assert parse_pairs(None) is None
+    assert parse_pairs(["resnet18:cnn,heatmap:cnn", "resnet18:cnn"]) == [("resnet18", "cnn"), ("heatmap", "cnn")]
+    for bad in ("resnet18", "cnn:cnn", "a:b:c", ":cnn"):
+        with pytest.raises(ReportInputError):
+            parse_pairs([bad])
+
+
+def test_paired_differences_on_the_same_positions(tmp_path):
+    rng = np.random.default_rng(0)
+    true = np.array([(x, y) for x in range(8) for y in range(8)])[rng.permutation(64)[:30]]
+    pred_b, pred_c = true + rng.normal(0, 1.0, true.shape), true + rng.normal(0, 0.3, true.shape)
+    baseline = _with_predictions(tmp_path / "0", "0", "cnn", true, pred_b)
+    order = rng.permutation(len(true))  # the same positions, listed in another order
+    challenger = _with_predictions(tmp_path / "1", "1", "resnet18", true[order], pred_c[order])
+    (c,) = analyze([baseline, challenger]).comparisons
+    err = lambda p: np.hypot(*(np.round(p, 4) - true).T)  # noqa: E731
+    diff = err(pred_c) - err(pred_b)
+    assert c.paired.n == 30 and c.paired.mean == pytest.approx(diff.mean())
+    assert c.paired.half_width == pytest.approx(1.96 * diff.std(ddof=1) / math.sqrt(30))
+    assert c.paired.significant == (abs(diff.mean()) > c.paired.half_width)
+    other = _with_predictions(tmp_path / "2", "2", "resnet18", true[:-1], pred_c[:-1])
+    assert analyze([baseline, other]).comparisons[0].paired is None  # not the same test set
 
 
 def test_overlap_is_compared_with_the_position_split():
-    runs = report.annotate([_run("0", "cnn", 0.5, split="random", overlap=0.9), _run("1", "cnn", 2.0)])
-    text = " ".join(report.summary_overlap(runs))
-    assert "90.0% of its test images" in text and "75% smaller" in text
-    leaky_only = report.annotate([_run("0", "cnn", 0.5, split="random", overlap=0.9)])
-    alone = " ".join(report.summary_overlap(leaky_only))
-    assert "90.0%" in alone and "no position-split run" in alone
-    # the leaky run is listed but never picked as the model's best
-    assert report.best_runs(runs)["cnn"].id == "1"
+    a = analyze([_run("0", "cnn", 0.5, split="random", overlap=0.9), _run("1", "cnn", 2.0)])
+    (check,) = a.overlaps
+    assert check.run.id == "0" and [r.id for r in check.references] == ["1"] and check.reference_mean == 2.0
+    assert a.best["cnn"].id == "1"  # the leaky run is listed but never picked as the model's best
+    assert "75% smaller" in " ".join(narrative.overlap(a))
+    alone = analyze([_run("0", "cnn", 0.5, split="random", overlap=0.9)])
+    assert alone.overlaps[0].references == [] and alone.overlaps[0].reference_mean is None
 
 
 def test_data_settings_are_ranked_apart():
     quadrant = {"split": "quadrant", "heldout_quadrant": "bottom_right"}
-    runs = report.annotate([_run("0", "cnn", 1.0), _run("1", "heatmap", 2e-5), _run("2", "cnn", 0.8),
-                            _run("3", "cnn", 20.0, **quadrant), _run("4", "heatmap", 0.5, **quadrant)])
-    headers, rows = report.setting_table(runs)
-    assert headers[0] == "model" and any(h.startswith("split=quadrant") for h in headers)
-    cells = {row[0]: dict(zip(headers, row)) for row in rows}
-    position = next(h for h in headers if h.startswith("split=position") and h.endswith("mean Euclid (px)"))
-    quad = next(h for h in headers if h.startswith("split=quadrant") and h.endswith("mean Euclid (px)"))
-    assert cells["cnn"][position] == "0.800" and cells["cnn"][quad] == "20.000"  # each setting's own best
-    assert cells["heatmap"][position] == "2.0e-05"  # tiny errors are not rounded to 0.000
-    text = " ".join(report.summary_settings(runs))
-    assert "Best on **split=quadrant" in text and "`#4` (heatmap" in text and "then cnn 20.000 px" in text
-    # the maps and histograms get one best run per (model, setting)
-    assert {(m, r.id) for (m, _), r in report.best_by_setting(runs).items()} == {
-        ("cnn", "2"), ("heatmap", "1"), ("cnn", "3"), ("heatmap", "4")}
-    # one setting only: nothing extra
-    same = report.annotate([_run("0", "cnn", 1.0), _run("1", "heatmap", 0.1)])
-    assert report.setting_table(same) is None and report.summary_settings(same) == []
+    a = analyze([_run("0", "cnn", 1.0), _run("1", "heatmap", 2e-5), _run("2", "cnn", 0.8),
+                 _run("3", "cnn", 20.0, **quadrant), _run("4", "heatmap", 0.5, **quadrant)])
+    assert a.settings_vary and a.settings == ["split=position", "split=quadrant, heldout_quadrant=bottom_right"]
+    assert {key: e.id for key, e in a.by_setting.items()} == {
+        ("cnn", "split=position"): "2", ("heatmap", "split=position"): "1",
+        ("cnn", "split=quadrant, heldout_quadrant=bottom_right"): "3",
+        ("heatmap", "split=quadrant, heldout_quadrant=bottom_right"): "4"}
+    table = render.setting_table(a)
+    cells = {row[0]: dict(zip(table.headers, row)) for row in table.rows}
+    assert cells["heatmap"]["split=position: mean Euclid (px)"] == "2.0e-05"  # tiny errors are not rounded to 0
+    same = analyze([_run("0", "cnn", 1.0), _run("1", "heatmap", 0.1)])
+    assert not same.settings_vary and render.setting_table(same) is None and narrative.settings(same) == []
 
 
 def test_seed_repeats_report_their_spread():
     runs = []
     for seed, (err, exact) in enumerate([(0.1, 0.9), (0.3, 0.5), (0.2, 0.7)]):
-        run = _run(str(seed), "heatmap", err)
-        run.record.update(seed=seed, train_seconds=2.0 + seed)
+        run = _run(str(seed), "heatmap", err, seed=seed)
+        run.record.update(train_seconds=2.0 + seed)
         run.record["test"]["exact_acc"] = exact
         runs.append(run)
-    text = " ".join(report.summary_seeds(report.annotate(runs)))
-    assert "Over 3 seeds (heatmap" in text and "exact 50.0–90.0 %" in text
-    assert "0.100–0.300 px" in text and "train time 2.0–4.0 s" in text
-    assert report.summary_seeds(report.annotate(runs[:1])) == []  # one seed: no spread to report
+    (spread,) = analyze(runs).seed_spreads
+    assert (spread.model, spread.n_seeds, spread.exact, spread.euclid, spread.train_seconds) == (
+        "heatmap", 3, (0.5, 0.9), (0.1, 0.3), (2.0, 4.0))
+    assert "exact 50.0–90.0 %" in " ".join(narrative.seeds(analyze(runs)))
+    assert analyze(runs[:1]).seed_spreads == []  # one seed: no spread to report
 
 
-def test_report_with_two_splits_has_per_setting_table_and_maps(tmp_path):
-    from pixel_spotter import report_plots
+def test_two_splits_get_per_setting_maps(tmp_path):
+    from pixel_spotter.report import plots
 
     rng = np.random.default_rng(0)
     runs = []
     for i, (model, split) in enumerate([("cnn", "position"), ("heatmap", "position"), ("cnn", "quadrant")]):
-        folder = tmp_path / f"{i}_job"
-        folder.mkdir()
-        xy = rng.integers(0, 8, size=(20, 2))
-        pred = xy + rng.normal(0, 0.3 * (i + 1), size=xy.shape)
-        np.savetxt(folder / "predictions.csv", np.column_stack([xy, pred]), delimiter=",",
-                   header="x_true,y_true,x_pred,y_pred", comments="")
-        run = _run(str(i), model, float(np.hypot(*(pred - xy).T).mean()), split=split, height=8, width=8)
-        run.path = folder
-        runs.append(run)
-    runs = report.annotate(runs)
-    per_setting = report.best_by_setting(runs)
-    plots = dict((p.name, caption) for caption, p in
-                 report_plots.make_all(runs, report.best_runs(runs), tmp_path / "plots", per_setting))
-    assert "error_map.png" in plots and "per data setting" in plots["error_map.png"]
-    doc = report.build_document(runs, [tmp_path], [], tmp_path)
-    assert ("h2", "Best run per model and data setting") in doc
+        true = rng.integers(0, 8, size=(20, 2))
+        runs.append(_with_predictions(tmp_path / f"{i}_job", str(i), model, true,
+                                      true + rng.normal(0, 0.3 * (i + 1), size=true.shape), split=split))
+    a = analyze(runs)
+    made = {p.name: caption for caption, p in plots.make_all(a, tmp_path / "plots")}
+    assert "error_map.png" in made and "per data setting" in made["error_map.png"]
+    assert render.setting_table(a) is not None
 
 
 @pytest.mark.slow
@@ -337,13 +413,12 @@ def test_report_and_sweep_summary_survive_any_record(sweeps, tmp_path, capsys, c
     shutil.copytree(sweeps["grid"], copy, ignore=shutil.ignore_patterns("*.ckpt"))
     records = _results(copy)
     best = min(records, key=lambda p: records[p]["test"]["euclid_px"])  # the one that would be ranked first
-    (best / "results.json").write_bytes(content)
-    out = _report(tmp_path, copy)
-    table = _md_table(out)
-    row = next(r for r in table if r["run"] == best.name.split("_")[0])
-    assert row["status"].startswith(status) and "★" not in row["rank"]
-    assert table[-1] is row  # not ranked: listed after every run that finished ok
-    assert f"`#{row['run']}`" not in (out / "report.md").read_text().split("**Best run overall**", 1)[1].split("\n")[0]
+    RunFolder(best).results_file.write_bytes(content)
+    _report(tmp_path, copy)
+    a = analyze(collect([copy]))
+    entry = a.runs[-1]  # not ranked: listed after every run that finished ok
+    assert entry.path == best and entry.status == status and not entry.best_of_model
+    assert a.overall is not entry and entry not in a.best.values()
 
     with pytest.raises(SystemExit) as exit_:
         SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(copy)}}}))
