@@ -94,32 +94,13 @@ class Run:
 
 def read_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per-epoch train/ and val/ scalars of a run, keyed by tag, with the x axis in epochs (1 = after the
-    first epoch); {} when the run logged none.
-
-    Read from the run's TensorBoard event files: Lightning logs each epoch's values at a global step and
-    logs ``epoch`` at the same step, so the ``epoch`` scalar maps steps to epochs. TensorBoard's own reader
-    merges the run's event files.
+    first epoch); {} when the run logged none. Read from the run's CSV log (``RunFolder.read_curves``: one
+    value per epoch, a resumed run's later row winning); ValueError naming the problem when that log is
+    not one this project writes.
     """
-    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
-
-    logs = RunFolder(run_dir).tensorboard
-    if not logs.is_dir():
-        return {}
-    # purge_orphaned_data=False: the HPARAMS summary is written at step 0 after training; the default
-    # purge would treat that as a restart and could drop the curves.
-    acc = EventAccumulator(str(logs), size_guidance={SCALARS: 0}, purge_orphaned_data=False)
-    acc.Reload()
-    tags = acc.Tags().get("scalars", [])
-    step_to_epoch = {e.step: e.value for e in acc.Scalars("epoch")} if "epoch" in tags else {}
-    curves = {}
-    for tag in tags:
-        if not tag.startswith(("train/", "val/")):
-            continue
-        # a resumed run logs again the steps after its last checkpoint: the later value of a step wins
-        events = list({e.step: e for e in acc.Scalars(tag)}.values())
-        events.sort(key=lambda e: e.step)
-        epochs = [step_to_epoch.get(e.step, i) + 1 for i, e in enumerate(events)]
-        curves[tag] = (np.asarray(epochs, dtype=float), np.asarray([e.value for e in events], dtype=float))
+    curves, problem = RunFolder(run_dir).read_curves()
+    if problem:
+        raise ValueError(problem)
     return curves
 
 
@@ -139,7 +120,7 @@ def load_run(run_dir: Path, run_id: str) -> Run:
     try:
         run.curves = read_curves(run_dir)
     except Exception as err:
-        run.notes.append(f"TensorBoard logs unreadable ({type(err).__name__}: {short(err)})")
+        run.notes.append(f"learning curves unreadable ({short(err)})")
     return run
 
 
