@@ -21,7 +21,7 @@ from pixel_spotter import cli
 from pixel_spotter.report import analyze, collect, euclid_errors, narrative, read_curves, render
 from pixel_spotter.report.cli import parse_pairs
 from pixel_spotter.report.load import ReportInputError, Run
-from pixel_spotter.run_folder import RunFolder
+from pixel_spotter.run_folder import CSV_METRICS, RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["trainer.max_epochs=1", "data.height=16", "data.width=16"]
@@ -145,12 +145,21 @@ def test_unfinished_job_does_not_crash(sweeps, tmp_path):
     _report(tmp_path, copy)
 
 
-def test_curves_come_from_the_run_logs(sweeps):
-    run_dir = next(iter(_results(sweeps["grid"])))
-    curves = read_curves(run_dir)
+def test_curves_come_from_the_csv_log(sweeps, tmp_path):
+    run_dir = tmp_path / "run"  # a copy without TensorBoard's files: the curves are the CSV log's
+    original = next(iter(_results(sweeps["grid"])))
+    shutil.copytree(original, run_dir, ignore=shutil.ignore_patterns(RunFolder(original).tensorboard.name))
+    curves, (same, _) = read_curves(run_dir), RunFolder(original).read_curves()
+    assert set(curves) == set(same) and all(np.array_equal(curves[t][1], same[t][1]) for t in curves)
     for tag in ("train/loss", "val/loss", "train/rmse_px", "val/rmse_px"):
         epochs, values = curves[tag]
         assert list(epochs) == [1.0] and all(math.isfinite(v) for v in values)
+    log = RunFolder(run_dir).csv_log
+    shutil.rmtree(log)
+    log.mkdir()
+    (log / CSV_METRICS).write_bytes(b"\xff\xfe planted\n")  # an unreadable log is a note, not a crash
+    run = collect([run_dir])[0]
+    assert run.curves == {} and any("learning curves unreadable" in note for note in run.notes)
 
 
 # ---------------------------------------------------------------------------- real sweeps: rendering
