@@ -57,6 +57,6 @@ def test_a_diverged_job_is_recorded_as_such_and_never_ranked(tmp_path):
 
     from pixel_spotter import report
 
-    runs = report.annotate(report.collect([tmp_path]))
+    runs = report.analyze(report.collect([tmp_path])).runs
     assert [r.record["lr"] for r in runs if r.ok] == [0.01]
     assert not next(r for r in runs if r.record["lr"] == 1e6).best_of_model
