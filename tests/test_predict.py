@@ -182,7 +182,7 @@ def test_a_pickle_payload_in_the_checkpoint_never_runs(trained_run, tmp_path):
     "    file: {marker}\n    mode: w\n",
     # a pixel_spotter callable that is not a network would write a file too
     "model:\n  _target_: pixel_spotter.module.CoordinateRegressor\n  net:\n"
-    "    _target_: pixel_spotter.run_folder._atomic_write\n    path: {marker}\n    text: x\n",
+    "    _target_: pixel_spotter.run_folder.folder._atomic_write\n    path: {marker}\n    text: x\n",
 ])
 def test_a_config_naming_other_targets_is_refused(trained_run, tmp_path, model_yaml):
     run, marker = _copy(trained_run, tmp_path), tmp_path / "pwned"

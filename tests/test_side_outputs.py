@@ -102,7 +102,7 @@ def test_read_curves_refuses_what_is_not_a_regular_file(tmp_path):
 
 
 def test_read_curves_refuses_a_giant_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(run_folder, "_MAX_CSV_BYTES", 100)
+    monkeypatch.setattr(run_folder.readers, "_MAX_CSV_BYTES", 100)
     path = _metrics_file(tmp_path)
     path.parent.mkdir(parents=True)
     path.write_text("epoch,step,val/loss\n" + "0,1,0.5\n" * 20)

@@ -1,0 +1,50 @@
+"""The run folder: the one package that knows its layout, claims it, writes and reads its record, and
+finds runs and job numbers. Nothing else in the project names a run file.
+
+    <run>/                     outputs/<time>_<pid>-<rand>/  or  multirun/<time>_<pid>-<rand>/<job#>_<overrides>/
+      .hydra/                  config.yaml, hydra.yaml, overrides.yaml: written here, after the folder is claimed
+      results.json             the Results record: status running -> ok | failed | diverged; strict JSON
+      predictions.csv          x_true,y_true,x_pred,y_pred per test image
+      error.txt                the traceback of a run that failed for a reason other than a user error
+      checkpoints/             best-epochNNN.ckpt (by val/euclid_px) and last.ckpt (every epoch, for resume)
+      tensorboard/             TensorBoard event files
+      csv/metrics.csv          the learning curves, one row per logged step; a resumed run appends to it
+      run.lock                 flock-ed by the process writing the run; free = nobody is (any more)
+    <sweep>/multirun.yaml      Hydra's sweep config: which jobs a sweep has, started or not
+    <sweep>/sweep.lock         flock-ed by the process running the sweep
+
+A run folder read here may come from anywhere, so reading never trusts it: any content of results.json
+reads as a Results record (an unreadable one says why), and a checkpoint path must lie inside the run.
+
+Modules: layout (names, statuses, config resolvers) · record (Results, results.json) · folder (RunFolder:
+claim, lock, resume rules, atomic writes, safe reading) · readers (.hydra/, predictions.csv, CSV log) · jobs
+(finding runs, job numbers, a sweep's planned jobs).
+"""
+
+from pixel_spotter.run_folder.folder import RunFolder, Start, hold_lock, lock_sweep
+from pixel_spotter.run_folder.jobs import Job, find_runs, is_run_dir, job_name, natural_key, planned_jobs, sweep_jobs
+from pixel_spotter.run_folder.layout import (
+    CHECKPOINTS,
+    CSV_LOG,
+    CSV_METRICS,
+    DIVERGED,
+    FAILED,
+    INTERRUPTED,
+    NOT_STARTED,
+    OK,
+    PREDICTIONS,
+    RESULTS,
+    RUNNING,
+    SWEEP_CONFIG,
+    UNFINISHED,
+    UNREADABLE,
+    unique_tag,
+)
+from pixel_spotter.run_folder.record import Results, all_finite
+
+__all__ = [
+    "CHECKPOINTS", "CSV_LOG", "CSV_METRICS", "DIVERGED", "FAILED", "INTERRUPTED", "NOT_STARTED", "OK", "PREDICTIONS",
+    "RESULTS", "RUNNING", "SWEEP_CONFIG", "UNFINISHED", "UNREADABLE", "Job", "Results", "RunFolder", "Start",
+    "all_finite", "find_runs", "hold_lock", "is_run_dir", "job_name", "lock_sweep", "natural_key", "planned_jobs",
+    "sweep_jobs", "unique_tag",
+]

@@ -1,0 +1,306 @@
+"""RunFolder: claim a run folder (lock, resume rules), write its files atomically, read its record."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from pixel_spotter.errors import UserError
+from pixel_spotter.run_folder import readers
+from pixel_spotter.run_folder.layout import (
+    CHECKPOINTS,
+    CONFIG,
+    CSV_LOG,
+    DIVERGED,
+    ERROR,
+    HYDRA_CONFIG,
+    HYDRA_DIR,
+    INTERRUPTED,
+    LAST_CHECKPOINT,
+    LOCK,
+    OK,
+    OVERRIDES,
+    PREDICTIONS,
+    RESULTS,
+    RUNNING,
+    SWEEP_CONFIG,
+    SWEEP_LOCK,
+    TENSORBOARD,
+    UNFINISHED,
+    UNREADABLE,
+)
+from pixel_spotter.run_folder.record import Results, _short
+
+try:  # advisory locks; absent on Windows, where concurrent runs are simply not detected
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
+
+@dataclass
+class Start:
+    """How a claimed run begins: fresh, from a checkpoint (resume), or not at all (already ok)."""
+
+    checkpoint: Path | None = None
+    skip: Results | None = None
+
+
+class RunFolder:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # -- layout
+    @property
+    def hydra_dir(self) -> Path:
+        return self.path / HYDRA_DIR
+
+    @property
+    def config_file(self) -> Path:
+        return self.hydra_dir / CONFIG
+
+    @property
+    def results_file(self) -> Path:
+        return self.path / RESULTS
+
+    @property
+    def predictions_file(self) -> Path:
+        return self.path / PREDICTIONS
+
+    @property
+    def error_file(self) -> Path:
+        return self.path / ERROR
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / LAST_CHECKPOINT
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TENSORBOARD
+
+    @property
+    def csv_log(self) -> Path:
+        return self.path / CSV_LOG
+
+    def holds_a_run(self) -> bool:
+        return self.results_file.exists() or self.checkpoints.exists()
+
+    # -- reading (untrusted)
+    def read(self) -> Results:
+        """The record, never raising; 'running' becomes 'interrupted' when no process holds the lock."""
+        if self.results_file.exists() and not self.results_file.is_file():  # a directory, FIFO or device
+            return Results(status=UNREADABLE, error=f"{RESULTS} is not a regular file")
+        try:
+            with self.results_file.open("rb") as f:
+                text = f.read(10_000_000)  # a record is a few kB; never read a planted giant file whole
+        except FileNotFoundError:
+            return Results(status=UNFINISHED, error=f"no {RESULTS} (the job did not get far enough to write one)")
+        except OSError as err:
+            return Results(status=UNREADABLE, error=f"{RESULTS} cannot be read ({_short(err)})")
+        record = Results.from_json(text)
+        if record.status == RUNNING and not self.is_locked():
+            self._interrupted(record)
+        return record
+
+    def _interrupted(self, record: Results) -> None:
+        sweep = next((p for p in list(self.path.parents)[:3] if (p / SWEEP_CONFIG).is_file()), None)
+        how = (f"the sweep's command plus resume=true hydra.sweep.dir={sweep}" if sweep else
+               f"the same command plus resume=true hydra.run.dir={self.path}")
+        record.status = INTERRUPTED
+        record.error = f"the process stopped without finishing (killed?); continue it with {how}"
+
+    def is_locked(self) -> bool:
+        """Whether a live process holds this run's lock (i.e. is writing it now)."""
+        if fcntl is None or not (self.path / LOCK).is_file():
+            return False
+        try:
+            fd = os.open(self.path / LOCK, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a shared lock we may have taken
+
+    def inside(self, candidate: str | Path) -> Path:
+        """``candidate`` (relative to the run, or absolute) resolved, if it lies inside this run folder."""
+        root = self.path.resolve()
+        path = (root / candidate).resolve()  # an absolute candidate replaces root; '..' and links are resolved
+        if path != root and root not in path.parents:
+            raise UserError(f"{self.results_file} points outside its run folder ({_short(candidate)}); "
+                            "the folder was tampered with or moved in pieces: retrain, or pass a checkpoint file")
+        return path
+
+    def best_checkpoint(self) -> Path:
+        """The checkpoint the run's record names as its best, checked to be a file inside the run."""
+        record = self.read()
+        if record.status != OK:
+            reason = f": {record.error}" if record.error else ""
+            raise UserError(f"run {self.path} has status '{record.status}'{reason}; predict needs a run "
+                            "that finished ok (or pass one of its checkpoint files explicitly)")
+        if not record.best_checkpoint:
+            raise UserError(f"run {self.path} records no best checkpoint; retrain it")
+        path = self.inside(record.best_checkpoint)
+        if not path.is_file():
+            raise UserError(f"the best checkpoint {path} recorded by {self.results_file} is missing; "
+                            "copy the whole run folder, or retrain")
+        return path
+
+    def read_hydra(self) -> dict:
+        """What .hydra/ says about the run (readers.read_hydra)."""
+        return readers.read_hydra(self)
+
+    def read_predictions(self, height, width):
+        """(table, problem) from predictions.csv (readers.read_predictions)."""
+        return readers.read_predictions(self, height, width)
+
+    def read_curves(self):
+        """(curves, problem) from the CSV log (readers.read_curves)."""
+        return readers.read_curves(self)
+
+    def load_config(self) -> DictConfig:
+        """The run's composed config (.hydra/config.yaml), parsed as plain YAML (no code runs)."""
+        if not self.config_file.is_file():
+            raise UserError(f"{self.config_file} is missing: pass a run folder (outputs/<time>) or a "
+                            f"checkpoint inside one (<run>/{CHECKPOINTS}/)")
+        try:
+            cfg = OmegaConf.load(self.config_file)
+        except Exception as err:
+            raise UserError(f"{self.config_file} cannot be read ({type(err).__name__}); the run folder is "
+                            "corrupt: retrain") from None
+        if not isinstance(cfg, DictConfig):
+            raise UserError(f"{self.config_file} is not a config mapping; the run folder is corrupt: retrain")
+        return cfg
+
+    # -- writing (this process owns the folder between claim() and the end of the run)
+    @contextmanager
+    def claim(self, resume: bool, overrides: list[str]) -> Iterator[Start]:
+        """Own this folder for the duration of the ``with``: one process at a time, never over a finished
+        or foreign run unless ``resume``. Yields how to start. Raises UserError (nothing written) on conflict."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        try:
+            yield self._start(resume, overrides)
+        finally:
+            self._unlock()
+
+    def _lock(self) -> None:
+        self._lock_fd = hold_lock(self.path / LOCK, f"another process is writing {self.path} right now; wait "
+                                  "for it, or start this run in a new folder (leave out hydra.run.dir)")
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing releases the flock; a killed process releases it the same way
+            self._lock_fd = None
+
+    def _start(self, resume: bool, overrides: list[str]) -> Start:
+        if not self.holds_a_run():
+            return Start()
+        record = self.read()
+        if record.status == RUNNING:  # we hold the lock, so its writer is gone
+            self._interrupted(record)
+        if not resume:
+            raise UserError(f"{self.path} already holds a run (status '{record.status}'); add resume=true to "
+                            "continue it, or leave out hydra.run.dir / hydra.sweep.dir to start a new folder")
+        comparable = record.status not in (UNFINISHED, UNREADABLE)  # else there is nothing to compare with
+        then, now = _comparable(record.overrides), _comparable(overrides)
+        if comparable and then != now:
+            diff = [f"now {o}" for o in now if o not in then] + [f"was {o}" for o in then if o not in now]
+            raise UserError(f"resume=true, but {self.path} holds a run with other settings ({', '.join(diff)}); "
+                            "resume with the same overrides, or start a new folder")
+        if record.ok:
+            return Start(skip=record)
+        if record.status != DIVERGED and self.last_checkpoint.is_file():
+            return Start(checkpoint=self.last_checkpoint)
+        self.clear_outputs()  # nothing to continue from: start over, without the old run's leftovers
+        return Start()
+
+    def clear_outputs(self) -> None:
+        """Remove what a previous attempt left (checkpoints, curves, predictions) so a fresh start never mixes."""
+        import shutil
+
+        for path in (self.checkpoints, self.tensorboard, self.csv_log):
+            shutil.rmtree(path, ignore_errors=True)
+        for path in (self.predictions_file, self.error_file, self.results_file):
+            path.unlink(missing_ok=True)
+
+    def save_config(self, cfg: DictConfig) -> None:
+        """.hydra/: the composed config, Hydra's own config and the overrides (what Hydra would have written
+        itself; conf/hydra/default.yaml turns that off so an existing run is never overwritten before claim)."""
+        from hydra.core.hydra_config import HydraConfig
+
+        self.hydra_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.config_file, OmegaConf.to_yaml(cfg))
+        if HydraConfig.initialized():
+            hydra_cfg = HydraConfig.get()
+            _atomic_write(self.hydra_dir / HYDRA_CONFIG, OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})))
+            _atomic_write(self.hydra_dir / OVERRIDES, OmegaConf.to_yaml(hydra_cfg.overrides.task))
+
+    def write(self, record: Results) -> Path:
+        _atomic_write(self.results_file, record.to_json())
+        return self.results_file
+
+    def write_error(self, trace: str) -> None:
+        _atomic_write(self.error_file, trace)
+
+    def write_predictions(self, rows: list[tuple[float, float, float, float]]) -> None:
+        lines = ["x_true,y_true,x_pred,y_pred"] + [f"{xt:.0f},{yt:.0f},{xp:.4f},{yp:.4f}" for xt, yt, xp, yp in rows]
+        _atomic_write(self.predictions_file, "\n".join(lines) + "\n")
+
+
+def hold_lock(path: Path, busy: str) -> int | None:
+    """Take an exclusive flock on ``path`` (created if missing) and return its descriptor; closing it, or the
+    process dying in any way, releases the lock. UserError(busy) when another process holds it."""
+    if fcntl is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise UserError(busy) from None
+    return fd
+
+
+def lock_sweep(sweep: Path) -> int | None:
+    """Hold <sweep>/sweep.lock while a sweep runs, so two sweeps never write one sweep folder at once."""
+    return hold_lock(Path(sweep) / SWEEP_LOCK, f"another sweep is writing {sweep} right now; wait for it, or leave "
+                     "out hydra.sweep.dir to start a new folder")
+
+
+def _comparable(overrides: list[str]) -> list[str]:
+    """Overrides that decide what a run computes: not resume, paths, or Hydra's own settings."""
+    skip = ("resume=", "hydra.", "output_dir=", "trainer.max_epochs=")
+    return sorted(o for o in overrides if not o.lstrip("+~").startswith(skip))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write through a temporary file and rename: a reader (or a crash) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # e.g. a full disk: leave the old file as it was, and no temporary behind
+        tmp.unlink(missing_ok=True)
+        raise

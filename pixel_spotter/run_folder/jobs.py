@@ -1,0 +1,97 @@
+"""Finding runs in a folder, their job numbers, and the jobs a sweep planned (started or not)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from pixel_spotter.run_folder.layout import _JOB_DIR, _NOT_RUNS, HYDRA_DIR, RESULTS, SWEEP_CONFIG
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / HYDRA_DIR).is_dir() or (path / RESULTS).is_file()
+
+
+def find_runs(folder: Path) -> list[Path]:
+    """Run folders in ``folder`` (or ``folder`` itself), at any depth, in launch order (2 before 10).
+
+    Depth matters: an override value holding a '/' (model.net.weights=/a/b.pth) makes Hydra nest the
+    job folder (``0_...weights=/a/b.pth,...``), so jobs are not always direct children of the sweep.
+    """
+    folder = Path(folder)
+    if is_run_dir(folder):
+        return [folder]
+    found = []
+    for root, dirs, _files in os.walk(folder):
+        root = Path(root)
+        if root != folder and is_run_dir(root):
+            found.append(root)
+            dirs.clear()  # a run's own subfolders hold no runs
+            continue
+        dirs[:] = [d for d in dirs if d not in _NOT_RUNS]
+    return sorted(found, key=lambda d: natural_key(str(d.relative_to(folder))))
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key for job names "<num>_<overrides>" and ids: 2 before 10."""
+    parts = [p for p in re.split(r"(\d+)", name) if p]
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def job_name(run_dir: Path, sweep: Path) -> str:
+    """The job's number within its sweep ("3"); "<folder>/3" when ``sweep`` holds several sweeps; the
+    folder's own path when it is no sweep job (a single run)."""
+    parts = (run_dir.relative_to(sweep) if run_dir != sweep else Path(run_dir.name)).parts
+    for i, part in enumerate(parts):
+        match = _JOB_DIR.match(part)
+        if match:
+            return "/".join([*parts[:i], match.group(1)])
+    return "/".join(parts)
+
+
+@dataclass
+class Job:
+    """One job of a sweep: its number, and its folder (None when it never started)."""
+
+    name: str
+    path: Path | None
+    overrides: list[str] = field(default_factory=list)
+
+
+def sweep_jobs(folder: Path) -> list[Job]:
+    """Every job of a sweep folder in launch order: the run folders found, plus the jobs Hydra's
+    multirun.yaml lists that have no folder (the sweep was killed before it reached them)."""
+    folder = Path(folder)
+    found = [Job(job_name(d, folder), d) for d in find_runs(folder)]
+    planned = planned_jobs(folder)
+    for job in found:
+        if job.name.isdigit() and int(job.name) < len(planned):
+            job.overrides = planned[int(job.name)]
+    names = {job.name for job in found}
+    missing = [Job(str(num), None, overrides) for num, overrides in enumerate(planned) if str(num) not in names]
+    return sorted(found + missing, key=lambda job: natural_key(job.name))
+
+
+def planned_jobs(folder: Path) -> list[list[str]]:
+    """The override lists of every job Hydra's basic sweeper launches for this sweep, in job order
+    (the expansion of hydra.sweeper.params plus the command line); [] when unknown."""
+    path = Path(folder) / SWEEP_CONFIG
+    if not path.is_file():
+        return []
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        hydra_cfg = OmegaConf.load(path).hydra
+        if not str(hydra_cfg.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+            return []  # other sweepers (Optuna) decide their jobs as they go
+        params = [f"{k}={v}" for k, v in (hydra_cfg.sweeper.get("params") or {}).items()]
+        args = params + list(hydra_cfg.overrides.task)
+        batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(args), None)
+        return [list(job) for batch in batches for job in batch]
+    except Exception:  # a hand-edited or foreign multirun.yaml: fall back to the folders found
+        return []

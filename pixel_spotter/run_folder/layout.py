@@ -1,0 +1,38 @@
+"""The run folder's layout: file names, statuses, and the config resolvers that name run paths."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+# Statuses a run writes ...
+RUNNING, OK, FAILED, DIVERGED = "running", "ok", "failed", "diverged"
+# ... and the ones only a reader can tell: the writer was killed, never wrote, wrote garbage, never started.
+INTERRUPTED, UNFINISHED, UNREADABLE, NOT_STARTED = "interrupted", "unfinished", "unreadable", "not started"
+
+HYDRA_DIR, CONFIG, HYDRA_CONFIG, OVERRIDES = ".hydra", "config.yaml", "hydra.yaml", "overrides.yaml"
+RESULTS, PREDICTIONS, ERROR = "results.json", "predictions.csv", "error.txt"
+CHECKPOINTS, LAST_CHECKPOINT, TENSORBOARD, LOCK = "checkpoints", "last.ckpt", "tensorboard", "run.lock"
+CSV_LOG, CSV_METRICS = "csv", "metrics.csv"  # pixel_spotter/loggers.py writes CSV_METRICS into CSV_LOG
+SWEEP_CONFIG, SWEEP_LOCK = "multirun.yaml", "sweep.lock"
+# A run's own subfolders never hold runs; skipping them keeps finding runs fast.
+_NOT_RUNS = {HYDRA_DIR, CHECKPOINTS, TENSORBOARD, CSV_LOG, "plots", "__pycache__"}
+_JOB_DIR = re.compile(r"(\d+)_")  # Hydra job folders are <job#>_<overrides> (conf/hydra/default.yaml)
+
+
+def unique_tag() -> str:
+    """The suffix that makes a new run or sweep folder unique: the pid separates processes that start in
+    the same second on one machine, the random part separates machines sharing a disk."""
+    return f"{os.getpid()}-{secrets.token_hex(2)}"
+
+
+# The config names run paths through these, never by file name: conf/hydra (unique folder names; cached,
+# so a sweep's jobs agree on their sweep folder), conf/callbacks (checkpoints), conf/logger (tensorboard, csv).
+OmegaConf.register_new_resolver("run_folder.unique", unique_tag, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("run_folder.checkpoints", lambda run: str(Path(run) / CHECKPOINTS), replace=True)
+OmegaConf.register_new_resolver("run_folder.tensorboard", lambda run: str(Path(run) / TENSORBOARD), replace=True)
+OmegaConf.register_new_resolver("run_folder.csv_log", lambda run: str(Path(run) / CSV_LOG), replace=True)
