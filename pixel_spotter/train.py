@@ -146,6 +146,8 @@ def _train(cfg: DictConfig, folder: RunFolder, start: Start, record: Results) ->
     trainer.fit(model, datamodule=datamodule, ckpt_path=start.checkpoint, weights_only=True)
     train_seconds = _callback(trainer, FitClock).seconds  # now: trainer.test restores callback states
     best = _best_checkpoint(trainer)
+    if best is None and folder.last_checkpoint.is_file() and not _callback(trainer, DivergenceGuard).diverged_at:
+        best = str(folder.last_checkpoint)  # no best kept (save_top_k=0): the final epoch's weights, as saved
     test = _metrics(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False,
                                  weights_only=True), "test")  # TestPredictions writes predictions.csv
     # Still needed: Lightning's teardown after trainer.test moves the model to the CPU, but best_val and the

@@ -123,3 +123,9 @@ def test_user_error_in_a_run_is_recorded(make_cfg, tmp_path):
         main(make_cfg("model.lr=-1"))
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["status"] == "failed" and "model.lr" in saved["error"]
+
+
+def test_without_a_kept_best_the_last_checkpoint_is_recorded(make_cfg, tmp_path):
+    record = run(make_cfg("trainer.max_epochs=2", "callbacks.model_checkpoint.save_top_k=0"))
+    assert record.ok and record.best_checkpoint == "checkpoints/last.ckpt"
+    assert (tmp_path / record.best_checkpoint).is_file()  # predict can load the weights that were tested
