@@ -1,4 +1,4 @@
-"""`make bench`: how fast does each model learn to localize exactly, and how fast does it infer?
+"""`pixel-spotter bench` (`make bench`): how fast does each model learn to localize exactly, and infer?
 
 For each model (its conf/model/*.yaml defaults, 50x50, position split unless --split, CPU):
 - training wall time (the real Lightning pipeline, validation included) until val exact-pixel accuracy
@@ -7,7 +7,9 @@ For each model (its conf/model/*.yaml defaults, 50x50, position split unless --s
 - inference throughput at batch 1024 and latency at batch 1 on the test images;
 - the same for the argmax oracle (the exact answer, no learning), and each model's ratio to it.
 
-    python -m pixel_spotter.bench [--models cnn,resnet18,coordconv,heatmap] [--budget-s 90] [--split quadrant]
+    pixel-spotter bench [--models cnn,resnet18,coordconv,heatmap] [--budget-s 90] [--split quadrant]
+
+Measured: experiments/bench/README.md.
 """
 
 from __future__ import annotations
@@ -17,19 +19,18 @@ import logging
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import lightning as L
 import torch
-from hydra import compose, initialize_config_dir
 from lightning.pytorch.callbacks import Callback
 
+from pixel_spotter.compose import CONF, compose
 from pixel_spotter.data import SPLITS, PixelDataModule
 from pixel_spotter.environment import hardware
+from pixel_spotter.errors import UserError
 from pixel_spotter.timing import ms_per_image
 from pixel_spotter.train import build, evaluate, quiet_libraries
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))  # every model the project has
 
 
@@ -60,12 +61,10 @@ def argmax_oracle(images: torch.Tensor) -> torch.Tensor:
 
 
 def bench_model(model_name: str, budget_s: float, split: str) -> dict:
-    with tempfile.TemporaryDirectory() as out, initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose("config", overrides=[f"model={model_name}", f"data.split={split}", f"output_dir={out}",
-                                           "trainer.max_epochs=1000",
-                                           "trainer.accelerator=cpu", "~callbacks.model_checkpoint",
-                                           "~callbacks.lr_monitor",
-                                           "callbacks.progress_bar.refresh_rate=0", "~logger"])
+    with tempfile.TemporaryDirectory() as out:
+        cfg = compose(f"model={model_name}", f"data.split={split}", "trainer.max_epochs=1000",
+                      "trainer.accelerator=cpu", "~callbacks.model_checkpoint", "~callbacks.lr_monitor",
+                      "callbacks.progress_bar.refresh_rate=0", "~logger", output_dir=out)
         L.seed_everything(cfg.seed, workers=True)
         datamodule, model, trainer = build(cfg)
         clock = TimeToExact(budget_s)
@@ -86,20 +85,26 @@ def bench_model(model_name: str, budget_s: float, split: str) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(MODELS))
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help=f"comma-separated models to bench (default: all, {','.join(MODELS)})")
     parser.add_argument("--budget-s", type=float, default=90.0, help="training time budget per model (s)")
     parser.add_argument("--split", default="position", choices=SPLITS, help="data split (default: position)")
-    args = parser.parse_args(argv)
-    unknown = [m for m in args.models.split(",") if m not in MODELS]
+
+
+def run_command(args: argparse.Namespace) -> int:
+    models = args.models.split(",")
+    unknown = [m for m in models if m not in MODELS]
     if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+        raise UserError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}, "
+                        f"e.g. --models {MODELS[0]}")
+    if not args.budget_s > 0:
+        raise UserError(f"--budget-s must be a positive number of seconds, got {args.budget_s}; e.g. --budget-s 90")
     quiet_libraries()
     logging.getLogger("lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
 
-    rows = [bench_model(name, args.budget_s, args.split) for name in args.models.split(",")]
+    rows = [bench_model(name, args.budget_s, args.split) for name in models]
     oracle_data = PixelDataModule(split=args.split)  # the same test images the models were timed on
     oracle_data.setup()
     sizes = " / ".join(f"{len(oracle_data.positions[k])} {k}" for k in ("train", "val", "test"))
@@ -122,7 +127,4 @@ def main(argv: list[str] | None = None) -> None:
           f"{oracle_single:>11.3f} {'1':>8}x")
     print("test exact: held-out test positions, weights at the stop (100 % val exact, or the budget's end). "
           "On the quadrant split val holds seen quadrants, so only test exact measures extrapolation.")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

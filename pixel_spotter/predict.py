@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pixel_spotter.cli import run_safely
 from pixel_spotter.errors import UserError, unwrapped_user_errors
 from pixel_spotter.image_input import check_answer, doubts, read_image
 from pixel_spotter.run_folder import RunFolder
@@ -156,8 +155,3 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"warning: {result['image']}: {result['warning']}", file=sys.stderr)
     return 3 if any(r["warning"] for r in results) else 0
 
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m pixel_spotter.predict", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    sys.exit(run_safely(run_command, parser.parse_args()))

@@ -1,36 +1,36 @@
-"""What does the Lightning + Hydra pipeline cost over a bare PyTorch loop? (make bench-overhead)
+"""`pixel-spotter bench-overhead`: what does the Lightning + Hydra pipeline cost over a bare PyTorch loop?
 
 Both train the same baseline CNN (same init, same data, same batch size) for EPOCHS epochs with a
 validation pass per epoch. The pipeline is the real one (composed config, callbacks, TensorBoard
 logger, checkpointing, torchmetrics); the bare loop computes only the loss. Repeats alternate the two
 and the best time of each is kept, so background load hits both alike. Prints both times and the ratio.
 
-    python scripts/bench_overhead.py [EPOCHS] [REPEATS]
+    pixel-spotter bench-overhead [EPOCHS] [REPEATS]        (make bench-overhead ARGS="EPOCHS REPEATS")
+
+Measured: experiments/bench/README.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
-import sys
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 
+from pixel_spotter.compose import compose
+from pixel_spotter.errors import UserError
 from pixel_spotter.train import build, quiet_libraries
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def pipeline_seconds(epochs: int) -> float:
-    with tempfile.TemporaryDirectory() as out, initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose("config", overrides=[f"output_dir={out}", f"trainer.max_epochs={epochs}",
-                                           "trainer.accelerator=cpu", "callbacks.progress_bar.refresh_rate=0"])
+    with tempfile.TemporaryDirectory() as out:
+        cfg = compose(f"trainer.max_epochs={epochs}", "trainer.accelerator=cpu",
+                      "callbacks.progress_bar.refresh_rate=0", output_dir=out)
         L.seed_everything(0, workers=True)
         datamodule, model, trainer = build(cfg)
         start = time.perf_counter()
@@ -39,8 +39,8 @@ def pipeline_seconds(epochs: int) -> float:
 
 
 def bare_seconds(epochs: int) -> float:
-    with tempfile.TemporaryDirectory() as out, initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose("config", overrides=[f"output_dir={out}"])
+    with tempfile.TemporaryDirectory() as out:
+        cfg = compose(output_dir=out)
         L.seed_everything(0, workers=True)
         datamodule, model, _ = build(cfg)  # same data and network, no trainer
     net = model.net
@@ -59,9 +59,19 @@ def bare_seconds(epochs: int) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("epochs", nargs="?", default=5, type=int, metavar="EPOCHS",
+                        help="epochs each training runs (default: 5)")
+    parser.add_argument("repeats", nargs="?", default=3, type=int, metavar="REPEATS",
+                        help="timings of each, alternating; the best counts (default: 3)")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    epochs, repeats = args.epochs, args.repeats
+    for name, value in (("EPOCHS", epochs), ("REPEATS", repeats)):
+        if value < 1:
+            raise UserError(f"{name} must be a positive whole number, got {value}; e.g. pixel-spotter "
+                            "bench-overhead 5 3")
     quiet_libraries()
     logging.getLogger("lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -74,7 +84,4 @@ def main() -> None:
     print(f"  bare PyTorch loop : {min(bare):7.2f} s   (all: {', '.join(f'{t:.2f}' for t in bare)})")
     print(f"  Lightning pipeline: {min(pipe):7.2f} s   (all: {', '.join(f'{t:.2f}' for t in pipe)})")
     print(f"  ratio pipeline / bare: {min(pipe) / min(bare):.3f}  (target <= 1.2)")
-
-
-if __name__ == "__main__":
-    main()
+    return 0
