@@ -1,10 +1,15 @@
-# Human entry points. Every target that runs Python first creates/repairs .venv (scripts/setup.sh).
+# Human entry points (`make` or `make help` lists them). Every target that runs Python first creates/repairs
+# .venv (scripts/setup.sh). Each target's `##` comment is its line in `make help`.
 PY := .venv/bin/python
+CLI := .venv/bin/pixel-spotter
 SWEEP ?= $(shell ls -dt multirun/*/ 2>/dev/null | head -1)
 
-.PHONY: setup demo train sweep seed-grid report tensorboard test test-all lint bench bench-overhead clean
+.PHONY: help setup demo train sweep seed-grid report tensorboard test test-all lint bench bench-overhead clean
 
-setup:
+help:  ## this list: every target and what it does
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup:  ## create or repair the virtualenv .venv and install pixel-spotter into it (every other target does this first)
 	@bash scripts/setup.sh
 
 demo: setup  ## the card's multirun on a small CPU default (about 3 minutes on 2 cores)
@@ -17,10 +22,10 @@ sweep: setup  ## any multirun: make sweep ARGS="model=cnn,resnet18 model.lr=1e-4
 	$(PY) train.py -m $(ARGS)
 
 seed-grid: setup  ## the seeds' 12-run grid (2 models x lr 1e-4,1e-3 x epochs 16,32,64)
-	$(PY) train.py -m experiment=seed_grid $(ARGS)
+	$(PY) train.py experiment=seed_grid $(ARGS)
 
-report: setup  ## comparison report of the newest sweep (or SWEEP=multirun/...)
-	$(PY) -m pixel_spotter.report $(SWEEP)
+report: setup  ## comparison report of the newest sweep (or SWEEP=multirun/...); ARGS="--compare resnet18:cnn"
+	$(CLI) report $(SWEEP) $(ARGS)
 
 tensorboard: setup  ## serve every run's logs (outputs/ and multirun/) on http://localhost:6006
 	@mkdir -p outputs multirun
@@ -32,14 +37,14 @@ test: setup  ## the test suite; skips the slow real-subprocess tests unless CI=t
 test-all: setup  ## every test, the slow subprocess runs, sweeps and kill-and-resume included (what CI runs)
 	$(PY) -m pytest -q
 
-lint: setup
-	$(PY) -m ruff check pixel_spotter tests scripts train.py
+lint: setup  ## ruff on the package, the tests and train.py (CI runs it)
+	$(PY) -m ruff check pixel_spotter tests train.py
 
 bench: setup  ## per-model time-to-exact, throughput and latency vs the argmax oracle; ARGS="--split quadrant"
-	$(PY) -m pixel_spotter.bench $(ARGS)
+	$(CLI) bench $(ARGS)
 
 bench-overhead: setup  ## Lightning pipeline vs a bare PyTorch loop, same CNN and data; ARGS="EPOCHS REPEATS"
-	$(PY) scripts/bench_overhead.py $(ARGS)
+	$(CLI) bench-overhead $(ARGS)
 
-clean:
+clean:  ## delete outputs/, multirun/, lightning_logs/ and the pytest cache (every run and sweep!)
 	rm -rf outputs multirun lightning_logs .pytest_cache
