@@ -11,11 +11,10 @@ holds out a *joint* region of (x, y), so a vote that learned any x-y interaction
 it never saw, and extrapolation is partial. With ``True`` the network is two independent halves
 (grouped convolutions): the x-vote sees only (image, x), the y-vote only (image, y). Every x value
 (and every y value) does occur with a bright pixel in the three training quadrants, so held-out
-positions are no longer outside the training range of either half. Measured (quadrant split, 8 epochs,
-``python train.py model=coordconv model.net.separable=true data.split=quadrant trainer.max_epochs=8 seed=S``):
-seed 1 reached 100 % exact on the held-out quadrant (the paper's layout: 68 %), but seeds 0 and 2 never
-started learning (a hard max only passes gradient to the winning pixel, and with half the inputs per
-group the bright pixel often never wins). So it is an option to study, not the default.
+positions are no longer outside the training range of either half. It extrapolates when it trains, but
+in some seeds it never starts learning (a hard max only passes gradient to the winning pixel, and with
+half the inputs per group the bright pixel often never wins), so it is an option to study, not the
+default. Measured: experiments/zoo/README.md ("Side measurements").
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ and the readout is differentiable, so it trains with the same coordinate loss as
 Padding: the *image* is zero-padded once by the receptive-field radius and the convolutions are
 unpadded ("valid"). Zero-padding every layer instead (the usual "same" padding) is not the same as
 more background: a hidden layer's background activation is relu(bias), not 0, so a bright pixel on
-the border lost half its neighbours' support and the soft-argmax drifted ~0.5 px inwards there
-(measured: every x=49 position off by 0.46 px on the quadrant split). Padding the input keeps the
-network exactly translation-equivariant up to the border.
+the border lost half its neighbours' support and the soft-argmax drifted inwards there (measured:
+experiments/zoo/README.md, "Side measurements"). Padding the input keeps the network exactly
+translation-equivariant up to the border.
 """
 
 from __future__ import annotations
