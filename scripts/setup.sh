@@ -10,7 +10,7 @@ if ! "$VENV/bin/python" -c "import sys" 2>/dev/null; then
     "$PYTHON" -m venv "$VENV"
 fi
 if [ "$VENV/.installed" -nt pyproject.toml ] && "$VENV/bin/python" -c \
-    "import torch, torchvision, lightning, hydra, torchmetrics, tensorboard, matplotlib, pytest, pixel_spotter" 2>/dev/null; then
+    "import torch, torchvision, lightning, hydra, torchmetrics, tensorboard, matplotlib, numpy, PIL, jinja2, pytest, pixel_spotter" 2>/dev/null; then
     exit 0
 fi
 echo "setup: installing torch, torchvision and pixel-spotter into $VENV (about 2 minutes)"
