@@ -8,6 +8,8 @@ matplotlib.use("Agg")  # headless: runs write files, they never open windows
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pixel_spotter.distances import euclidean  # noqa: E402
+
 
 def overlay_figure(true_xy, pred_xy, height: int, width: int, n: int = 8, title: str = ""):
     """Grid of images: the bright pixel, a green circle at the truth, a red cross at the prediction.
@@ -15,7 +17,7 @@ def overlay_figure(true_xy, pred_xy, height: int, width: int, n: int = 8, title:
     Shows the ``n`` examples spread over the error range (best to worst), so failures are visible.
     """
     true_xy, pred_xy = np.asarray(true_xy), np.asarray(pred_xy, dtype=float)
-    err = np.linalg.norm(pred_xy - true_xy, axis=1)
+    err = euclidean(true_xy, pred_xy)
     order = np.argsort(err)
     picks = order[np.linspace(0, len(order) - 1, min(n, len(order))).round().astype(int)]
     cols = min(4, len(picks))

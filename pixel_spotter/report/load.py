@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pixel_spotter.distances import euclidean
 from pixel_spotter.errors import UserError
 from pixel_spotter.report.fmt import short
 from pixel_spotter.run_folder import NOT_STARTED, RunFolder, sweep_jobs
@@ -26,9 +27,9 @@ class ReportInputError(UserError):
 
 
 def euclid_errors(table: np.ndarray) -> np.ndarray:
-    """Per-image Euclidean error (px) of an (N, 4) x_true, y_true, x_pred, y_pred table: the numpy twin of
-    ``pixel_spotter.metrics.EuclideanError`` and the one definition the report (numbers and plots) uses."""
-    return np.hypot(table[:, 2] - table[:, 0], table[:, 3] - table[:, 1])
+    """Per-image Euclidean error (px) of an (N, 4) x_true, y_true, x_pred, y_pred table (distances.euclidean,
+    the one numpy definition, also used by the sample figures)."""
+    return euclidean(table[:, :2], table[:, 2:])
 
 
 @dataclass(eq=False)  # compared and hashed by identity: two runs with equal records are still two runs
