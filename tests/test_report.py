@@ -376,6 +376,18 @@ def test_data_settings_are_ranked_apart():
     assert not same.settings_vary and render.setting_table(same) is None and narrative.settings(same) == []
 
 
+def test_head_to_head_compares_runs_of_the_same_data_setting_only():
+    quadrant = {"split": "quadrant", "heldout_quadrant": "bottom_right"}
+    # heatmap's best run overall is on the quadrant split, cnn's on the position split: never compared
+    a = analyze([_run("0", "cnn", 1.0), _run("1", "heatmap", 0.5), _run("2", "cnn", 9.0, **quadrant),
+                 _run("3", "heatmap", 0.1, **quadrant)])
+    assert [(c.setting, c.challenger_best.id, c.baseline_best.id, c.difference) for c in a.comparisons] == [
+        ("split=position", "1", "0", -0.5), ("split=quadrant, heldout_quadrant=bottom_right", "3", "2", -8.9)]
+    disjoint = analyze([_run("0", "cnn", 1.0), _run("1", "heatmap", 0.5, **quadrant)], compare=[("heatmap", "cnn")])
+    assert disjoint.comparisons == [] and disjoint.not_compared == [("heatmap", "cnn")]
+    assert "no finished runs on a common data setting" in " ".join(narrative.comparisons(disjoint))
+
+
 def test_seed_repeats_report_their_spread():
     runs = []
     for seed, (err, exact) in enumerate([(0.1, 0.9), (0.3, 0.5), (0.2, 0.7)]):

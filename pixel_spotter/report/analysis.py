@@ -95,7 +95,7 @@ class Analysis:
     effects: dict[str, list[FactorEffect]]  # factor -> its effect in each group where it varied
     seed_spreads: list[SeedSpread]
     comparisons: list[Comparison]
-    not_compared: list[tuple[str, str]]  # requested pairs without a finished run of both models
+    not_compared: list[tuple[str, str]]  # requested pairs without finished runs of both on a common setting
     overlaps: list[OverlapCheck]
     seeds: list  # distinct seeds of the finished runs
 
@@ -243,7 +243,7 @@ def analyze(runs: list[Run], compare: list[tuple[str, str]] | None = None) -> An
     effects = {factor: [effect for (model, name), group in groups.items()
                         if (effect := _effect(factor, model, name, group))] for factor in FACTORS}
     pairs = comparisons.default_pairs(models) if compare is None else compare
-    compared, missing = comparisons.compare(entries, best, pairs)
+    compared, missing = comparisons.compare(entries, by_setting, pairs)
     # read the test predictions of every run compared or plotted now, so that a problem reading them is
     # among the problems the narrative lists
     for entry in [*best.values(), *(by_setting.values() if settings_vary else ())]:

@@ -1,5 +1,5 @@
-"""Head to head and overlap: one model's best run against another's (with paired per-image differences
-and matched settings), and random-split runs against position-split runs of the same training.
+"""Head to head and overlap: one model's best run against another's on the same data setting (with paired
+per-image differences and matched settings), and random-split runs against position-split runs of the same training.
 
 Part of the analysis stage: ``analysis.analyze`` calls these once and keeps their results.
 """
@@ -46,6 +46,7 @@ class Matched:
 class Comparison:
     challenger: str
     baseline: str
+    setting: str  # the data setting both best runs share ("" when all runs share one)
     challenger_best: Entry
     baseline_best: Entry
     difference: float  # challenger's best minus baseline's best test error (px)
@@ -96,17 +97,27 @@ def default_pairs(models: list[str]) -> list[tuple[str, str]]:
     return [(m, BASELINE) for m in models if m != BASELINE] if BASELINE in models else []
 
 
-def compare(entries: list[Entry], best: dict[str, Entry], pairs) -> tuple[list[Comparison], list]:
+def compare(entries: list[Entry], by_setting: dict[tuple[str, str], Entry], pairs) -> tuple[list[Comparison], list]:
+    """Each (challenger, baseline) pair on every data setting where both have a finished run: runs on
+    different settings (e.g. the position and the quadrant split) measure different things, so a best run
+    is only ever compared with the other model's best on the same setting."""
     done, missing = [], []
+    settings = list(dict.fromkeys(setting for _, setting in by_setting))
     for challenger, baseline in pairs:
-        if challenger not in best or baseline not in best:
+        found = False
+        for setting in settings:
+            c, b = by_setting.get((challenger, setting)), by_setting.get((baseline, setting))
+            if c is None or b is None:
+                continue
+            found = True
+            here = [e for e in entries if e.setting == setting]
+            diff = c.test() - b.test()
+            weights = sorted({str(e.record.get("weights_used")) for e in entries if e.ok and e.model == challenger})
+            done.append(Comparison(challenger, baseline, setting, c, b, diff,
+                                   100 * abs(diff) / b.test() if b.test() else None,
+                                   paired(c.run, b.run), _matched(here, challenger, baseline), weights))
+        if not found:
             missing.append((challenger, baseline))
-            continue
-        c, b = best[challenger], best[baseline]
-        diff = c.test() - b.test()
-        weights = sorted({str(e.record.get("weights_used")) for e in entries if e.ok and e.model == challenger})
-        done.append(Comparison(challenger, baseline, c, b, diff, 100 * abs(diff) / b.test() if b.test() else None,
-                               paired(c.run, b.run), _matched(entries, challenger, baseline), weights))
     return done, missing
 
 

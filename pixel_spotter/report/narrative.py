@@ -89,15 +89,17 @@ def factors(a: Analysis) -> list[str]:
     return lines
 
 
-def comparison(c: Comparison) -> list[str]:
+def comparison(c: Comparison, weights: bool = True) -> list[str]:
     """Does the challenger beat the baseline, by how much, and is the difference beyond noise?"""
     ch, bl, cb, bb = c.challenger, c.baseline, c.challenger_best, c.baseline_best
     claim = (ch, bl) == CLAIM
     relative = f" ({c.relative_pct:.0f}%)" if c.relative_pct is not None else ""
-    lines = [f"**{ch} vs {bl}**" + (f" (seed 003 claims the fine-tuned {ch} wins \"significantly\")" if claim
-                                    else "")
-             + f": the best {ch} run `#{cb.id}` ({cb.test():.3f} px) {'beat' if c.difference < 0 else 'did not beat'}"
-             f" the best {bl} run `#{bb.id}` ({bb.test():.3f} px): {abs(c.difference):.3f} px{relative} "
+    on = f" on **{c.setting}**" if c.setting else ""
+    lines = [f"**{ch} vs {bl}**{on}" + (f" (seed 003 claims the fine-tuned {ch} wins \"significantly\")" if claim
+                                         else "")
+             + f": the best {ch} run `#{cb.id}` ({format_px(cb.test())} px) "
+             f"{'beat' if c.difference < 0 else 'did not beat'} the best {bl} run `#{bb.id}` "
+             f"({format_px(bb.test())} px): {format_px(abs(c.difference))} px{relative} "
              f"{'lower' if c.difference < 0 else 'higher'} mean Euclidean error."]
     if c.paired:
         p = c.paired
@@ -106,9 +108,9 @@ def comparison(c: Comparison) -> list[str]:
                      f"{'larger than' if p.significant else 'within'} the noise of this test set.")
     if c.matched:
         m = c.matched
-        lines.append(f"Across {m.n} matched settings (same lr, epochs, data, seed) {ch} had "
+        lines.append(f"Across {m.n} matched setting{'' if m.n == 1 else 's'} (same lr, epochs, data, seed) {ch} had "
                      f"the lower error in {m.wins}; mean difference {m.mean_difference:+.3f} px.")
-    if claim:
+    if claim and weights:  # once per pair, not once per data setting
         text = f"Weights {ch} really used: {'; '.join(c.weights_used)}."
         if not any(w.startswith(("imagenet", "file")) for w in c.weights_used):
             text += (f" So these {ch} runs were trained from scratch, not fine-tuned: they cannot "
@@ -118,9 +120,13 @@ def comparison(c: Comparison) -> list[str]:
 
 
 def comparisons(a: Analysis) -> list[str]:
-    lines = [line for c in a.comparisons for line in comparison(c)]
-    lines += [f"No head-to-head comparison of {ch} with {bl}: "
-              f"{' and '.join(m for m in (ch, bl) if m not in a.best)} has no finished run."
+    lines, seen = [], set()
+    for c in a.comparisons:
+        lines += comparison(c, weights=(c.challenger, c.baseline) not in seen)
+        seen.add((c.challenger, c.baseline))
+    lines += [f"No head-to-head comparison of {ch} with {bl}: " + (
+              f"{' and '.join(m for m in (ch, bl) if m not in a.best)} has no finished run." if not
+              (ch in a.best and bl in a.best) else "they have no finished runs on a common data setting.")
               for ch, bl in a.not_compared]
     if a.comparisons and len(a.seeds) == 1:
         lines.append(f"Each setting ran with one seed ({setting(a.seeds[0])}), so run-to-run variation "
