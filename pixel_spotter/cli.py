@@ -22,7 +22,10 @@ from pixel_spotter.errors import UserError
 COMMANDS = {
     "report": ("pixel_spotter.report",
                "compare the runs of sweep folders: report.md/.html, runs.csv, plots/"),
-    "predict": ("pixel_spotter.predict", "(x, y) of the bright pixel in image files, from a trained run"),
+    "predict": ("pixel_spotter.predict",
+                "(x, y) of the bright pixel in image files, from a trained run or an exported model"),
+    "export": ("pixel_spotter.export",
+               "a run's model as an ONNX or TorchScript file plus its input contract (.json); --bench"),
     "bench": ("pixel_spotter.bench",
               "per model: training time until validation is exact, throughput, latency; vs the argmax oracle"),
     "bench-overhead": ("pixel_spotter.bench_overhead",

@@ -1,8 +1,11 @@
-"""`pixel-spotter predict RUN_DIR IMAGE [IMAGE ...]`: (x, y) of the bright pixel, from a trained run.
+"""`pixel-spotter predict MODEL IMAGE [IMAGE ...]`: (x, y) of the bright pixel, from a trained run or an export.
 
-RUN_DIR is a run folder that finished ok (its config rebuilds the network, the best checkpoint its record
+MODEL is a run folder that finished ok (its config rebuilds the network, the best checkpoint its record
 names holds the weights) or a checkpoint file inside one. The folder is treated as untrusted: only
-pixel_spotter's own classes are built, and weights load with ``weights_only=True``.
+pixel_spotter's own classes are built, and weights load with ``weights_only=True``. MODEL may also be a file
+written by ``pixel-spotter export``: ``.onnx`` (run with onnxruntime) or ``.pt`` (TorchScript), with its
+input contract ``<file>.json`` next to it (image size; see ``pixel_spotter.export``). Whatever the model
+source, images are read, checked and answered by the same code below.
 
 Images are PNG/JPEG (grey or colour, converted to grey) or ``.npy`` arrays, of the size the run trained
 on, scaled to [0, 1] by their type's range (8-bit /255, 16-bit /65535, integer arrays by their dtype's
@@ -118,15 +121,37 @@ def load_model(target: Path):
     return model.eval(), (height, width)
 
 
+class RunModel:
+    """A run folder (or a checkpoint inside one) as a model source: ``size`` = (H, W) and ``__call__``
+    mapping an (N, 1, H, W) float32 array in [0, 1] to (N, 2) pixel coordinates (x, y)."""
+
+    def __init__(self, target: Path):
+        self.model, self.size = load_model(target)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.model.predict_pixels(torch.from_numpy(batch)).numpy()
+
+
+def open_model(target: Path):
+    """The model source that ``target`` names: an exported ``.onnx``/``.pt`` file (with its contract), or a
+    run folder / checkpoint. Every source has ``size`` and maps (N, 1, H, W) float32 -> (N, 2) pixels."""
+    from pixel_spotter import export
+
+    target = Path(target)
+    if target.suffix.lower() in export.SUFFIXES.values():
+        return export.open_exported(target)
+    return RunModel(target)
+
+
 def predict(target: Path, images: list[Path]) -> list[dict]:
     """One {"image", "x", "y", "warning"} per image: x/y in pixels inside the image or None, warning a
     sentence or None. Every image is read and checked before the model runs (a UserError for a bad one)."""
-    import torch
-
-    model, size = load_model(target)
-    arrays = [read_image(p, size) for p in images]
-    with torch.inference_mode():
-        raw = model.predict_pixels(torch.from_numpy(np.stack(arrays))[:, None]).tolist()
+    model = open_model(target)
+    arrays = [read_image(p, model.size) for p in images]
+    raw = np.asarray(model(np.stack(arrays)[:, None]), dtype=np.float64).tolist()
     results = []
     for path, image, xy in zip(images, arrays, raw):
         (x, y), answer_warning = check_answer(xy, image)
@@ -136,7 +161,8 @@ def predict(target: Path, images: list[Path]) -> list[dict]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", type=Path, metavar="RUN_DIR", help="a run folder, or a checkpoint inside one")
+    parser.add_argument("run", type=Path, metavar="MODEL",
+                        help="a run folder, a checkpoint inside one, or an exported .onnx/.pt file")
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="PNG/JPEG or .npy images")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
 
