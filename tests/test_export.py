@@ -65,9 +65,13 @@ def exported(trained_run, tmp_path_factory):
 
 
 def _missing(module):
-    import importlib.util
+    import importlib
 
-    return importlib.util.find_spec(module) is None
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return True
+    return False
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
