@@ -8,6 +8,9 @@ Hydra's Optuna sweeper records as a FAILED trial (its study goes on; the sweep s
 
 from __future__ import annotations
 
+from contextlib import closing
+from pathlib import Path
+
 from omegaconf import OmegaConf
 
 from pixel_spotter.run_folder import Results
@@ -38,5 +41,26 @@ def optimized_value(record: Results, metric: str) -> float | None:
     return None if value is None else float(value)
 
 
-# conf/hparams_search/optuna.yaml: hydra.sweeper.direction follows optimized_metric.
+def sampler_seed(seed: int, database: str, study: str) -> int:
+    """The Optuna sampler's seed: ``seed`` plus the number of trials ``study`` already holds in the SQLite file
+    ``database``. A new study starts from ``seed``; a resumed one (resume=true, same sweep folder) goes on
+    from a seed of its own, so it proposes new trials instead of repeating the first ones (a sampler re-created
+    with the same seed would), and the same commands still give the same trials."""
+    import sqlite3
+
+    path = Path(str(database))
+    if not path.is_file():
+        return int(seed)
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM trials JOIN studies ON trials.study_id = studies.study_id "
+                                  "WHERE studies.study_name = ?", (str(study),)).fetchone()
+    except sqlite3.Error:  # not an Optuna database (yet): Optuna itself will say what is wrong with it
+        return int(seed)
+    return int(seed) + int(count)
+
+
+# conf/hparams_search/optuna.yaml: hydra.sweeper.direction follows optimized_metric; the sampler's seed follows
+# the study's progress.
 OmegaConf.register_new_resolver("search.direction", direction, replace=True)
+OmegaConf.register_new_resolver("search.sampler_seed", sampler_seed, replace=True)

@@ -55,6 +55,24 @@ def test_direction_follows_the_metric():
     assert direction("val/euclid_px") == "minimize" and direction("val/exact_acc") == "maximize"
 
 
+def test_sampler_seed_goes_on_from_the_trials_a_study_holds(tmp_path):
+    import sqlite3
+
+    from pixel_spotter.search import sampler_seed
+
+    db = tmp_path / "optuna.db"
+    assert sampler_seed(7, str(db), "s") == 7  # a new study
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE studies (study_id INTEGER, study_name TEXT)")
+        con.execute("CREATE TABLE trials (trial_id INTEGER, study_id INTEGER)")
+        con.executemany("INSERT INTO studies VALUES (?, ?)", [(1, "s"), (2, "other")])
+        con.executemany("INSERT INTO trials VALUES (?, ?)", [(1, 1), (2, 1), (3, 2)])
+    con.close()
+    assert sampler_seed(7, str(db), "s") == 9 and sampler_seed(7, str(db), "new") == 7
+    (tmp_path / "junk.db").write_text("not a database")
+    assert sampler_seed(7, str(tmp_path / "junk.db"), "s") == 7
+
+
 def test_threads_per_job_default_and_override(make_cfg):
     cfg = make_cfg()
     assert jobs_at_once() is None and threads_per_job(cfg) is None  # basic launcher: torch's default
@@ -127,26 +145,34 @@ def test_optuna_study_best_is_the_best_validation_record_reproducible_and_resuma
     study = _study(first)
     assert len(values) == 3 and study.best_value == min(values)  # what the jobs returned: validation values
     assert sorted(t.value for t in study.trials) == sorted(values)
+    params = _trial_params(study)
 
     proc = _sweep(second, *search)  # same sampler seed (seed=0): the same trials
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert _trial_params(_study(second)) == _trial_params(study)
+    assert _trial_params(_study(second)) == params
 
     proc = _sweep(first, *search[:2], "hydra.sweeper.n_trials=2")  # a used sweep folder needs resume=true
     assert proc.returncode != 0 and "resume=true" in proc.stderr
     proc = _sweep(first, *search[:2], "hydra.sweeper.n_trials=2", "resume=true")
     assert proc.returncode == 0, proc.stderr[-3000:]
     resumed = _study(first)
-    assert len(resumed.trials) == 5 and _trial_params(resumed)[:3] == _trial_params(study)
+    assert len(resumed.trials) == 5 and _trial_params(resumed)[:3] == params  # added to, not started over
+    assert all(p not in params for p in _trial_params(resumed)[3:])  # new trials, not the first ones again
     assert len(_records(first)) == 5 and "5 jobs, 5 ok" in proc.stdout
 
 
 @pytest.mark.slow
 def test_a_failing_trial_is_recorded_failed_and_the_search_goes_on(tmp_path):
     optuna = _optuna()
-    proc = _sweep(tmp_path, "hparams_search=optuna", "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=2",
-                  "model.lr=choice(-1,0.001)", "data.batch_size=32")
-    assert proc.returncode == 1  # the summary fails the sweep: not every job is ok
-    assert "2 jobs, 1 ok, 1 not ok" in proc.stdout and "model.lr must be" in proc.stdout
-    states = sorted(t.state.name for t in _study(tmp_path).trials)
-    assert states == [optuna.trial.TrialState.COMPLETE.name, optuna.trial.TrialState.FAIL.name]
+    # model.lr=-1 fails validation; with seed=0 the sampler proposes both values within 4 trials
+    proc = _sweep(tmp_path, "hparams_search=optuna", "hydra.sweeper.n_trials=4", "model.lr=choice(-1,0.001)",
+                  "data.batch_size=32")
+    assert proc.returncode == 1, proc.stderr[-3000:]  # the summary fails the sweep: not every job is ok
+    assert "4 jobs," in proc.stdout and "model.lr must be" in proc.stdout
+    trials = _study(tmp_path).trials
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(trials) == 4 and failed and complete
+    assert {t.params["model.lr"] for t in failed} == {-1} and {t.params["model.lr"] for t in complete} == {0.001}
+    records = _records(tmp_path)
+    assert sorted(r["status"] for r in records.values()).count("failed") == len(failed)
