@@ -58,11 +58,24 @@ def validate(cfg: DictConfig) -> None:
     _require(_is_int(seed) and 0 <= seed <= MAX_SEED,
              f"seed must be an integer >= 0 (at most 2**32-1), got {seed!r}; e.g. seed=0")
     resume_flag(cfg)
+    _validate_run_settings(cfg)
     _validate_model(cfg.model)
     _validate_data(cfg.data, cfg.model)
     _validate_optimizer(cfg.get("optimizer") or {}, cfg.get("scheduler") or {})
     _validate_trainer(cfg.trainer)
     _validate_callbacks(cfg)
+
+
+def _validate_run_settings(cfg: DictConfig) -> None:
+    from pixel_spotter.search import optimizable
+
+    metric = cfg.get("optimized_metric", "val/euclid_px")
+    _require(isinstance(metric, str) and metric in optimizable(),
+             f"optimized_metric={metric!r} is not a validation metric a run records; choose one of "
+             f"{', '.join(optimizable())} (a search never optimizes a test metric)")
+    threads = cfg.get("threads_per_job")
+    if threads is not None:
+        _require_int("threads_per_job", threads, 1, 1)
 
 
 def _validate_model(model: DictConfig) -> None:

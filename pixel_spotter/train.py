@@ -23,9 +23,11 @@ from pixel_spotter.config import resume_flag, validate
 from pixel_spotter.environment import hardware, versions
 from pixel_spotter.errors import UserError, unwrapped_user_errors
 from pixel_spotter.formatting import format_px
+from pixel_spotter.launchers import share_machine
 from pixel_spotter.metrics import pixel_metrics
 from pixel_spotter.run_callbacks import DivergenceGuard, FitClock, RngStateInCheckpoint
 from pixel_spotter.run_folder import DIVERGED, FAILED, OK, Results, RunFolder, Start, all_finite
+from pixel_spotter.search import optimized_value
 from pixel_spotter.side_outputs import TestPredictions, record_hooks
 from pixel_spotter.timing import ms_per_image
 
@@ -200,13 +202,17 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
 
 
-def main(cfg: DictConfig) -> Results | None:
+def main(cfg: DictConfig) -> float | None:
     """Hydra task: run, and turn failures into one line (a single run) or a logged, recorded job (a sweep).
 
-    A single run exits with one line for a user error and status 1 when it diverged. In a sweep a failing
-    or diverged job is recorded and the sweep goes on (the end-of-sweep summary lists it and exits 1).
+    Returns ``optimized_metric`` (a validation metric) of the run's best checkpoint, the value an optimizing
+    sweeper (hparams_search=optuna) minimizes or maximizes; None when the job failed or diverged, which the
+    Optuna sweeper records as a failed trial. A single run exits with one line for a user error and status 1
+    when it diverged. In a sweep a failing or diverged job is recorded and the sweep goes on (the
+    end-of-sweep summary lists it and exits 1).
     """
     quiet_libraries()
+    share_machine(cfg)  # under hydra/launcher=parallel: cores // jobs threads, no loader workers
     multirun = _hydra_info()["multirun"]
     try:
         record = run(cfg)
@@ -223,8 +229,8 @@ def main(cfg: DictConfig) -> Results | None:
         log.error("%s: %s -> %s", record.status, record.error, results)
         if not multirun:
             sys.exit(f"error: the run {record.status}: {record.error}; see {results}")
-        return record
+        return None
     test = record.test
     log.info("test: euclid %s px, rmse %s px, exact %.1f%% -> %s", format_px(test.get("euclid_px")),
              format_px(test.get("rmse_px")), 100 * test.get("exact_acc", 0.0), results)
-    return record
+    return optimized_value(record, cfg.get("optimized_metric", "val/euclid_px"))

@@ -1,0 +1,178 @@
+"""Parallel sweeps (hydra/launcher=parallel) and hyperparameter search (hparams_search=optuna): the value a job
+returns, threads per job, and real sweeps as subprocesses. The plugins come with the sweep extra
+(EXTRAS=test,sweep make setup); without it the tests that need one are skipped, saying so."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TINY
+
+from pixel_spotter.config import validate
+from pixel_spotter.errors import ConfigError
+from pixel_spotter.launchers import cores, jobs_at_once, threads_per_job
+from pixel_spotter.search import direction
+
+
+def _joblib():
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher",
+                        reason="hydra/launcher=parallel needs the sweep extra: EXTRAS=test,sweep make setup")
+
+
+def _optuna():
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper",
+                        reason="hparams_search=optuna needs the sweep extra: EXTRAS=test,sweep make setup")
+    return pytest.importorskip("optuna")
+
+
+def test_main_returns_the_best_validation_value(make_cfg, tmp_path):
+    from pixel_spotter.train import main
+
+    value = main(make_cfg())
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert isinstance(value, float) and value == record["best_val"]["euclid_px"]
+    assert value != record["test"]["euclid_px"]  # validation, never test
+
+
+def test_main_returns_the_named_metric(make_cfg, tmp_path):
+    from pixel_spotter.train import main
+
+    value = main(make_cfg("optimized_metric=val/exact_acc"))
+    assert value == json.loads((tmp_path / "results.json").read_text())["best_val"]["exact_acc"]
+
+
+@pytest.mark.parametrize("metric", ["test/euclid_px", "val/nope", "euclid_px", "val/loss"])
+def test_optimized_metric_must_be_a_recorded_validation_metric(make_cfg, metric):
+    with pytest.raises(ConfigError, match="optimized_metric"):
+        validate(make_cfg(f"optimized_metric={metric}"))
+
+
+def test_direction_follows_the_metric():
+    assert direction("val/euclid_px") == "minimize" and direction("val/exact_acc") == "maximize"
+
+
+def test_sampler_seed_goes_on_from_the_trials_a_study_holds(tmp_path):
+    import sqlite3
+
+    from pixel_spotter.search import sampler_seed
+
+    db = tmp_path / "optuna.db"
+    assert sampler_seed(7, str(db), "s") == 7  # a new study
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE studies (study_id INTEGER, study_name TEXT)")
+        con.execute("CREATE TABLE trials (trial_id INTEGER, study_id INTEGER)")
+        con.executemany("INSERT INTO studies VALUES (?, ?)", [(1, "s"), (2, "other")])
+        con.executemany("INSERT INTO trials VALUES (?, ?)", [(1, 1), (2, 1), (3, 2)])
+    con.close()
+    assert sampler_seed(7, str(db), "s") == 9 and sampler_seed(7, str(db), "new") == 7
+    (tmp_path / "junk.db").write_text("not a database")
+    assert sampler_seed(7, str(tmp_path / "junk.db"), "s") == 7
+
+
+def test_threads_per_job_default_and_override(make_cfg):
+    cfg = make_cfg()
+    assert jobs_at_once() is None and threads_per_job(cfg) is None  # basic launcher: torch's default
+    assert threads_per_job(make_cfg("threads_per_job=3")) == 3
+    with pytest.raises(ConfigError, match="threads_per_job"):
+        validate(make_cfg("threads_per_job=0"))
+
+
+def test_parallel_launcher_shares_the_cores(make_cfg):
+    _joblib()
+    cfg = make_cfg("hydra/launcher=parallel", "hydra.launcher.n_jobs=2")
+    assert jobs_at_once() == 2 and threads_per_job(cfg) == max(1, cores() // 2)
+    assert threads_per_job(make_cfg("hydra/launcher=parallel", "threads_per_job=1")) == 1
+
+
+def test_optuna_config_composes(make_cfg, tmp_path):
+    _optuna()
+    cfg = make_cfg("hparams_search=optuna", "optimized_metric=val/within1_acc")
+    sweeper = cfg.hydra.sweeper
+    assert sweeper.direction == "maximize" and sweeper.sampler.seed == cfg.seed
+    assert sweeper.storage.startswith("sqlite:///") and sweeper.storage.endswith("/optuna.db")
+    assert set(sweeper.params) == {"model.lr", "data.batch_size"}
+
+
+def _sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "train.py", "-m", *overrides, *TINY, f"hydra.sweep.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+
+
+def _records(sweep: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))}
+
+
+@pytest.mark.slow
+def test_parallel_sweep_runs_both_jobs_with_their_share_of_threads(tmp_path):
+    _joblib()
+    proc = _sweep(tmp_path, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "model=cnn,heatmap",
+                  "data.num_workers=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 jobs, 2 ok, 0 not ok" in proc.stdout  # the summary, printed by the parent process
+    records = _records(tmp_path)
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records.values())
+    assert {r["hardware"]["torch_threads"] for r in records.values()} == {max(1, cores() // 2)}
+    assert {r["data"]["num_workers"] for r in records.values()} == {0}  # forced, and recorded as run
+    logs = "".join(p.read_text() for p in tmp_path.glob("*/*.log"))
+    assert logs.count("data.num_workers=2 -> 0") == 2
+
+
+def _study(sweep: Path):
+    import optuna
+
+    return optuna.load_study(study_name="pixel-spotter", storage=f"sqlite:///{sweep}/optuna.db")
+
+
+def _trial_params(study) -> list[dict]:
+    return [t.params for t in sorted(study.trials, key=lambda t: t.number)]
+
+
+@pytest.mark.slow
+def test_optuna_study_best_is_the_best_validation_record_reproducible_and_resumable(tmp_path):
+    _optuna()
+    search = ["hparams_search=optuna", "model=cnn", "hydra.sweeper.n_trials=3"]
+    first, second = tmp_path / "a", tmp_path / "b"
+    proc = _sweep(first, *search)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "3 jobs, 3 ok, 0 not ok" in proc.stdout
+    values = [r["best_val"]["euclid_px"] for r in _records(first).values()]
+    study = _study(first)
+    assert len(values) == 3 and study.best_value == min(values)  # what the jobs returned: validation values
+    assert sorted(t.value for t in study.trials) == sorted(values)
+    params = _trial_params(study)
+
+    proc = _sweep(second, *search)  # same sampler seed (seed=0): the same trials
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _trial_params(_study(second)) == params
+
+    proc = _sweep(first, *search[:2], "hydra.sweeper.n_trials=2")  # a used sweep folder needs resume=true
+    assert proc.returncode != 0 and "resume=true" in proc.stderr
+    proc = _sweep(first, *search[:2], "hydra.sweeper.n_trials=2", "resume=true")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = _study(first)
+    assert len(resumed.trials) == 5 and _trial_params(resumed)[:3] == params  # added to, not started over
+    assert all(p not in params for p in _trial_params(resumed)[3:])  # new trials, not the first ones again
+    assert len(_records(first)) == 5 and "5 jobs, 5 ok" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_failing_trial_is_recorded_failed_and_the_search_goes_on(tmp_path):
+    optuna = _optuna()
+    # model.lr=-1 fails validation; with seed=0 the sampler proposes both values within 4 trials
+    proc = _sweep(tmp_path, "hparams_search=optuna", "hydra.sweeper.n_trials=4", "model.lr=choice(-1,0.001)",
+                  "data.batch_size=32")
+    assert proc.returncode == 1, proc.stderr[-3000:]  # the summary fails the sweep: not every job is ok
+    assert "4 jobs," in proc.stdout and "model.lr must be" in proc.stdout
+    trials = _study(tmp_path).trials
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(trials) == 4 and failed and complete
+    assert {t.params["model.lr"] for t in failed} == {-1} and {t.params["model.lr"] for t in complete} == {0.001}
+    records = _records(tmp_path)
+    assert sorted(r["status"] for r in records.values()).count("failed") == len(failed)
