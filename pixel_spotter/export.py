@@ -13,15 +13,13 @@ Before the contract is written the exported file is run on every one-pixel image
 pixels apart anywhere and the export is refused (the file deleted). ``--bench`` then prints batch-1 and
 batch-1024 ms/image of the PyTorch model and the exported file side by side.
 
-``open_exported`` reads such a file back for ``pixel-spotter predict model.onnx IMAGE...``: .onnx with
-onnxruntime, .pt with ``torch.jit.load``; a missing or mismatching contract is a one-line error.
+``pixel_spotter.exported`` reads such a file back for ``pixel-spotter predict model.onnx IMAGE...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
 import json
 import math
@@ -31,29 +29,27 @@ from pathlib import Path
 import numpy as np
 
 from pixel_spotter.errors import UserError
+from pixel_spotter.exported import (  # noqa: F401  (open_exported: the reading side, re-exported)
+    CONTRACT_VERSION,
+    SIZE_FILE,
+    SUFFIXES,
+    OnnxModel,
+    TorchScriptModel,
+    _sha256,
+    contract_path,
+    open_exported,
+    read_contract,
+)
 
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
-CONTRACT_VERSION = 1
 PARITY_PX = 1e-4  # the most an exported file may differ from the PyTorch model, in pixels
 PROBE_LIMIT = 4096  # one-pixel images checked at export (all of them up to 64x64)
 INPUT_NAME, OUTPUT_NAME = "images", "xy"
 OPSET = 18
-SIZE_FILE = "pixel_spotter_size.json"  # inside a TorchScript export: the size it was traced on
 SCALING = ("files are scaled by their type's range, never by their content: 8-bit PNG/JPEG / 255, 16-bit PNG "
            "/ 65535, integer arrays / their dtype's maximum, float arrays must already be in [0, 1]; colour "
            "is converted to grey (Pillow convert('L'))")
 OUTPUT_MEANING = ("(N, 2) float32: x = column, y = row of the bright pixel, in pixels, origin top-left "
                   "(0..W-1, 0..H-1; an answer may lie a hair outside and should be clamped)")
-
-
-def contract_path(model_file: Path) -> Path:
-    """``model.onnx`` -> ``model.onnx.json``."""
-    model_file = Path(model_file)
-    return model_file.with_name(model_file.name + ".json")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def probe_images(height: int, width: int, limit: int = PROBE_LIMIT) -> np.ndarray:
@@ -63,121 +59,6 @@ def probe_images(height: int, width: int, limit: int = PROBE_LIMIT) -> np.ndarra
     images = np.zeros((len(positions), 1, height * width), dtype=np.float32)
     images[np.arange(len(positions)), 0, positions] = 1.0
     return images.reshape(len(positions), 1, height, width)
-
-
-# ---- reading an exported file back
-
-
-class OnnxModel:
-    """An exported .onnx file run with onnxruntime: ``size`` = (H, W); (N, 1, H, W) float32 -> (N, 2)."""
-
-    def __init__(self, path: Path, size: tuple[int, int], threads: int | None = None):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise UserError(f"{path} is an ONNX model but onnxruntime is not installed; install the export "
-                            "extra: pip install -e '.[export]'") from None
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: no warnings on stderr around the answers
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            (inp,), (_,) = self.session.get_inputs(), self.session.get_outputs()
-        except Exception as err:
-            raise UserError(f"{path} cannot be loaded by onnxruntime ({type(err).__name__}); it is corrupt or not "
-                            "an ONNX model: export it again") from None
-        if list(inp.shape[1:]) != [1, *size] or inp.type != "tensor(float)":
-            raise UserError(f"{path} takes {inp.type} {inp.shape} but its contract says float32 (N, 1, {size[0]}, "
-                            f"{size[1]}); the contract belongs to another export: export it again")
-        self.input_name, self.size = inp.name, size
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        try:
-            return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
-        except Exception as err:
-            raise _failed(self, err) from None
-
-
-class TorchScriptModel:
-    """An exported TorchScript .pt file: ``size`` = (H, W); (N, 1, H, W) float32 -> (N, 2)."""
-
-    def __init__(self, path: Path, size: tuple[int, int]):
-        import torch
-
-        extra = {SIZE_FILE: ""}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch.jit.load's deprecation note: not the user's concern
-                self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
-            traced = json.loads(extra[SIZE_FILE])
-            traced = (traced["height"], traced["width"])
-        except Exception as err:
-            raise UserError(f"{path} cannot be loaded as TorchScript ({type(err).__name__}); it is corrupt, not "
-                            "a TorchScript file or not from pixel-spotter export: export it again") from None
-        if traced != tuple(size):
-            # the nets are convolutional: a wrong size would run and answer wrongly, so it is checked here
-            raise UserError(f"{path} was traced on {traced[0]}x{traced[1]} images but its contract says "
-                            f"{size[0]}x{size[1]}; the contract belongs to another export: export it again")
-        self.size = size
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        import torch
-
-        try:
-            with torch.inference_mode():
-                return self.module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
-        except Exception as err:
-            raise _failed(self, err) from None
-
-
-def _failed(model, err: Exception) -> UserError:
-    return UserError(f"the exported model failed on {model.size[0]}x{model.size[1]} images "
-                     f"({type(err).__name__}); its contract does not match it: export the model again")
-
-
-def read_contract(path: Path) -> dict:
-    """The checked contract of exported file ``path``: a UserError when it is missing or does not match."""
-    path, fmt = Path(path), _format_of(path)
-    if not path.is_file():
-        raise UserError(f"{path} does not exist; pass a run folder or a file written by pixel-spotter export")
-    where = contract_path(path)
-    if not where.is_file():
-        raise UserError(f"{path} has no input contract {where} next to it; export the model again with "
-                        "pixel-spotter export (the contract gives the image size)")
-    try:
-        contract = json.loads(where.read_text())
-        height, width = contract["height"], contract["width"]
-        fields_ok = (contract["format"] == fmt and contract["dtype"] == "float32"
-                     and contract["value_range"] == [0.0, 1.0] and isinstance(contract["sha256"], str))
-    except Exception as err:
-        raise UserError(f"{where} is not a usable export contract ({type(err).__name__}); export the model "
-                        "again") from None
-    if not (fields_ok and isinstance(height, int) and isinstance(width, int) and 2 <= height <= 10_000
-            and 2 <= width <= 10_000):
-        raise UserError(f"{where} does not describe a float32 {fmt} model on [0, 1] images of a possible size; "
-                        "export the model again")
-    if _sha256(path) != contract["sha256"]:
-        raise UserError(f"{path} does not match its contract {where} (sha256 differs: the file was changed or "
-                        "the contract belongs to another export); export the model again")
-    return contract
-
-
-def _format_of(path: Path) -> str:
-    suffix = Path(path).suffix.lower()
-    for fmt, known in SUFFIXES.items():
-        if suffix == known:
-            return fmt
-    raise UserError(f"{path} is not an exported model ({', '.join(SUFFIXES.values())})")
-
-
-def open_exported(path: Path, threads: int | None = None):
-    """The model source for an exported file (after checking its contract)."""
-    contract = read_contract(path)
-    size = (contract["height"], contract["width"])
-    if contract["format"] == "onnx":
-        return OnnxModel(Path(path), size, threads)
-    return TorchScriptModel(Path(path), size)
 
 
 # ---- writing one

@@ -138,11 +138,11 @@ class RunModel:
 def open_model(target: Path):
     """The model source that ``target`` names: an exported ``.onnx``/``.pt`` file (with its contract), or a
     run folder / checkpoint. Every source has ``size`` and maps (N, 1, H, W) float32 -> (N, 2) pixels."""
-    from pixel_spotter import export
+    from pixel_spotter import exported
 
     target = Path(target)
-    if target.suffix.lower() in export.SUFFIXES.values():
-        return export.open_exported(target)
+    if target.suffix.lower() in exported.SUFFIXES.values():
+        return exported.open_exported(target)
     return RunModel(target)
 
 
