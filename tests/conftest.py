@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import urllib.error
 from pathlib import Path
 
@@ -38,3 +40,12 @@ def make_cfg(tmp_path):
         return compose(*(TINY if tiny else []), *overrides, output_dir=tmp_path, hydra_config=True)
 
     return _make
+
+
+def train_heatmap_run(run_dir: Path, size: int, epochs: int) -> Path:
+    """A real, finished heatmap run of ``size``x``size`` images in ``run_dir``, trained by ``train.py`` in a
+    subprocess (for tests of what reads run folders: predict, export)."""
+    subprocess.run([sys.executable, "train.py", "model=heatmap", f"data.height={size}", f"data.width={size}",
+                    f"trainer.max_epochs={epochs}", "trainer.accelerator=cpu", "callbacks.progress_bar.refresh_rate=0",
+                    f"hydra.run.dir={run_dir}"], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    return run_dir

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, train_heatmap_run
 from PIL import Image
 
 pytestmark = pytest.mark.slow  # one real training run per module (a subprocess)
@@ -38,11 +38,7 @@ def _one_line(proc, words):
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run")
-    subprocess.run([sys.executable, "train.py", "model=heatmap", f"data.height={SIZE}", f"data.width={SIZE}",
-                    "trainer.max_epochs=2", "trainer.accelerator=cpu", "callbacks.progress_bar.refresh_rate=0",
-                    f"hydra.run.dir={run_dir}"], cwd=ROOT, check=True, capture_output=True, timeout=300)
-    return run_dir
+    return train_heatmap_run(tmp_path_factory.mktemp("run"), SIZE, epochs=2)
 
 
 @pytest.fixture(scope="module")

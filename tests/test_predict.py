@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, train_heatmap_run
 from PIL import Image
 
 pytestmark = pytest.mark.slow  # one real training run per module (a subprocess)
@@ -18,11 +18,7 @@ POSITIONS = [(0, 0), (31, 5), (17, 30)]  # (x, y)
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run")
-    subprocess.run([sys.executable, "train.py", "model=heatmap", f"data.height={SIZE}", f"data.width={SIZE}",
-                    "trainer.max_epochs=3", "trainer.accelerator=cpu", "callbacks.progress_bar.refresh_rate=0",
-                    f"hydra.run.dir={run_dir}"], cwd=ROOT, check=True, capture_output=True, timeout=300)
-    return run_dir
+    return train_heatmap_run(tmp_path_factory.mktemp("run"), SIZE, epochs=3)
 
 
 def _cli(*args):
