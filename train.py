@@ -1,5 +1,7 @@
 """Entry point: `python train.py [overrides]` or `python train.py -m model=cnn,resnet18` (see README)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -14,4 +16,8 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
+    from pixel_spotter.launchers import missing_extra
+
+    if message := missing_extra(sys.argv[1:]):
+        sys.exit(message)
     main()

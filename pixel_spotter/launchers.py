@@ -54,3 +54,25 @@ def share_machine(cfg: DictConfig) -> None:
                  cfg.data.num_workers)
         with open_dict(cfg):
             cfg.data.num_workers = 0
+
+
+# Config choices that need an optional extra: Hydra composes before any of our code runs and would answer
+# with a config-search-path listing; this names the missing install instead (train.py calls it first).
+NEEDS_EXTRA = {"hparams_search=optuna": "hydra_plugins.hydra_optuna_sweeper",
+               "hydra/launcher=parallel": "hydra_plugins.hydra_joblib_launcher"}
+
+
+def missing_extra(argv: list[str]) -> str | None:
+    """One line naming the install, when ``argv`` picks a launcher or sweeper whose plugin is absent."""
+    import importlib.util
+
+    for choice, plugin in NEEDS_EXTRA.items():
+        if choice in argv:
+            try:
+                found = importlib.util.find_spec(plugin) is not None
+            except ModuleNotFoundError:
+                found = False
+            if not found:
+                return (f"error: {choice} needs the optional 'sweep' extra, which is not installed; "
+                        "install it with EXTRAS=test,sweep make setup (or pip install -e '.[sweep]')")
+    return None

@@ -176,3 +176,14 @@ def test_a_failing_trial_is_recorded_failed_and_the_search_goes_on(tmp_path):
     assert {t.params["model.lr"] for t in failed} == {-1} and {t.params["model.lr"] for t in complete} == {0.001}
     records = _records(tmp_path)
     assert sorted(r["status"] for r in records.values()).count("failed") == len(failed)
+
+
+def test_a_missing_plugin_is_named_with_its_install(monkeypatch):
+    import importlib.util
+
+    from pixel_spotter import launchers
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    message = launchers.missing_extra(["-m", "hparams_search=optuna", "model=cnn"])
+    assert message.startswith("error: hparams_search=optuna needs the optional 'sweep' extra") and "\n" not in message
+    assert launchers.missing_extra(["-m", "model=cnn"]) is None
