@@ -72,8 +72,8 @@ def bench_model(model_name: str, budget_s: float, split: str) -> dict:
         trainer.fit(model, datamodule=datamodule)
     hit = next((h for h in clock.history if h[2] >= 1.0), None)
     best = max(clock.history, key=lambda h: (h[2], -h[0]))
-    images = datamodule.datasets["test"].tensors[0]
-    test = evaluate(model, datamodule.datasets["test"], "test")  # the weights training stopped with
+    images = datamodule.images("test")
+    test = evaluate(model, datamodule, "test")  # the weights training stopped with
     return {
         "model": model_name,
         "params": sum(p.numel() for p in model.parameters()),
@@ -108,7 +108,7 @@ def run_command(args: argparse.Namespace) -> int:
     oracle_data = PixelDataModule(split=args.split)  # the same test images the models were timed on
     oracle_data.setup()
     sizes = " / ".join(f"{len(oracle_data.positions[k])} {k}" for k in ("train", "val", "test"))
-    images = oracle_data.datasets["test"].tensors[0]
+    images = oracle_data.images("test")
     oracle_batch = ms_per_image(argmax_oracle, images, batch_size=1024)
     oracle_single = ms_per_image(argmax_oracle, images, batch_size=1, repeats=1, max_images=200)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -21,9 +22,9 @@ from pixel_spotter.errors import ConfigError
 from pixel_spotter.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from pixel_spotter.models.resnet import WEIGHT_CHOICES
 from pixel_spotter.module import LOSSES
+from pixel_spotter.synthesis import Augment
 
 MAX_SEED = 2**32 - 1  # numpy's seed range, which seed_everything also uses
-BYTES_PER_PIXEL = 4  # float32
 # Metrics a checkpoint or early-stopping callback can watch: the validation loss and every pixel metric.
 MONITORS = ("val/loss", *(f"val/{name}" for name in METRIC_NAMES))
 
@@ -120,12 +121,23 @@ def _validate_data(data: DictConfig, model: DictConfig) -> None:
     _require(_is_int(data_seed) and 0 <= data_seed <= MAX_SEED,
              f"data.seed must be an integer >= 0 (at most 2**32-1), got {data_seed!r}; e.g. data.seed=0 "
              "(or leave it at ${seed})")
-    max_gib = data.get("max_gib", 4.0)
-    _require(_is_number(max_gib) and max_gib > 0,
-             f"data.max_gib must be a number > 0, got {max_gib!r}; e.g. data.max_gib=4")
+    for key in ("train_samples_per_epoch", "max_eval_images"):
+        value = data.get(key)
+        _require(value is None or (_is_int(value) and value >= 1),
+                 f"data.{key} must be an integer >= 1 or null, got {value!r}; e.g. data.{key}=1000")
+    _require(isinstance(data.get("augment_eval", True), bool),
+             f"data.augment_eval must be true or false, got {data.get('augment_eval')!r}; e.g. data.augment_eval=true")
+    augment = data.get("augment")
+    if augment is not None:  # the dataclass checks its own ranges (synthesis.Augment), in the same one-line style
+        known = [f.name for f in fields(Augment)]
+        unknown = sorted(set(augment) - {*known, "_target_"})
+        _require(not unknown, f"data.augment.{unknown[0] if unknown else ''} is not a corruption setting; "
+                              f"use {', '.join(known)}")
+        Augment(**{k: (list(v) if isinstance(v, ListConfig) else v) for k, v in augment.items() if k != "_target_"})
 
     height, width, split = data.height, data.width, data.split
-    sizes = split_sizes(height, width, split, fractions, data.heldout_quadrant, data.random_train_size)
+    sizes = split_sizes(height, width, split, fractions, data.heldout_quadrant, data.random_train_size,
+                        data.get("max_eval_images"))
     empty = [name for name, size in sizes.items() if size < 1]
     if empty:
         which = " and ".join(empty)
@@ -134,18 +146,6 @@ def _validate_data(data: DictConfig, model: DictConfig) -> None:
             f"data.split={split} on a {height}x{width} image with data.fractions={fractions} leaves the {which} "
             f"split{'s' if len(empty) > 1 else ''} empty ({counts}); raise the {which} share of data.fractions "
             "or use a larger image (data.height/data.width)")
-
-    images = sum(sizes.values())
-    gib = images * height * width * BYTES_PER_PIXEL / 2**30
-    if gib > max_gib:
-        keys = f"data.height={height} data.width={width}"
-        fix = "use a smaller image"
-        if split == "random":
-            keys += f" data.random_train_size={data.random_train_size}"
-            fix = "use a smaller image or data.random_train_size"
-        raise ConfigError(
-            f"{keys} would materialize {images} images of {height}x{width} float32 = {gib:.1f} GiB, above "
-            f"data.max_gib={max_gib:g}; {fix}, or raise data.max_gib if you have the memory")
 
 
 def _validate_optimizer(optimizer: DictConfig, scheduler: DictConfig) -> None:

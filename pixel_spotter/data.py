@@ -12,23 +12,28 @@ Split modes (``split``):
 - ``random``: the seeds' way, images at i.i.d. random positions (``random_train_size`` training
   images as in seed 003). Test positions then mostly also occur in training; ``test_overlap``
   measures by how much, so its optimism can be reported.
+
+Only positions are stored; images are rendered per batch on the training device (``synthesis.py``), with the
+corruptions of ``augment`` drawn per image, so memory is O(batch x H x W) and each epoch sees fresh noise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from lightning import LightningDataModule
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from pixel_spotter.synthesis import STREAMS, Augment, Synthesizer, one_hot_images, sample_seed
 
 SPLITS = ("position", "quadrant", "random")
 QUADRANTS = ("top_left", "top_right", "bottom_left", "bottom_right")
 
 
 def make_images(xs: torch.Tensor, ys: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Images (N, 1, H, W) in [0, 1] with a single 1.0 (= 255) pixel at column xs[i], row ys[i]."""
-    images = torch.zeros(len(xs), 1, height, width)
-    images[torch.arange(len(xs)), 0, ys, xs] = 1.0
-    return images
+    """Clean images (N, 1, H, W) with a single 1.0 (= 255) pixel at column xs[i], row ys[i]."""
+    return one_hot_images(torch.stack([xs, ys], dim=1), height, width)
 
 
 def normalize_xy(xs: torch.Tensor, ys: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -61,11 +66,21 @@ def split_sizes(
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
     heldout_quadrant: str = "bottom_right",
     random_train_size: int = 2500,
+    max_eval_images: int | None = None,
 ) -> dict[str, int]:
     """{'train'|'val'|'test': number of images} of ``split_positions``, computed without building anything.
 
-    ``split_positions`` cuts its splits with these very numbers, so a config check on them (empty split,
-    memory) sees exactly what training would get."""
+    ``split_positions`` cuts its splits with these very numbers, so a config check on them (empty split)
+    sees exactly what training would get. ``max_eval_images`` caps val and test (a seeded random subset of
+    their positions, still never seen in training): on a 512x512 image the held-out positions number 39,000."""
+    sizes = _cut_sizes(height, width, split, fractions, heldout_quadrant, random_train_size)
+    if max_eval_images is not None:
+        sizes = {k: v if k == "train" else min(v, max_eval_images) for k, v in sizes.items()}
+    return sizes
+
+
+def _cut_sizes(height: int, width: int, split: str, fractions, heldout_quadrant: str,
+               random_train_size: int) -> dict[str, int]:
     n = height * width
     if split == "random":
         return {"train": random_train_size, "val": round(fractions[1] * n), "test": round(fractions[2] * n)}
@@ -89,9 +104,17 @@ def split_positions(
     seed: int = 0,
     heldout_quadrant: str = "bottom_right",
     random_train_size: int = 2500,
+    max_eval_images: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Return {'train'|'val'|'test': LongTensor (N, 2) of (x, y) pixel positions}, sized by ``split_sizes``."""
-    sizes = split_sizes(height, width, split, fractions, heldout_quadrant, random_train_size)
+    cut = _cut_positions(height, width, split, fractions, seed, heldout_quadrant, random_train_size)
+    sizes = split_sizes(height, width, split, fractions, heldout_quadrant, random_train_size, max_eval_images)
+    return {name: xy[: sizes[name]] for name, xy in cut.items()}  # positions are shuffled: a prefix is a random subset
+
+
+def _cut_positions(height: int, width: int, split: str, fractions, seed: int, heldout_quadrant: str,
+                   random_train_size: int) -> dict[str, torch.Tensor]:
+    sizes = _cut_sizes(height, width, split, fractions, heldout_quadrant, random_train_size)
     gen = torch.Generator().manual_seed(seed)
     if split == "random":
         return {
@@ -119,27 +142,68 @@ def overlap_fraction(test_xy: torch.Tensor, train_xy: torch.Tensor, width: int) 
     return float(torch.isin(test_ids, train_ids).float().mean()) if len(test_ids) else 0.0
 
 
-class EpochShuffle(Sampler[int]):
+class EpochShuffle(Sampler[tuple[int, int]]):
     """A shuffle that is a function of (seed, epoch) alone, so a run resumed from a checkpoint sees the
     batches an uninterrupted run would (a DataLoader's own shuffle draws from the global RNG instead).
-    Lightning calls ``set_epoch`` before every epoch."""
+    Lightning calls ``set_epoch`` before every epoch.
 
-    def __init__(self, size: int, seed: int):
+    Yields (position index, draw number) keys: the draw number counts every image drawn since the start of
+    training and seeds that image's corruptions, so no two training images share their noise.
+    ``per_epoch`` images per epoch (default: each position once) walk through one permutation after another."""
+
+    def __init__(self, size: int, seed: int, per_epoch: int | None = None):
         self.size, self.seed, self.epoch = size, seed, 0
+        self.per_epoch = size if per_epoch is None else int(per_epoch)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self):
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)  # distinct per (seed, epoch)
-        return iter(torch.randperm(self.size, generator=gen).tolist())
+    def _permutation(self, rank: int) -> list[int]:
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + rank)  # distinct per (seed, rank)
+        return torch.randperm(self.size, generator=gen).tolist()
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        first = self.epoch * self.per_epoch
+        rank, perm = None, []
+        for draw in range(first, first + self.per_epoch):
+            if draw // self.size != rank:
+                rank = draw // self.size
+                perm = self._permutation(rank)
+            yield perm[draw % self.size], draw
+
+    def __len__(self) -> int:
+        return self.per_epoch
+
+
+class InOrder(Sampler[tuple[int, int]]):
+    """Val/test keys: every position once, in order, with fixed draws so each evaluation sees the same images."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((i, i) for i in range(self.size))
 
     def __len__(self) -> int:
         return self.size
 
 
+class PositionDraws(Dataset):
+    """Map-style dataset of (position, image seed) for the keys the samplers above yield; no images."""
+
+    def __init__(self, positions: torch.Tensor, seed: int, stream: int):
+        self.positions, self.seed, self.stream = positions, seed, stream
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, draw = key
+        return self.positions[index], sample_seed(self.seed, self.stream, draw)
+
+
 class PixelDataModule(LightningDataModule):
-    """In-memory tensors of single-pixel images; generation is vectorized (no per-image loop)."""
+    """Positions split honestly; images rendered per batch on the training device (``on_after_batch_transfer``)."""
 
     def __init__(
         self,
@@ -153,7 +217,10 @@ class PixelDataModule(LightningDataModule):
         eval_batch_size: int = 1024,
         num_workers: int = 0,
         seed: int = 0,
-        max_gib: float = 4.0,
+        augment: Augment | None = None,
+        augment_eval: bool = True,
+        train_samples_per_epoch: int | None = None,
+        max_eval_images: int | None = None,
     ):
         super().__init__()
         self.height, self.width = int(height), int(width)
@@ -164,21 +231,22 @@ class PixelDataModule(LightningDataModule):
         self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
         self.num_workers = int(num_workers)
         self.seed = int(seed)
-        self.max_gib = float(max_gib)  # the memory bound validate() enforces before this is built
+        self.train_samples_per_epoch = train_samples_per_epoch
+        self.max_eval_images = max_eval_images
+        self.synthesizers = {"train": Synthesizer(self.height, self.width, augment)}
+        for name in ("val", "test"):  # val/test: the training distribution, or clean images
+            self.synthesizers[name] = Synthesizer(self.height, self.width, augment if augment_eval else None)
         self.positions: dict[str, torch.Tensor] = {}
-        self.datasets: dict[str, TensorDataset] = {}
+        self.datasets: dict[str, PositionDraws] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         self.positions = split_positions(
             self.height, self.width, self.split, self.fractions, self.seed, self.heldout_quadrant,
-            self.random_train_size,
+            self.random_train_size, self.max_eval_images,
         )
-        for name, xy in self.positions.items():
-            xs, ys = xy[:, 0], xy[:, 1]
-            images = make_images(xs, ys, self.height, self.width)
-            self.datasets[name] = TensorDataset(images, normalize_xy(xs, ys, self.height, self.width))
+        self.datasets = {name: PositionDraws(xy, self.seed, STREAMS[name]) for name, xy in self.positions.items()}
 
     @property
     def test_overlap(self) -> float:
@@ -186,21 +254,54 @@ class PixelDataModule(LightningDataModule):
         self.setup()
         return overlap_fraction(self.positions["test"], self.positions["train"], self.width)
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def _loader(self, name: str) -> DataLoader:
         self.setup()
+        size = len(self.datasets[name])
+        sampler = EpochShuffle(size, self.seed, self.train_samples_per_epoch) if name == "train" else InOrder(size)
         return DataLoader(
             self.datasets[name],
             batch_size=self.batch_size if name == "train" else self.eval_batch_size,
-            sampler=EpochShuffle(len(self.datasets[name]), self.seed) if shuffle else None,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")
+
+    def render(self, name: str, xy: torch.Tensor, seeds) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, normalized targets) of split ``name`` for positions ``xy`` on their device."""
+        images = self.synthesizers[name](xy, [int(s) for s in seeds])
+        return images, normalize_xy(xy[:, 0], xy[:, 1], self.height, self.width)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Lightning hands the batch of (positions, seeds) here once it is on the device: render it there."""
+        xy, seeds = batch
+        trainer = self.trainer
+        name = "train"
+        if trainer is not None and not trainer.training:
+            name = "test" if trainer.testing else "val"
+        return self.render(name, xy, seeds.tolist())
+
+    def batches(self, name: str, device: torch.device | str = "cpu", batch_size: int | None = None,
+                limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The rendered (images, targets) of a val/test split, in order, outside any trainer (the same images
+        the trainer's loaders give); ``limit`` stops after that many images."""
+        self.setup()
+        data = self.datasets[name]
+        count = len(data) if limit is None else min(limit, len(data))
+        step = batch_size or self.eval_batch_size
+        for start in range(0, count, step):
+            keys = range(start, min(start + step, count))
+            xy = data.positions[start: start + len(keys)].to(device)
+            yield self.render(name, xy, [sample_seed(self.seed, STREAMS[name], k) for k in keys])
+
+    def images(self, name: str, device: torch.device | str = "cpu", limit: int | None = None) -> torch.Tensor:
+        """The first ``limit`` rendered images of a val/test split as one tensor (for timing inference)."""
+        return torch.cat([images for images, _ in self.batches(name, device, limit=limit)])

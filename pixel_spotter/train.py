@@ -79,12 +79,11 @@ def _metrics(raw: list[dict], stage: str) -> dict:
 
 
 @torch.inference_mode()
-def evaluate(model, dataset, stage: str) -> dict:
-    """Pixel metrics of ``model`` on a TensorDataset, computed outside the trainer (nothing is logged)."""
+def evaluate(model, datamodule, stage: str) -> dict:
+    """Pixel metrics of ``model`` on the ``stage`` split's images, computed outside the trainer (nothing is logged)."""
     model.eval()
     metrics = pixel_metrics(stage).to(model.device)
-    for images, target in torch.utils.data.DataLoader(dataset, batch_size=1024):
-        images, target = images.to(model.device), target.to(model.device)
+    for images, target in datamodule.batches(stage, model.device):
         metrics.update(model.predict_pixels(images), target * model.px_scale)
     return {k.split("/", 1)[1]: float(v) for k, v in metrics.compute().items()}
 
@@ -155,7 +154,7 @@ def _train(cfg: DictConfig, folder: RunFolder, start: Start, record: Results) ->
     # Still needed: Lightning's teardown after trainer.test moves the model to the CPU, but best_val and the
     # inference timing below are measured on the device it trained on (record.device names it).
     model.to(trainer.strategy.root_device).eval()
-    best_val = evaluate(model, datamodule.datasets["val"], "val")  # same weights; not logged as a new epoch
+    best_val = evaluate(model, datamodule, "val")  # same weights; not logged as a new epoch
     _record(record, trainer, datamodule, model, folder, best, train_seconds, best_val, test)
     record_hooks(trainer, model, record)  # side outputs that need the complete record (side_outputs.py)
 
@@ -169,7 +168,7 @@ def _record(record: Results, trainer, datamodule, model, folder: RunFolder, best
         record.error = f"non-finite {'loss at ' + diverged_at if diverged_at else 'test or validation metric'}"
     else:
         record.status = OK
-    images = datamodule.datasets["test"].tensors[0].to(model.device)
+    images = datamodule.images("test", model.device, limit=1024)  # rendered once, outside the timing
     record.epochs_run = int(trainer.current_epoch)
     record.params = sum(p.numel() for p in model.parameters())
     record.weights_used = getattr(model.net, "weights_used", "random init")

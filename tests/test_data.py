@@ -10,6 +10,15 @@ def _datamodule(**kwargs) -> PixelDataModule:
     return dm
 
 
+def _rendered(dm: PixelDataModule, name: str):
+    """All images and targets of split ``name`` as training would see them (train: through its loader)."""
+    if name == "train":
+        batches = [dm.on_after_batch_transfer(batch, 0) for batch in dm.train_dataloader()]
+    else:
+        batches = list(dm.batches(name))
+    return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+
+
 def _ids(xy, width):
     return set((xy[:, 1] * width + xy[:, 0]).tolist())
 
@@ -17,8 +26,9 @@ def _ids(xy, width):
 @pytest.mark.parametrize("split", ["position", "quadrant", "random"])
 def test_each_image_has_one_bright_pixel_at_its_label(split):
     dm = _datamodule(split=split)
-    for name, ds in dm.datasets.items():
-        images, targets = ds.tensors
+    for name in dm.datasets:
+        images, targets = _rendered(dm, name)
+        assert len(images) == len(dm.positions[name])
         assert images.shape[1:] == (1, 20, 30)
         assert ((images == 0) | (images == 1)).all()
         assert (images.flatten(1).sum(1) == 1).all(), name
@@ -67,10 +77,12 @@ def test_same_seed_same_data_other_seed_other_split():
 
 def test_loaders_batch_and_shuffle_only_training():
     dm = _datamodule(batch_size=32)
-    images, targets = next(iter(dm.train_dataloader()))
-    assert images.shape == (32, 1, 20, 30) and targets.shape == (32, 2)
-    first = next(iter(dm.val_dataloader()))[1]
-    assert torch.equal(first, next(iter(dm.val_dataloader()))[1])
+    xy, seeds = next(iter(dm.train_dataloader()))  # loaders carry positions and image seeds, not images
+    images, targets = dm.on_after_batch_transfer((xy, seeds), 0)
+    assert images.shape == (32, 1, 20, 30) and targets.shape == (32, 2) and seeds.shape == (32,)
+    first = next(iter(dm.val_dataloader()))[0]
+    assert torch.equal(first, next(iter(dm.val_dataloader()))[0])
+    assert torch.equal(first, dm.positions["val"][: len(first)])  # val in order, unshuffled
 
 
 @pytest.mark.parametrize("height, width, split, fractions, quadrant, train_size", [

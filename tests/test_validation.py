@@ -44,9 +44,17 @@ from pixel_spotter.errors import ConfigError
         ("data.width=16.0", "data.width"),
         ("data.batch_size=true", "data.batch_size"),
         ("data.eval_batch_size=0", "data.eval_batch_size"),
-        ("data.max_gib=0", "data.max_gib"),
-        ("data.max_gib=abc", "data.max_gib"),
-        ("data.max_gib=true", "data.max_gib"),
+        ("data.train_samples_per_epoch=0", "data.train_samples_per_epoch must be an integer >= 1 or null"),
+        ("data.max_eval_images=1.5", "data.max_eval_images must be an integer >= 1 or null"),
+        ("data.augment_eval=maybe", "data.augment_eval must be true or false"),
+        # corruption ranges (synthesis.Augment)
+        ("augment=noise data.augment.noise_std=[0.5,0.1]", "data.augment.noise_std must be a range [lo, hi]"),
+        ("data.augment.noise_std=-0.1", "data.augment.noise_std must be a range"),
+        ("data.augment.blur_sigma=[0,abc]", "data.augment.blur_sigma must be a range"),
+        ("data.augment.distractors=[0,2.5]", "data.augment.distractors must be a range [lo, hi] of integers"),
+        ("data.augment.intensity=[0,1]", "data.augment.intensity must be a range"),
+        ("data.augment.p=2", "data.augment.p must be a number in [0, 1]"),
+        ("+data.augment.nois_std=0.1", "data.augment.nois_std is not a corruption setting"),
         # every split mode: no empty train/val/test
         ("model=heatmap data.split=position data.height=2 data.width=2", "leaves the test split empty"),
         ("data.split=position data.fractions=[0.995,0.004,0.001]", "leaves the test split empty"),
@@ -56,11 +64,6 @@ from pixel_spotter.errors import ConfigError
         ("data.split=random data.fractions=[0.998,0.001,0.001]", "leaves the val and test splits empty"),
         ("model=heatmap data.split=random data.height=3 data.width=3 data.fractions=[0.9,0.05,0.05]",
          "leaves the val and test splits empty"),
-        # memory
-        ("data.height=300 data.width=300", "90000 images of 300x300 float32 = 30.2 GiB, above data.max_gib=4"),
-        ("data.split=quadrant data.height=300 data.width=300", "data.max_gib=4"),
-        ("data.split=random data.random_train_size=100000000", "data.random_train_size=100000000 would materialize"),
-        ("data.height=64 data.width=64 data.max_gib=0.05", "= 0.1 GiB, above data.max_gib=0.05"),
         # model and optimization
         ("model.loss=huber", "model.loss"),
         ("model.loss=1", "model.loss"),
