@@ -21,7 +21,7 @@ from pixel_spotter.data import QUADRANTS, SPLITS, split_sizes
 from pixel_spotter.errors import ConfigError
 from pixel_spotter.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from pixel_spotter.models.resnet import WEIGHT_CHOICES
-from pixel_spotter.module import LOSSES
+from pixel_spotter.module import LOSSES, PIXEL_LOSSES
 from pixel_spotter.synthesis import Augment
 
 MAX_SEED = 2**32 - 1  # numpy's seed range, which seed_everything also uses
@@ -83,8 +83,19 @@ def _validate_model(model: DictConfig) -> None:
     lr = model.get("lr")
     _require(_is_number(lr) and lr > 0, f"model.lr must be a number > 0, got {lr!r}; e.g. model.lr=1e-3")
     loss = model.get("loss", "mse")
-    _require(isinstance(loss, str) and loss in LOSSES,
-             f"model.loss={loss!r} is unknown; choose one of {', '.join(LOSSES)}")
+    _require(isinstance(loss, str) and loss in (*LOSSES, *PIXEL_LOSSES),
+             f"model.loss={loss!r} is unknown; choose one of {', '.join((*LOSSES, *PIXEL_LOSSES))}")
+    try:
+        net_class = get_class(model.net._target_)
+    except Exception:  # an unknown network is reported when it is built, in its own words
+        net_class = None
+    if loss in PIXEL_LOSSES:
+        _require(net_class is not None and hasattr(net_class, "score_map"),
+                 f"model.loss={loss} trains a per-pixel score map, which {model.net.get('_target_')} does not have; "
+                 "use a heatmap model (e.g. model=heatmap_ce) or model.loss=mse")
+    elif model.net.get("readout") == "argmax":
+        raise ConfigError(f"model.net.readout=argmax has no gradient for model.loss={loss}; "
+                          "use model.loss=cross_entropy (e.g. model=heatmap_ce) or model.net.readout=soft_argmax")
 
     weights = model.net.get("weights")
     if weights is not None and str(weights) not in WEIGHT_CHOICES:

@@ -16,6 +16,9 @@ from torch import nn
 from pixel_spotter.metrics import pixel_metrics
 
 LOSSES: dict[str, Callable] = {"mse": F.mse_loss, "l1": F.l1_loss, "smooth_l1": F.smooth_l1_loss}
+# Losses on a network's per-pixel score map (``net.score_map``) rather than on its (x, y): the true pixel is
+# the class. Only for networks that score every pixel (the heatmap models).
+PIXEL_LOSSES = ("cross_entropy",)
 
 
 class CoordinateRegressor(LightningModule):
@@ -37,7 +40,8 @@ class CoordinateRegressor(LightningModule):
         self.lr = lr
         self.optimizer_factory = optimizer or torch.optim.Adam
         self.scheduler_factory = scheduler
-        self.loss_fn = LOSSES[loss]
+        self.loss_name = loss
+        self.loss_fn = LOSSES.get(loss)
         self.register_buffer("px_scale", torch.tensor([width - 1.0, height - 1.0]), persistent=False)
         self.train_metrics, self.val_metrics, self.test_metrics = (pixel_metrics(s) for s in ("train", "val", "test"))
 
@@ -51,9 +55,16 @@ class CoordinateRegressor(LightningModule):
 
     def _step(self, batch, stage: str) -> dict:
         images, target = batch
-        preds = self(images)
-        loss = self.loss_fn(preds, target)
-        preds_px, target_px = preds.detach() * self.px_scale, target * self.px_scale
+        target_px = target * self.px_scale
+        if self.loss_name in PIXEL_LOSSES:
+            scores = self.net.score_map(images)
+            pixel = target_px.round().long()
+            loss = F.cross_entropy(scores.flatten(1), pixel[:, 1] * scores.shape[-1] + pixel[:, 0])
+            preds = self.net.readout(scores)
+        else:
+            preds = self(images)
+            loss = self.loss_fn(preds, target)
+        preds_px = preds.detach() * self.px_scale
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(preds_px, target_px)
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "test",

@@ -12,6 +12,12 @@ more background: a hidden layer's background activation is relu(bias), not 0, so
 the border lost half its neighbours' support and the soft-argmax drifted inwards there (measured:
 experiments/zoo/README.md, "Side measurements"). Padding the input keeps the network exactly
 translation-equivariant up to the border.
+
+Readout and loss are a choice (``readout``, and ``model.loss`` in module.py): the soft-argmax trains with the
+coordinate loss; under noise its softmax mass on a noisy background pulls the estimate toward the centre.
+``readout=argmax`` answers with the best-scoring pixel instead and trains the score map as a classifier over
+pixels (``model.loss=cross_entropy``), which keeps up with the argmax detector on noisy images
+(experiments/robustness/).
 """
 
 from __future__ import annotations
@@ -23,6 +29,16 @@ from torch import nn
 
 from pixel_spotter.errors import ConfigError
 from pixel_spotter.models import require_bool, require_int
+
+READOUTS = ("soft_argmax", "argmax")
+
+
+def hard_argmax(scores: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) scores -> (N, 2) (x, y) of the best-scoring pixel, normalized to [0, 1] (no gradient)."""
+    n, h, w = scores.shape
+    flat = scores.flatten(1).argmax(dim=1)
+    xy = torch.stack([flat % w, flat // w], dim=1).to(scores.dtype)
+    return xy / torch.tensor([max(w - 1, 1), max(h - 1, 1)], device=scores.device, dtype=scores.dtype)
 
 
 def soft_argmax(scores: torch.Tensor) -> torch.Tensor:
@@ -39,8 +55,11 @@ class HeatmapSoftArgmax(nn.Module):
     weights_used = "random init"
 
     def __init__(self, channels: int = 16, layers: int = 2, kernel_size: int = 3, init_temperature: float = 10.0,
-                 learn_temperature: bool = True):
+                 learn_temperature: bool = True, readout: str = "soft_argmax", skip: bool = False):
         super().__init__()
+        if readout not in READOUTS:
+            raise ConfigError(f"model.net.readout={readout!r} is unknown; choose one of {', '.join(READOUTS)}")
+        self.readout_name = readout
         require_int("channels", channels, 16)
         require_int("layers", layers, 2)
         require_int("kernel_size", kernel_size, 3, odd=True)  # an even kernel would shift the score map
@@ -49,6 +68,10 @@ class HeatmapSoftArgmax(nn.Module):
             raise ConfigError(f"model.net.init_temperature must be a number > 0, got {init_temperature!r}; "
                               "e.g. model.net.init_temperature=10")
         require_bool("learn_temperature", learn_temperature)
+        require_bool("skip", skip)
+        # skip: the image itself added to the scores with a learned weight, so the identity map (the argmax
+        # detector, optimal for one bright pixel in white noise) is there from the start, not learned through ReLUs
+        self.skip = nn.Parameter(torch.tensor(1.0)) if skip else None
         body, in_ch = [nn.ZeroPad2d(layers * (kernel_size // 2))], 1
         for _ in range(layers):
             body += [nn.Conv2d(in_ch, channels, kernel_size), nn.ReLU(inplace=True)]
@@ -59,5 +82,16 @@ class HeatmapSoftArgmax(nn.Module):
         log_t = torch.tensor(math.log(init_temperature))
         self.log_temperature = nn.Parameter(log_t) if learn_temperature else nn.Buffer(log_t)
 
+    def score_map(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) per-pixel scores (logits: the soft-argmax and cross-entropy both take them through a
+        softmax over pixels)."""
+        scores = self.scores(x).squeeze(1)
+        if self.skip is not None:
+            scores = scores + self.skip * x.squeeze(1)
+        return scores * self.log_temperature.exp()
+
+    def readout(self, scores: torch.Tensor) -> torch.Tensor:
+        return hard_argmax(scores) if self.readout_name == "argmax" else soft_argmax(scores)
+
     def forward(self, x):
-        return soft_argmax(self.scores(x).squeeze(1) * self.log_temperature.exp())
+        return self.readout(self.score_map(x))
