@@ -1,0 +1,48 @@
+"""Reference detectors for the robustness benchmark: no learning, (N, 1, H, W) images -> (N, 2) pixel (x, y).
+
+- ``argmax``: the brightest pixel. Exact on any image whose spot is its strictly brightest pixel: clean,
+  dimmed (a scale > 0 keeps the order), offset by a background (a constant keeps the order), or with
+  decoys dimmer than the spot.
+- ``matched_filter``: correlate the image with the blur kernel the spot went through (a Gaussian of the
+  severity's sigma, ``corruptions.blur`` itself, which is symmetric, so convolution = correlation), then take
+  the argmax. For a known blur in additive white Gaussian noise this is the classic optimal detector: the
+  log-likelihood of "the spot is at k" is <image, s_k> - |s_k|^2 / 2 with s_k the blurred spot at k, and
+  |s_k|^2 is the same for every k away from the border (there the kernel is cut off and the filter is only
+  near-optimal). With sigma 0 the kernel is the identity and the matched filter is ``argmax``.
+
+Ties (a flat image) go to the first pixel in row-major order, as ``torch.argmax`` does.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pixel_spotter import corruptions
+
+DETECTORS = ("argmax", "matched_filter")
+
+
+def argmax(images: torch.Tensor) -> torch.Tensor:
+    """(N, 2) integer (x, y) of each image's brightest pixel (x = column, y = row)."""
+    n, _, _, width = images.shape
+    flat = images.reshape(n, -1).argmax(dim=1)
+    return torch.stack([flat % width, flat // width], dim=1)
+
+
+def matched_filter(images: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
+    """(N, 2) integer (x, y): argmax of the images correlated with a Gaussian kernel of ``blur_sigma`` px
+    (the blur the images went through; 0 = none, then this is ``argmax``)."""
+    if blur_sigma <= 0:
+        return argmax(images)
+    sigma = torch.full((len(images),), float(blur_sigma), device=images.device)
+    return argmax(corruptions.blur(images, sigma, corruptions.kernel_radius(blur_sigma)))
+
+
+def detect(name: str, images: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
+    """The detector called ``name`` (one of DETECTORS) on ``images``; ``blur_sigma`` is what the matched
+    filter is matched to (argmax ignores it)."""
+    if name == "argmax":
+        return argmax(images)
+    if name == "matched_filter":
+        return matched_filter(images, blur_sigma)
+    raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
