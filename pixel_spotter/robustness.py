@@ -129,7 +129,7 @@ def load_subject(path: Path, name: str, device: str) -> Subject:
 def resolve_runs(paths: list[Path]) -> list[tuple[Path, str]]:
     """(run folder, its name in the table) for every RUN: a run folder as is, a sweep folder as its ok jobs.
     Names are job numbers when all runs are jobs of one sweep, else the paths as given."""
-    from pixel_spotter.run_folder import find_runs, is_run_dir, job_name, sweep_of, RunFolder
+    from pixel_spotter.run_folder import RunFolder, find_runs, is_run_dir, job_name, sweep_of
 
     runs: list[Path] = []
     for path in paths:

@@ -11,22 +11,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from pixel_spotter.report.plot_style import save
+from pixel_spotter.report.robustness import SEVERITY_NAMES, series_label
 
 REFERENCE_STYLE = {"argmax": dict(color="0.45", ls="--", marker="s"),
                    "matched_filter": dict(color="black", ls=":", marker="D")}
-SEVERITY_NAMES = {"noise": "noise σ", "blur": "blur σ (px)", "background": "background",
-                  "dimming": "intensity (lower = dimmer)", "distractors": "decoy pixels"}
-
-
-def series_label(row, several_sets: bool, test_sets: list[str]) -> str:
-    """'argmax', '#3 heatmap', 'heatmap (…/outputs/run)'; '[set 2]' added when test sets differ."""
-    if row.reference:
-        text = row.model
-    elif len(row.run) <= 12:
-        text = f"#{row.run} {row.model}"
-    else:
-        text = f"{row.model} (…{row.run[-30:]})"
-    return text + (f" [set {test_sets.index(row.test_set) + 1}]" if several_sets else "")
 
 
 def robustness_plot(rows, path: Path) -> Path | None:
@@ -59,9 +47,10 @@ def robustness_plot(rows, path: Path) -> Path | None:
             err = [100 * r.exact_se for r in line]
             drawn = ax.errorbar(x, y, yerr=err, capsize=2, lw=1.4, markersize=4, markerfacecolor="none",
                                 zorder=3 if sample.reference else 2, **style)
-            handles.setdefault(series_label(sample, several, test_sets), drawn)
+            handles.setdefault(series_label(sample, test_sets), drawn)
         ax.set_title(corruption)
-        ax.set_xlabel(SEVERITY_NAMES.get(corruption, "severity"))
+        ax.set_xlabel(SEVERITY_NAMES.get(corruption, "severity") + (" (lower = dimmer)" if corruption == "dimming"
+                                                                    else ""))
         ax.set_ylabel("exact %")
         ax.set_ylim(-3, 103)
         if corruption == "dimming":
