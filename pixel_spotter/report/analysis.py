@@ -99,7 +99,7 @@ class Analysis:
     not_compared: list[tuple[str, str]]  # requested pairs without finished runs of both on a common setting
     overlaps: list[OverlapCheck]
     seeds: list  # distinct seeds of the finished runs
-    robustness: Robustness | None = None  # robustness.csv of the folders, when there is one
+    robustness: Robustness | None = None  # the folders' robustness tables, when there are any
 
     @property
     def n_ok(self) -> int:
@@ -236,7 +236,7 @@ def analyze(runs: list[Run], compare: list[tuple[str, str]] | None = None,
             robustness: tuple[list, list[str]] | None = None) -> Analysis:
     """Everything the report says about ``runs``, in one pass; ``compare``: (challenger, baseline) model
     pairs to compare head to head (None: every model against the seeds' baseline cnn, when present);
-    ``robustness``: what load.load_robustness read (None: no robustness.csv)."""
+    ``robustness``: what load.load_robustness read (None: no robustness table)."""
     entries = _place(runs)
     models = sorted({e.model for e in entries})
     flagged = {e.model: e for e in entries if e.best_of_model}

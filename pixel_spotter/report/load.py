@@ -153,9 +153,9 @@ def collect(folders: list[Path]) -> list[Run]:
 
 
 def load_robustness(folders: list[Path]) -> tuple[list[RobustnessRow], list[str]] | None:
-    """(rows, problems) from the robustness.csv of each folder (``pixel-spotter robustness``); None when no
-    folder has one. An unreadable file is a problem ("<folder>: robustness.csv unreadable (...)"), never an
-    exception. With several folders, runs and test sets are prefixed by the folder's name, as run ids are."""
+    """(rows, problems) from the robustness table of each folder (``pixel-spotter robustness``); None when no
+    folder has one. An unreadable file is a problem ("<folder>: ... unreadable: why"), never an exception.
+    With several folders, runs and test sets are prefixed by the folder's name, as run ids are."""
     folders = list(dict.fromkeys(folders))
     rows, problems, found = [], [], False
     for folder in folders:

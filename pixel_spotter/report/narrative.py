@@ -11,6 +11,7 @@ from pathlib import Path
 from pixel_spotter.report.analysis import Analysis, Comparison, Entry, FactorEffect
 from pixel_spotter.report.fmt import epochs_text, format_px, pct, setting, span
 from pixel_spotter.report.robustness import SEVERITY_NAMES, is_job_name
+from pixel_spotter.run_folder import ROBUSTNESS
 
 # Seed 003 claims the fine-tuned ResNet18 beats the baseline CNN "significantly": that pair's comparison
 # says so, and which weights the challenger really used.
@@ -177,7 +178,7 @@ def problems(a: Analysis) -> list[str]:
 
 
 
-ROBUSTNESS_NOTE = ("From `robustness.csv` (`pixel-spotter robustness`): each run's best checkpoint on its own test "
+ROBUSTNESS_NOTE = (f"From `{ROBUSTNESS}` (`pixel-spotter robustness`): each run's best checkpoint on its own test "
                    "positions, under one corruption at a time at each severity, next to two reference detectors "
                    "that learn nothing: `argmax` (the brightest pixel) and `matched_filter` (correlation with the "
                    "blur kernel, then argmax; optimal for a known blur in white Gaussian noise, and equal to argmax "
@@ -187,11 +188,11 @@ ROBUSTNESS_NOTE = ("From `robustness.csv` (`pixel-spotter robustness`): each run
 
 def robustness(a: Analysis) -> list[str]:
     """Per corruption: the better reference detector and the run that stays closest to it (largest gap over
-    the severity grid, in percentage points of exact %); or why robustness.csv could not be read."""
+    the severity grid, in percentage points of exact %); or why the robustness table could not be read."""
     r = a.robustness
     if r is None:
         return []
-    lines = [f"{problem}: left out of the report." for problem in r.problems]
+    lines = [f"{problem}; left out of the report." for problem in r.problems]
     several = len(r.test_sets) > 1
     for c in r.summaries:
         on = f" (test set {r.test_sets.index(c.test_set) + 1})" if several else ""

@@ -2,7 +2,7 @@
 
 The figures themselves: plots_training.py (learning curves, lr x epochs grid, per model) and
 plots_best.py (predicted vs true, overlays, error map, histogram, from the best runs' test predictions) and
-plots_robustness.py (exact % against severity, from robustness.csv).
+plots_robustness.py (exact % against severity, from the robustness table).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def make_all(a: Analysis, folder: Path) -> list[tuple[str, Path]]:
     jobs.append((f"Spatial error map of {which}", error_maps, (spread, folder / "error_map.png")))
     jobs.append((f"Error histogram of {which}", error_histograms, (spread, folder / "error_hist.png")))
     if a.robustness is not None and a.robustness.rows:
-        jobs.append(("Robustness: exact % against severity, one corruption at a time (robustness.csv)",
+        jobs.append(("Robustness: exact % against severity, one corruption at a time",
                      robustness_plot, (a.robustness.rows, folder / ROBUSTNESS_PLOT)))
 
     made = []

@@ -1,5 +1,5 @@
 """The robustness figure: exact % against severity, one panel per corruption, one line per run and per
-reference detector (dashed). Drawn from robustness.csv rows by ``pixel-spotter robustness`` and again by the
+reference detector (dashed). Drawn from the robustness table's rows by ``pixel-spotter robustness`` and again by the
 report."""
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def robustness_plot(rows, path: Path) -> Path | None:
                                 zorder=3 if sample.reference else 2, **style)
             handles.setdefault(series_label(sample, test_sets), drawn)
         ax.set_title(corruption)
-        ax.set_xlabel(SEVERITY_NAMES.get(corruption, "severity") + (" (lower = dimmer)" if corruption == "dimming"
-                                                                    else ""))
+        unit = {"dimming": " (lower = dimmer)", "blur": " (px)"}.get(corruption, "")
+        ax.set_xlabel(SEVERITY_NAMES.get(corruption, "severity") + unit)
         ax.set_ylabel("exact %")
         ax.set_ylim(-3, 103)
         if corruption == "dimming":

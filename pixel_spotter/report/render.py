@@ -107,7 +107,7 @@ def setting_table(a: Analysis) -> Table | None:
 
 def robustness_table(a: Analysis) -> Table | None:
     """Exact % per corruption and severity (rows) for each run and reference detector (columns); None
-    without a readable robustness.csv."""
+    without a readable robustness table."""
     from pixel_spotter.report.robustness import series_label
 
     r = a.robustness

@@ -1,8 +1,8 @@
-"""The report's robustness numbers, from the rows of robustness.csv (``pixel-spotter robustness``): for each
+"""The report's robustness numbers, from the robustness table (``pixel-spotter robustness``): for each
 test set and corruption, the better reference detector (the higher mean exact % over the severity grid)
 and, for every run, its largest shortfall below that reference over the grid, in percentage points.
 
-Part of the analysis stage: load.load_robustness reads the CSV (never raising), this computes, narrative
+Part of the analysis stage: load.load_robustness reads the table (never raising), this computes, narrative
 words it.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pixel_spotter.run_folder import RobustnessRow
 
 # How each corruption's severity reads (axis labels, sentences).
-SEVERITY_NAMES = {"noise": "noise σ", "blur": "blur σ (px)", "background": "background",
+SEVERITY_NAMES = {"noise": "noise σ", "blur": "blur σ", "background": "background",
                   "dimming": "intensity", "distractors": "decoy pixels"}
 
 
@@ -38,11 +38,11 @@ class CorruptionSummary:
 
 @dataclass
 class Robustness:
-    """robustness.csv of the report's folders: its rows, what they say, and what could not be read."""
+    """The robustness tables of the report's folders: their rows, what they say, and what could not be read."""
 
     rows: list[RobustnessRow] = field(default_factory=list)
     summaries: list[CorruptionSummary] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # "<folder>/robustness.csv unreadable (...)"
+    problems: list[str] = field(default_factory=list)  # "<folder>: ... unreadable: why"
 
     @property
     def test_sets(self) -> list[str]:
@@ -50,7 +50,7 @@ class Robustness:
 
 
 def analyze_robustness(loaded: tuple[list[RobustnessRow], list[str]] | None) -> Robustness | None:
-    """What load.load_robustness read (None: no folder has a robustness.csv) -> rows, summaries, problems."""
+    """What load.load_robustness read (None: no folder has a robustness table) -> rows, summaries, problems."""
     if loaded is None:
         return None
     rows, problems = loaded

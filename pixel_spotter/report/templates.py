@@ -2,7 +2,7 @@
 
 Kept as Python strings rather than template files so that any install of the package carries them.
 Both render the same context (render.context): title, intro, setting_table, runs_table, summary,
-robustness (note, lines, table; None without robustness.csv), problems and plots; a table is headers +
+robustness (note, lines, table; None without a robustness table), problems and plots; a table is headers +
 rows (+ a CSS class per row in HTML).
 """
 

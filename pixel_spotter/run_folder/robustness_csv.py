@@ -88,32 +88,32 @@ assert set(_PARSE) == set(COLUMNS)
 
 
 def read_robustness(folder: Path) -> tuple[list[RobustnessRow] | None, str | None]:
-    """(rows, problem) from <folder>/robustness.csv: (None, None) when there is none, (None, why) when it
-    is not a table this project writes; never raises."""
+    """(rows, problem) from <folder>/robustness.csv: (None, None) when there is none, (None, "robustness.csv
+    unreadable: why") when it is not a table this project writes; never raises."""
     path = Path(folder) / ROBUSTNESS
     if not path.exists():
         return None, None
     if not path.is_file():
-        return None, f"{ROBUSTNESS} is not a regular file"
+        return None, f"{ROBUSTNESS} unreadable: not a regular file"
     try:
         with path.open("rb") as f:
             data = f.read(_MAX_BYTES + 1)
         if len(data) > _MAX_BYTES:
-            return None, f"{ROBUSTNESS} is over {_MAX_BYTES // 1_000_000} MB"
+            return None, f"{ROBUSTNESS} unreadable: over {_MAX_BYTES // 1_000_000} MB"
         reader = csv.DictReader(io.StringIO(data.decode("utf-8"), newline=""))
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            return None, f"{ROBUSTNESS} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+            return None, f"{ROBUSTNESS} unreadable: no column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
         rows = []
         for line, raw in enumerate(reader, start=2):
             if None in raw or None in raw.values():
-                return None, f"{ROBUSTNESS} line {line} does not match its header"
+                return None, f"{ROBUSTNESS} unreadable: line {line} does not match its header"
             try:
                 rows.append(RobustnessRow(**{c: _PARSE[c](raw[c]) for c in COLUMNS}))
             except (ValueError, TypeError) as err:
-                return None, f"{ROBUSTNESS} line {line}: {_short(err, 80)}"
+                return None, f"{ROBUSTNESS} unreadable: line {line}: {_short(err, 80)}"
     except (OSError, ValueError, csv.Error) as err:  # UnicodeDecodeError is a ValueError
-        return None, f"{ROBUSTNESS} unreadable ({_short(err)})"
+        return None, f"{ROBUSTNESS} unreadable: {_short(err)}"
     if not rows:
-        return None, f"{ROBUSTNESS} holds no rows"
+        return None, f"{ROBUSTNESS} unreadable: no rows"
     return rows, None
