@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import train_heatmap_run
+
 from pixel_spotter import cli, corruptions
 from pixel_spotter.detectors import argmax, matched_filter
 from pixel_spotter.report.cli import make_report

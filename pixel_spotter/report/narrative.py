@@ -181,9 +181,9 @@ def problems(a: Analysis) -> list[str]:
 ROBUSTNESS_NOTE = (f"From `{ROBUSTNESS}` (`pixel-spotter robustness`): each run's best checkpoint on its own test "
                    "positions, under one corruption at a time at each severity, next to two reference detectors "
                    "that learn nothing: `argmax` (the brightest pixel) and `matched_filter` (correlation with the "
-                   "blur kernel, then argmax; optimal for a known blur in white Gaussian noise, and equal to argmax "
-                   "where there is no blur). Every model and detector on a test set saw the same images; n = "
-                   "images scored.")
+                   "blur kernel, normalized by its energy inside the image, then argmax: the maximum-likelihood "
+                   "location for a known blur in white Gaussian noise, and argmax where there is no blur). Every "
+                   "model and detector on a test set saw the same images; n = images scored.")
 
 
 def robustness(a: Analysis) -> list[str]:
