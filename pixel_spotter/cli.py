@@ -26,6 +26,9 @@ COMMANDS = {
                 "(x, y) of the bright pixel in image files, from a trained run or an exported model"),
     "export": ("pixel_spotter.export",
                "a run's model as an ONNX or TorchScript file plus its input contract (.json); --bench"),
+    "robustness": ("pixel_spotter.robustness",
+                   "runs' best checkpoints under noise, blur, background, dimming and decoys vs argmax and a "
+                   "matched filter: robustness.csv/.png"),
     "bench": ("pixel_spotter.bench",
               "per model: training time until validation is exact, throughput, latency; vs the argmax oracle"),
     "bench-overhead": ("pixel_spotter.bench_overhead",

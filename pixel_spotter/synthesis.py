@@ -20,6 +20,7 @@ from pixel_spotter.errors import ConfigError
 
 MASK64 = (1 << 64) - 1
 STREAMS = {"train": 0, "val": 1, "test": 2}  # separate seed streams: val/test noise never repeats training's
+ROBUSTNESS_STREAM = 3  # `pixel-spotter robustness` renders its test images from this stream (robustness.py)
 
 
 def _splitmix64(x: int) -> int:

@@ -237,7 +237,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, case):
 
 def test_no_run_file_name_in_the_report_package():
     """Everything about the run folder goes through pixel_spotter.run_folder."""
-    names = ("results.json", "predictions.csv", ".hydra", "checkpoints", "tensorboard")
+    names = ("results.json", "predictions.csv", ".hydra", "checkpoints", "tensorboard", "robustness.csv")
     for source in (ROOT / "pixel_spotter" / "report").rglob("*.py"):
         strings = [node.value for node in ast.walk(ast.parse(source.read_text()))
                    if isinstance(node, ast.Constant) and isinstance(node.value, str)]  # f-string parts included

@@ -17,6 +17,7 @@ import numpy as np
 from pixel_spotter.report import comparisons, fmt
 from pixel_spotter.report.comparisons import Comparison, OverlapCheck
 from pixel_spotter.report.load import Run
+from pixel_spotter.report.robustness import Robustness, analyze_robustness
 from pixel_spotter.run_folder import natural_key
 
 # Data keys that describe *what is measured* (runs differing here are not comparable); batch sizes,
@@ -98,6 +99,7 @@ class Analysis:
     not_compared: list[tuple[str, str]]  # requested pairs without finished runs of both on a common setting
     overlaps: list[OverlapCheck]
     seeds: list  # distinct seeds of the finished runs
+    robustness: Robustness | None = None  # the folders' robustness tables, when there are any
 
     @property
     def n_ok(self) -> int:
@@ -230,9 +232,11 @@ def _seed_spreads(entries: list[Entry]) -> list[SeedSpread]:
 # ------------------------------------------------------------------------------------------------- all
 
 
-def analyze(runs: list[Run], compare: list[tuple[str, str]] | None = None) -> Analysis:
+def analyze(runs: list[Run], compare: list[tuple[str, str]] | None = None,
+            robustness: tuple[list, list[str]] | None = None) -> Analysis:
     """Everything the report says about ``runs``, in one pass; ``compare``: (challenger, baseline) model
-    pairs to compare head to head (None: every model against the seeds' baseline cnn, when present)."""
+    pairs to compare head to head (None: every model against the seeds' baseline cnn, when present);
+    ``robustness``: what load.load_robustness read (None: no robustness table)."""
     entries = _place(runs)
     models = sorted({e.model for e in entries})
     flagged = {e.model: e for e in entries if e.best_of_model}
@@ -254,4 +258,5 @@ def analyze(runs: list[Run], compare: list[tuple[str, str]] | None = None) -> An
         extra_columns=_extra_columns(entries), effects=effects, seed_spreads=_seed_spreads(entries),
         comparisons=compared, not_compared=missing if compare is not None else [],
         overlaps=comparisons.overlaps(entries),
-        seeds=list(dict.fromkeys(e.record.get("seed") for e in entries if e.ok)))
+        seeds=list(dict.fromkeys(e.record.get("seed") for e in entries if e.ok)),
+        robustness=analyze_robustness(robustness))

@@ -10,7 +10,7 @@ from pathlib import Path
 from pixel_spotter.report import render
 from pixel_spotter.report.analysis import analyze
 from pixel_spotter.report.comparisons import BASELINE
-from pixel_spotter.report.load import ReportInputError, collect
+from pixel_spotter.report.load import ReportInputError, collect, load_robustness
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +46,7 @@ def make_report(folders: list[Path], out: Path | None = None,
     """Load, analyze, plot and write; returns the paths written."""
     from pixel_spotter.report import plots  # matplotlib import is slow; not needed for --help or bad input
 
-    analysis = analyze(collect(folders), compare=compare)
+    analysis = analyze(collect(folders), compare=compare, robustness=load_robustness(folders))
     out = Path(out or folders[0])
     out.mkdir(parents=True, exist_ok=True)
     made = plots.make_all(analysis, out / "plots")

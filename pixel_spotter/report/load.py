@@ -17,7 +17,7 @@ import numpy as np
 from pixel_spotter.distances import euclidean
 from pixel_spotter.errors import UserError
 from pixel_spotter.report.fmt import short
-from pixel_spotter.run_folder import NOT_STARTED, RunFolder, sweep_jobs
+from pixel_spotter.run_folder import NOT_STARTED, RobustnessRow, RunFolder, read_robustness, sweep_jobs
 
 RANK_METRIC = "euclid_px"  # "best" everywhere in the report means the lowest test mean Euclidean error
 
@@ -150,3 +150,22 @@ def collect(folders: list[Path]) -> list[Run]:
         runs += [load_run(job.path, prefix + job.name) if job.path else
                  not_started(folder, prefix + job.name, job.overrides) for job in jobs]
     return runs
+
+
+def load_robustness(folders: list[Path]) -> tuple[list[RobustnessRow], list[str]] | None:
+    """(rows, problems) from the robustness table of each folder (``pixel-spotter robustness``); None when no
+    folder has one. An unreadable file is a problem ("<folder>: ... unreadable: why"), never an exception.
+    With several folders, runs and test sets are prefixed by the folder's name, as run ids are."""
+    folders = list(dict.fromkeys(folders))
+    rows, problems, found = [], [], False
+    for folder in folders:
+        table, problem = read_robustness(folder)
+        found = found or table is not None or problem is not None
+        if problem:
+            problems.append(f"`{folder}`: {problem}")
+        if table and len(folders) > 1:
+            prefix = f"{folder.name}/"
+            table = [RobustnessRow(**{**vars(r), "test_set": prefix + r.test_set,
+                                      "run": r.run if r.reference else prefix + r.run}) for r in table]
+        rows += table or []
+    return (rows, problems) if found else None

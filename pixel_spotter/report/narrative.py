@@ -10,6 +10,8 @@ from pathlib import Path
 
 from pixel_spotter.report.analysis import Analysis, Comparison, Entry, FactorEffect
 from pixel_spotter.report.fmt import epochs_text, format_px, pct, setting, span
+from pixel_spotter.report.robustness import SEVERITY_NAMES, is_job_name
+from pixel_spotter.run_folder import ROBUSTNESS
 
 # Seed 003 claims the fine-tuned ResNet18 beats the baseline CNN "significantly": that pair's comparison
 # says so, and which weights the challenger really used.
@@ -174,3 +176,39 @@ def problems(a: Analysis) -> list[str]:
         lines += [f"`#{e.id}`: {note}" for note in e.notes]
     return lines
 
+
+
+ROBUSTNESS_NOTE = (f"From `{ROBUSTNESS}` (`pixel-spotter robustness`): each run's best checkpoint on its own test "
+                   "positions, under one corruption at a time at each severity, next to two reference detectors "
+                   "that learn nothing: `argmax` (the brightest pixel) and `matched_filter` (correlation with the "
+                   "blur kernel, normalized by its energy inside the image, then argmax: the maximum-likelihood "
+                   "location for a known blur in white Gaussian noise, and argmax where there is no blur). Every "
+                   "model and detector on a test set saw the same images; n = images scored.")
+
+
+def robustness(a: Analysis) -> list[str]:
+    """Per corruption: the better reference detector and the run that stays closest to it (largest gap over
+    the severity grid, in percentage points of exact %); or why the robustness table could not be read."""
+    r = a.robustness
+    if r is None:
+        return []
+    lines = [f"{problem}; left out of the report." for problem in r.problems]
+    several = len(r.test_sets) > 1
+    for c in r.summaries:
+        on = f" (test set {r.test_sets.index(c.test_set) + 1})" if several else ""
+        text = f"**{c.corruption}**{on}: better reference `{c.reference}`"
+        if not c.gaps:
+            lines.append(text + "; no run was measured.")
+            continue
+        parts = []
+        for g in c.gaps:
+            who = f"`#{g.run}` {g.model}" if is_job_name(g.run) else f"{g.model} (`{g.run}`)"
+            where = f"{SEVERITY_NAMES.get(c.corruption, 'severity')} {g.at_severity:g}"
+            parts.append(f"{who} at most {g.max_gap_pp:.1f} pp below it (at {where})"
+                         if g.max_gap_pp > 0 else f"{who} never below it")
+        closest = "; then ".join([parts[0]] + ([", ".join(parts[1:])] if parts[1:] else []))
+        lines.append(f"{text}; closest: {closest}.")
+    if r.summaries:
+        lines.append("(pp = percentage points of exact %; the gap is the largest shortfall below the better "
+                     "reference over the severity grid.)")
+    return lines

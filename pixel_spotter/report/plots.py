@@ -1,7 +1,8 @@
 """The report's plots (matplotlib, Agg, PNG): which figures an Analysis calls for, drawn and saved.
 
 The figures themselves: plots_training.py (learning curves, lr x epochs grid, per model) and
-plots_best.py (predicted vs true, overlays, error map, histogram, from the best runs' test predictions).
+plots_best.py (predicted vs true, overlays, error map, histogram, from the best runs' test predictions) and
+plots_robustness.py (exact % against severity, from the robustness table).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import matplotlib.pyplot as plt
 from pixel_spotter.report.analysis import Analysis
 from pixel_spotter.report.plot_style import safe_name
 from pixel_spotter.report.plots_best import error_histograms, error_maps, overlay, pred_vs_true
+from pixel_spotter.report.plots_robustness import robustness_plot
 from pixel_spotter.report.plots_training import error_grid, learning_curves
+from pixel_spotter.run_folder import ROBUSTNESS_PLOT
 
 
 def make_all(a: Analysis, folder: Path) -> list[tuple[str, Path]]:
@@ -38,6 +41,9 @@ def make_all(a: Analysis, folder: Path) -> list[tuple[str, Path]]:
                      (entry, folder / f"overlay_{safe_name(model)}.png")))
     jobs.append((f"Spatial error map of {which}", error_maps, (spread, folder / "error_map.png")))
     jobs.append((f"Error histogram of {which}", error_histograms, (spread, folder / "error_hist.png")))
+    if a.robustness is not None and a.robustness.rows:
+        jobs.append(("Robustness: exact % against severity, one corruption at a time",
+                     robustness_plot, (a.robustness.rows, folder / ROBUSTNESS_PLOT)))
 
     made = []
     for caption, draw, args in jobs:

@@ -105,6 +105,35 @@ def setting_table(a: Analysis) -> Table | None:
     return Table(headers, rows)
 
 
+def robustness_table(a: Analysis) -> Table | None:
+    """Exact % per corruption and severity (rows) for each run and reference detector (columns); None
+    without a readable robustness table."""
+    from pixel_spotter.report.robustness import series_label
+
+    r = a.robustness
+    if r is None or not r.rows:
+        return None
+    sets = r.test_sets
+    series = list(dict.fromkeys((row.test_set, row.run, row.model) for row in r.rows))
+    labels = {}
+    cells: dict[tuple, dict] = {}
+    counts: dict[tuple, set] = {}
+    for row in r.rows:
+        key = (row.test_set, row.run, row.model)
+        labels.setdefault(key, series_label(row, sets))
+        point = (row.corruption, row.severity)
+        cells.setdefault(point, {})[key] = row
+        counts.setdefault(point, set()).add(row.n)
+    headers = ["corruption", "severity", "n"] + [f"{labels[k]}: exact %" for k in series]
+    rows = []
+    for (corruption, severity), found in cells.items():
+        n = counts[(corruption, severity)]
+        rows.append([corruption, fmt.setting(severity), fmt.setting(n.pop()) if len(n) == 1 else "varies"]
+                    + [f"{100 * found[k].exact_acc:.1f} ± {100 * found[k].exact_se:.1f}" if k in found else "—"
+                       for k in series])
+    return Table(headers, rows)
+
+
 # -------------------------------------------------------------------------------------- markdown, html
 
 
@@ -131,9 +160,15 @@ def context(a: Analysis, folders: list[Path], plots: list[tuple[str, Path]], out
     """What both documents show; plot paths relative to ``out``."""
     return {"title": TITLE, "intro": narrative.intro(folders, generated), "setting_note": SETTING_NOTE,
             "setting_table": setting_table(a), "runs_table": runs_table(a), "summary": narrative.summary(a),
-            "problems": narrative.problems(a),
+            "problems": narrative.problems(a), "robustness": _robustness_context(a),
             "plots": [{"caption": caption, "file": path, "path": path.relative_to(out).as_posix()}
                       for caption, path in plots]}
+
+
+def _robustness_context(a: Analysis) -> dict | None:
+    if a.robustness is None:
+        return None
+    return {"note": narrative.ROBUSTNESS_NOTE, "lines": narrative.robustness(a), "table": robustness_table(a)}
 
 
 def to_markdown(ctx: dict) -> str:

@@ -2,7 +2,8 @@
 
 Kept as Python strings rather than template files so that any install of the package carries them.
 Both render the same context (render.context): title, intro, setting_table, runs_table, summary,
-problems and plots; a table is headers + rows (+ a CSS class per row in HTML).
+robustness (note, lines, table; None without a robustness table), problems and plots; a table is headers +
+rows (+ a CSS class per row in HTML).
 """
 
 MARKDOWN = """\
@@ -32,6 +33,20 @@ MARKDOWN = """\
 {% for line in summary %}
 - {{ line }}
 {% endfor %}
+{% if robustness %}
+
+## Robustness
+
+{{ robustness.note }}
+
+{% for line in robustness.lines %}
+- {{ line }}
+{% endfor %}
+{% if robustness.table %}
+
+{{ table(robustness.table) }}
+{% endif %}
+{% endif %}
 {% if problems %}
 
 ## Failed or unfinished runs
@@ -92,6 +107,14 @@ HTML = """\
 {{ table(runs_table) }}
 <h2>Summary</h2>
 <ul>{% for line in summary %}<li>{{ line | inline }}</li>{% endfor %}</ul>
+{% if robustness %}
+<h2>Robustness</h2>
+<p>{{ robustness.note | inline }}</p>
+<ul>{% for line in robustness.lines %}<li>{{ line | inline }}</li>{% endfor %}</ul>
+{% if robustness.table %}
+{{ table(robustness.table) }}
+{% endif %}
+{% endif %}
 {% if problems %}
 <h2>Failed or unfinished runs</h2>
 <ul>{% for line in problems %}<li>{{ line | inline }}</li>{% endfor %}</ul>

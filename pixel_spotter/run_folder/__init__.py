@@ -12,17 +12,28 @@ finds runs and job numbers. Nothing else in the project names a run file.
       run.lock                 flock-ed by the process writing the run; free = nobody is (any more)
     <sweep>/multirun.yaml      Hydra's sweep config: which jobs a sweep has, started or not
     <sweep>/sweep.lock         flock-ed by the process running the sweep
+    <sweep>/robustness.csv     `pixel-spotter robustness`: accuracy per corruption and severity (+ robustness.png)
 
 A run folder read here may come from anywhere, so reading never trusts it: any content of results.json
 reads as a Results record (an unreadable one says why), and a checkpoint path must lie inside the run.
 
 Modules: layout (names, statuses, config resolvers) · record (Results, results.json) · folder (RunFolder:
 claim, lock, resume rules, atomic writes, safe reading) · readers (.hydra/, predictions.csv, CSV log) · jobs
-(finding runs, job numbers, a sweep's planned jobs).
+(finding runs, job numbers, a sweep's planned jobs) · robustness_csv (robustness.csv, written and read
+back untrusted).
 """
 
 from pixel_spotter.run_folder.folder import RunFolder, Start, hold_lock, lock_sweep
-from pixel_spotter.run_folder.jobs import Job, find_runs, is_run_dir, job_name, natural_key, planned_jobs, sweep_jobs
+from pixel_spotter.run_folder.jobs import (
+    Job,
+    find_runs,
+    is_run_dir,
+    job_name,
+    natural_key,
+    planned_jobs,
+    sweep_jobs,
+    sweep_of,
+)
 from pixel_spotter.run_folder.layout import (
     CHECKPOINTS,
     CSV_LOG,
@@ -34,6 +45,8 @@ from pixel_spotter.run_folder.layout import (
     OK,
     PREDICTIONS,
     RESULTS,
+    ROBUSTNESS,
+    ROBUSTNESS_PLOT,
     RUNNING,
     SWEEP_CONFIG,
     UNFINISHED,
@@ -41,10 +54,12 @@ from pixel_spotter.run_folder.layout import (
     unique_tag,
 )
 from pixel_spotter.run_folder.record import Results, all_finite
+from pixel_spotter.run_folder.robustness_csv import REFERENCE_RUN, RobustnessRow, read_robustness, write_robustness
 
 __all__ = [
     "CHECKPOINTS", "CSV_LOG", "CSV_METRICS", "DIVERGED", "FAILED", "INTERRUPTED", "NOT_STARTED", "OK", "PREDICTIONS",
-    "RESULTS", "RUNNING", "SWEEP_CONFIG", "UNFINISHED", "UNREADABLE", "Job", "Results", "RunFolder", "Start",
+    "REFERENCE_RUN", "RESULTS", "ROBUSTNESS", "ROBUSTNESS_PLOT", "RUNNING", "SWEEP_CONFIG", "UNFINISHED", "UNREADABLE",
+    "Job", "Results", "RobustnessRow", "RunFolder", "Start",
     "all_finite", "find_runs", "hold_lock", "is_run_dir", "job_name", "lock_sweep", "natural_key", "planned_jobs",
-    "sweep_jobs", "unique_tag",
+    "read_robustness", "sweep_jobs", "sweep_of", "unique_tag", "write_robustness",
 ]

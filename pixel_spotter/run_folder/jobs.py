@@ -53,6 +53,15 @@ def job_name(run_dir: Path, sweep: Path) -> str:
     return "/".join(parts)
 
 
+def sweep_of(run_dir: Path) -> Path | None:
+    """The sweep folder a run is a job of: the nearest folder above it holding Hydra's multirun.yaml (a job
+    nested by an override value with a '/' sits a few levels down), or None for a single run."""
+    for parent in list(Path(run_dir).resolve().parents)[:4]:
+        if (parent / SWEEP_CONFIG).is_file():
+            return parent
+    return None
+
+
 @dataclass
 class Job:
     """One job of a sweep: its number, and its folder (None when it never started)."""

@@ -19,6 +19,8 @@ RESULTS, PREDICTIONS, ERROR = "results.json", "predictions.csv", "error.txt"
 CHECKPOINTS, LAST_CHECKPOINT, TENSORBOARD, LOCK = "checkpoints", "last.ckpt", "tensorboard", "run.lock"
 CSV_LOG, CSV_METRICS = "csv", "metrics.csv"  # pixel_spotter/loggers.py writes CSV_METRICS into CSV_LOG
 SWEEP_CONFIG, SWEEP_LOCK = "multirun.yaml", "sweep.lock"
+# `pixel-spotter robustness` writes these into a sweep folder (or --out); the report reads ROBUSTNESS back.
+ROBUSTNESS, ROBUSTNESS_PLOT = "robustness.csv", "robustness.png"
 # A run's own subfolders never hold runs; skipping them keeps finding runs fast.
 _NOT_RUNS = {HYDRA_DIR, CHECKPOINTS, TENSORBOARD, CSV_LOG, "plots", "__pycache__"}
 _JOB_DIR = re.compile(r"(\d+)_")  # Hydra job folders are <job#>_<overrides> (conf/hydra/default.yaml)
