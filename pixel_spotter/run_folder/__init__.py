@@ -12,6 +12,7 @@ finds runs and job numbers. Nothing else in the project names a run file.
       run.lock                 flock-ed by the process writing the run; free = nobody is (any more)
     <sweep>/multirun.yaml      Hydra's sweep config: which jobs a sweep has, started or not
     <sweep>/sweep.lock         flock-ed by the process running the sweep
+    <sweep>/optuna.db          a search's Optuna study (hparams_search=optuna; SQLite), kept across resumes
 
 A run folder read here may come from anywhere, so reading never trusts it: any content of results.json
 reads as a Results record (an unreadable one says why), and a checkpoint path must lie inside the run.
