@@ -45,32 +45,73 @@ def test_main_returns_the_named_metric(make_cfg, tmp_path):
     assert value == json.loads((tmp_path / "results.json").read_text())["best_val"]["exact_acc"]
 
 
-@pytest.mark.parametrize("metric", ["test/euclid_px", "val/nope", "euclid_px", "val/loss"])
+def test_val_loss_is_optimizable_and_is_the_loss_the_best_epoch_logged(make_cfg, tmp_path):
+    import csv
+
+    from pixel_spotter.train import main
+
+    value = main(make_cfg("optimized_metric=val/loss"))
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert value == record["best_val"]["loss"]  # returned = recorded (one owner)
+    # one epoch: the best checkpoint is that epoch, so its recorded loss is the val/loss Lightning logged then
+    logged = [float(r["val/loss"]) for r in csv.DictReader((tmp_path / "csv" / "metrics.csv").open()) if r["val/loss"]]
+    assert len(logged) == 1 and value == pytest.approx(logged[0], rel=1e-5)
+
+
+@pytest.mark.parametrize("metric", ["test/euclid_px", "test/loss", "val/nope", "euclid_px", "loss"])
 def test_optimized_metric_must_be_a_recorded_validation_metric(make_cfg, metric):
-    with pytest.raises(ConfigError, match="optimized_metric"):
+    with pytest.raises(ConfigError, match="optimized_metric") as err:
         validate(make_cfg(f"optimized_metric={metric}"))
+    assert "\n" not in str(err.value) and "val/loss" in str(err.value)  # one line naming the choices
 
 
 def test_direction_follows_the_metric():
-    assert direction("val/euclid_px") == "minimize" and direction("val/exact_acc") == "maximize"
+    assert direction("val/euclid_px") == "minimize" and direction("val/loss") == "minimize"
+    assert direction("val/exact_acc") == "maximize" and direction("val/within1_acc") == "maximize"
+
+
+@pytest.mark.parametrize("metric, directions, problem", [
+    ("val/exact_acc", ["minimize"], "set it to maximize"),
+    ("val/loss", ["MAXIMIZE"], "set it to minimize"),
+    ("val/euclid_px", ["minimize", "minimize"], "contradicts"),  # a search optimizes one metric
+    ("test/euclid_px", ["minimize"], "never optimizes a test metric"),
+])
+def test_a_direction_against_the_metric_is_refused(metric, directions, problem):
+    from pixel_spotter.search import check_search
+
+    with pytest.raises(ConfigError, match=problem):
+        check_search(metric, directions)
+    check_search("val/exact_acc", ["maximize"])
+    check_search("val/loss", ["MINIMIZE"])  # Optuna's enum names
 
 
 def test_sampler_seed_goes_on_from_the_trials_a_study_holds(tmp_path):
     import sqlite3
 
-    from pixel_spotter.search import sampler_seed
+    from pixel_spotter.search import sampler_seed, trials_held
 
     db = tmp_path / "optuna.db"
-    assert sampler_seed(7, str(db), "s") == 7  # a new study
+    url = f"sqlite:///{db}"
+    assert sampler_seed(7, url, "s") == 7 and not db.exists()  # a new study; asking never creates the file
     with sqlite3.connect(db) as con:
         con.execute("CREATE TABLE studies (study_id INTEGER, study_name TEXT)")
         con.execute("CREATE TABLE trials (trial_id INTEGER, study_id INTEGER)")
         con.executemany("INSERT INTO studies VALUES (?, ?)", [(1, "s"), (2, "other")])
         con.executemany("INSERT INTO trials VALUES (?, ?)", [(1, 1), (2, 1), (3, 2)])
     con.close()
-    assert sampler_seed(7, str(db), "s") == 9 and sampler_seed(7, str(db), "new") == 7
+    assert sampler_seed(7, url, "s") == 9 and sampler_seed(7, url, "new") == 7
+    assert trials_held(url, "other") == 1 and trials_held(None, "s") == 0
     (tmp_path / "junk.db").write_text("not a database")
-    assert sampler_seed(7, str(tmp_path / "junk.db"), "s") == 7
+    assert sampler_seed(7, f"sqlite:///{tmp_path / 'junk.db'}", "s") == 7
+
+
+def test_rerun_command_keeps_what_the_trial_trained_with():
+    from pixel_spotter.search import rerun_command
+
+    overrides = ["model.lr=0.0031", "data.batch_size=32", "hparams_search=optuna", "model=cnn", "resume=true",
+                 "optimized_metric=val/loss", "hydra.sweeper.n_trials=3", "model.net.weights=/a b.pth"]
+    assert rerun_command(overrides) == ("python train.py model.lr=0.0031 data.batch_size=32 model=cnn "
+                                        "'model.net.weights=/a b.pth'")
 
 
 def test_threads_per_job_default_and_override(make_cfg):
@@ -90,11 +131,26 @@ def test_parallel_launcher_shares_the_cores(make_cfg):
 
 def test_optuna_config_composes(make_cfg, tmp_path):
     _optuna()
-    cfg = make_cfg("hparams_search=optuna", "optimized_metric=val/within1_acc")
+    from pixel_spotter.run_folder import STUDY
+
+    cfg = make_cfg("hparams_search=optuna", "optimized_metric=val/within1_acc", f"hydra.sweep.dir={tmp_path}")
     sweeper = cfg.hydra.sweeper
     assert sweeper.direction == "maximize" and sweeper.sampler.seed == cfg.seed
-    assert sweeper.storage.startswith("sqlite:///") and sweeper.storage.endswith("/optuna.db")
-    assert set(sweeper.params) == {"model.lr", "data.batch_size"}
+    assert sweeper.storage == f"sqlite:///{tmp_path / STUDY}"  # the file name comes from run_folder/layout.py
+    assert sweeper._target_.endswith("OptunaSearch") and set(sweeper.params) == {"model.lr", "data.batch_size"}
+    assert make_cfg("hparams_search=optuna", "optimized_metric=val/loss").hydra.sweeper.direction == "minimize"
+
+
+def test_a_search_sweep_is_told_by_its_recorded_config(make_cfg, tmp_path):
+    _optuna()
+    from pixel_spotter.run_folder import save_sweep_config, search_of
+
+    save_sweep_config(make_cfg("hparams_search=optuna", "optimized_metric=val/exact_acc",
+                               f"hydra.sweep.dir={tmp_path / 'search'}"))
+    search = search_of(tmp_path / "search")
+    assert search.metric == "val/exact_acc" and search.params == ("model.lr", "data.batch_size")
+    save_sweep_config(make_cfg("model=cnn", f"hydra.sweep.dir={tmp_path / 'grid'}"))
+    assert search_of(tmp_path / "grid") is None and search_of(tmp_path / "nothing") is None
 
 
 def _sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:

@@ -2,6 +2,7 @@
 names it as hydra.sweeper._target_; Hydra loads sweepers only from the hydra_plugins namespace, hence this
 folder). On top of the plugin it:
 
+- writes the sweep's config (multirun.yaml), which the plugin does not, so the report knows a search;
 - refuses, before any trial, an optimized_metric that is not a recorded validation metric or a direction that
   contradicts it (one line, exit 1);
 - numbers a resumed study's jobs on from the trials it already holds, so trial N runs as job N and job folders
@@ -37,9 +38,11 @@ if OptunaSweeper is not None:
             super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
         def sweep(self, arguments: list[str]) -> None:
+            from pixel_spotter.run_folder import save_sweep_config
             from pixel_spotter.search import trials_held
 
             impl = self.sweeper
+            save_sweep_config(impl.config)  # multirun.yaml, as Hydra's basic sweeper writes: the report reads it
             # The plugin counts jobs from 0 in every process; a resumed study's trials go on from its last one.
             impl.job_idx = trials_held(impl.storage, impl.study_name)
             try:

@@ -10,7 +10,7 @@ finds runs and job numbers. Nothing else in the project names a run file.
       tensorboard/             TensorBoard event files
       csv/metrics.csv          the learning curves, one row per logged step; a resumed run appends to it
       run.lock                 flock-ed by the process writing the run; free = nobody is (any more)
-    <sweep>/multirun.yaml      Hydra's sweep config: which jobs a sweep has, started or not
+    <sweep>/multirun.yaml      the sweep's config: which jobs a sweep has, started or not; what a search searched
     <sweep>/sweep.lock         flock-ed by the process running the sweep
     <sweep>/optuna.db          a search's Optuna study (hparams_search=optuna; SQLite), kept across resumes
 
@@ -19,11 +19,22 @@ reads as a Results record (an unreadable one says why), and a checkpoint path mu
 
 Modules: layout (names, statuses, config resolvers) · record (Results, results.json) · folder (RunFolder:
 claim, lock, resume rules, atomic writes, safe reading) · readers (.hydra/, predictions.csv, CSV log) · jobs
-(finding runs, job numbers, a sweep's planned jobs).
+(finding runs, job numbers, a sweep's planned jobs, its config and the search it ran).
 """
 
 from pixel_spotter.run_folder.folder import RunFolder, Start, hold_lock, lock_sweep
-from pixel_spotter.run_folder.jobs import Job, find_runs, is_run_dir, job_name, natural_key, planned_jobs, sweep_jobs
+from pixel_spotter.run_folder.jobs import (
+    Job,
+    Search,
+    find_runs,
+    is_run_dir,
+    job_name,
+    natural_key,
+    planned_jobs,
+    save_sweep_config,
+    search_of,
+    sweep_jobs,
+)
 from pixel_spotter.run_folder.layout import (
     CHECKPOINTS,
     CSV_LOG,
@@ -36,6 +47,7 @@ from pixel_spotter.run_folder.layout import (
     PREDICTIONS,
     RESULTS,
     RUNNING,
+    STUDY,
     SWEEP_CONFIG,
     UNFINISHED,
     UNREADABLE,
@@ -45,7 +57,7 @@ from pixel_spotter.run_folder.record import Results, all_finite
 
 __all__ = [
     "CHECKPOINTS", "CSV_LOG", "CSV_METRICS", "DIVERGED", "FAILED", "INTERRUPTED", "NOT_STARTED", "OK", "PREDICTIONS",
-    "RESULTS", "RUNNING", "SWEEP_CONFIG", "UNFINISHED", "UNREADABLE", "Job", "Results", "RunFolder", "Start",
-    "all_finite", "find_runs", "hold_lock", "is_run_dir", "job_name", "lock_sweep", "natural_key", "planned_jobs",
-    "sweep_jobs", "unique_tag",
+    "RESULTS", "RUNNING", "STUDY", "SWEEP_CONFIG", "UNFINISHED", "UNREADABLE", "Job", "Results", "RunFolder",
+    "Search", "Start", "all_finite", "find_runs", "hold_lock", "is_run_dir", "job_name", "lock_sweep", "natural_key",
+    "planned_jobs", "save_sweep_config", "search_of", "sweep_jobs", "unique_tag",
 ]
