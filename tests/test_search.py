@@ -313,7 +313,8 @@ def test_a_search_where_every_trial_fails_ends_with_the_summary(tmp_path):
 @pytest.mark.slow
 def test_a_direction_against_the_metric_stops_the_search_before_any_trial(tmp_path):
     _optuna()
-    proc = _sweep(tmp_path, "hparams_search=optuna", "optimized_metric=val/exact_acc", "hydra.sweeper.direction=minimize")
+    proc = _sweep(tmp_path, "hparams_search=optuna", "optimized_metric=val/exact_acc",
+                  "hydra.sweeper.direction=minimize")
     assert proc.returncode == 1 and not _records(tmp_path)
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: hydra.sweeper.direction=minimize contradicts optimized_metric=val/exact_acc")

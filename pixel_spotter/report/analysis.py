@@ -3,7 +3,8 @@
 ``analyze(runs, compare=...)`` ranks the runs (best first; runs that are not ok are never ranked and come
 last), picks each model's best run and the best per (model, data setting), finds what varies, and
 measures factor effects, seed spread, head-to-head comparisons (with paired per-image differences),
-the random split's train/test overlap, and ranks a search's trials by the validation metric it optimized. Narrative, tables and plots only read the result.
+the random split's train/test overlap, and ranks a search's trials by the validation metric it optimized.
+Narrative, tables and plots only read the result.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Kept as Python strings rather than template files so that any install of the package carries them.
 Both render the same context (render.context): title, intro, setting_table, searches (lines, table and
-the best trial's command of each search), runs_table, summary, problems and plots; a table is headers + rows (+ a CSS class per row in HTML).
+the best trial's command of each search), runs_table, summary, problems and plots; a table is headers +
+rows (+ a CSS class per row in HTML).
 """
 
 MARKDOWN = """\
