@@ -139,6 +139,7 @@ def test_optuna_config_composes(make_cfg, tmp_path):
     assert sweeper.storage == f"sqlite:///{tmp_path / STUDY}"  # the file name comes from run_folder/layout.py
     assert sweeper._target_.endswith("OptunaSearch") and set(sweeper.params) == {"model.lr", "data.batch_size"}
     assert make_cfg("hparams_search=optuna", "optimized_metric=val/loss").hydra.sweeper.direction == "minimize"
+    assert not [p.name for p in (ROOT / "conf").rglob("*.yaml") if STUDY in p.read_text()]  # named once
 
 
 def test_a_search_sweep_is_told_by_its_recorded_config(make_cfg, tmp_path):
