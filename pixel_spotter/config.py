@@ -19,14 +19,13 @@ from omegaconf import DictConfig, ListConfig
 
 from pixel_spotter.data import QUADRANTS, SPLITS, split_sizes
 from pixel_spotter.errors import ConfigError
-from pixel_spotter.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from pixel_spotter.metric_names import HIGHER_IS_BETTER, MONITORS
 from pixel_spotter.models.resnet import WEIGHT_CHOICES
 from pixel_spotter.module import LOSSES, PIXEL_LOSSES
+from pixel_spotter.search import check_metric
 from pixel_spotter.synthesis import Augment
 
 MAX_SEED = 2**32 - 1  # numpy's seed range, which seed_everything also uses
-# Metrics a checkpoint or early-stopping callback can watch: the validation loss and every pixel metric.
-MONITORS = ("val/loss", *(f"val/{name}" for name in METRIC_NAMES))
 
 
 def _require(ok: bool, message: str) -> None:
@@ -68,12 +67,7 @@ def validate(cfg: DictConfig) -> None:
 
 
 def _validate_run_settings(cfg: DictConfig) -> None:
-    from pixel_spotter.search import optimizable
-
-    metric = cfg.get("optimized_metric", "val/euclid_px")
-    _require(isinstance(metric, str) and metric in optimizable(),
-             f"optimized_metric={metric!r} is not a validation metric a run records; choose one of "
-             f"{', '.join(optimizable())} (a search never optimizes a test metric)")
+    check_metric(cfg.get("optimized_metric", "val/euclid_px"))
     threads = cfg.get("threads_per_job")
     if threads is not None:
         _require_int("threads_per_job", threads, 1, 1)

@@ -14,9 +14,7 @@ from __future__ import annotations
 import torch
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
-METRIC_NAMES = ("mse_px", "mae_px", "rmse_px", "euclid_px", "exact_acc", "within1_acc")
-# Which direction is better, for checkpoint monitoring and "best run" choices in reports.
-HIGHER_IS_BETTER = {"exact_acc", "within1_acc"}
+from pixel_spotter.metric_names import HIGHER_IS_BETTER, METRIC_NAMES  # noqa: F401  (re-exported)
 
 
 class _PerImageMean(MeanMetric):

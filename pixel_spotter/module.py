@@ -53,17 +53,20 @@ class CoordinateRegressor(LightningModule):
         """(x, y) predictions in pixels."""
         return self(images) * self.px_scale
 
+    def loss_and_predictions(self, images: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss and the normalized (x, y) predictions of one batch (the one place a loss is taken)."""
+        if self.loss_name in PIXEL_LOSSES:  # a classifier over pixels: the true pixel is the class
+            scores = self.net.score_map(images)
+            pixel = (target * self.px_scale).round().long()
+            loss = F.cross_entropy(scores.flatten(1), pixel[:, 1] * scores.shape[-1] + pixel[:, 0])
+            return loss, self.net.readout(scores)
+        preds = self(images)
+        return self.loss_fn(preds, target), preds
+
     def _step(self, batch, stage: str) -> dict:
         images, target = batch
         target_px = target * self.px_scale
-        if self.loss_name in PIXEL_LOSSES:
-            scores = self.net.score_map(images)
-            pixel = target_px.round().long()
-            loss = F.cross_entropy(scores.flatten(1), pixel[:, 1] * scores.shape[-1] + pixel[:, 0])
-            preds = self.net.readout(scores)
-        else:
-            preds = self(images)
-            loss = self.loss_fn(preds, target)
+        loss, preds = self.loss_and_predictions(images, target)
         preds_px = preds.detach() * self.px_scale
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(preds_px, target_px)

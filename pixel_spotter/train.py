@@ -24,6 +24,7 @@ from pixel_spotter.environment import hardware, versions
 from pixel_spotter.errors import UserError, unwrapped_user_errors
 from pixel_spotter.formatting import format_px
 from pixel_spotter.launchers import share_machine
+from pixel_spotter.metric_names import LOSS
 from pixel_spotter.metrics import pixel_metrics
 from pixel_spotter.run_callbacks import DivergenceGuard, FitClock, RngStateInCheckpoint
 from pixel_spotter.run_folder import DIVERGED, FAILED, OK, Results, RunFolder, Start, all_finite
@@ -80,12 +81,19 @@ def _metrics(raw: list[dict], stage: str) -> dict:
 
 @torch.inference_mode()
 def evaluate(model, datamodule, stage: str) -> dict:
-    """Pixel metrics of ``model`` on the ``stage`` split's images, computed outside the trainer (nothing is logged)."""
+    """The loss and pixel metrics of ``model`` on the ``stage`` split's images, computed outside the trainer
+    (nothing is logged). The loss is averaged per image, as Lightning averages the logged ``<stage>/loss`` over
+    batches weighted by their size, so best_val.loss is the val/loss the best epoch logged."""
     model.eval()
     metrics = pixel_metrics(stage).to(model.device)
+    loss, images_seen = 0.0, 0
     for images, target in datamodule.batches(stage, model.device):
-        metrics.update(model.predict_pixels(images), target * model.px_scale)
-    return {k.split("/", 1)[1]: float(v) for k, v in metrics.compute().items()}
+        batch_loss, preds = model.loss_and_predictions(images, target)
+        loss += float(batch_loss) * len(images)
+        images_seen += len(images)
+        metrics.update(preds * model.px_scale, target * model.px_scale)  # = model.predict_pixels(images)
+    values = {k.split("/", 1)[1]: float(v) for k, v in metrics.compute().items()}
+    return {LOSS: loss / max(images_seen, 1), **values}
 
 
 def base_record(cfg: DictConfig, info: dict) -> Results:

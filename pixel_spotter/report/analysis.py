@@ -2,8 +2,9 @@
 
 ``analyze(runs, compare=...)`` ranks the runs (best first; runs that are not ok are never ranked and come
 last), picks each model's best run and the best per (model, data setting), finds what varies, and
-measures factor effects, seed spread, head-to-head comparisons (with paired per-image differences) and
-the random split's train/test overlap. Narrative, tables and plots only read the result.
+measures factor effects, seed spread, head-to-head comparisons (with paired per-image differences),
+the random split's train/test overlap, and ranks a search's trials by the validation metric it optimized.
+Narrative, tables and plots only read the result.
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pixel_spotter import search as search_values
 from pixel_spotter.report import comparisons, fmt
 from pixel_spotter.report.comparisons import Comparison, OverlapCheck
 from pixel_spotter.report.load import Run
 from pixel_spotter.report.robustness import Robustness, analyze_robustness
-from pixel_spotter.run_folder import natural_key
+from pixel_spotter.run_folder import Search, natural_key
 
 # Data keys that describe *what is measured* (runs differing here are not comparable); batch sizes,
 # workers and seeds are training details, shown as columns when they vary but never grouped on.
 SETTING_KEYS = ("height", "width", "split", "fractions", "heldout_quadrant", "random_train_size")
-# Override keys already shown by a fixed table column (other varying overrides get their own column).
-COVERED_OVERRIDES = {"model", "model.lr", "trainer.max_epochs", "model.net.weights", "seed"}
+# Override keys already shown by a fixed table column (other varying overrides get their own column); resume
+# says how a job started, not what it computes.
+COVERED_OVERRIDES = {"model", "model.lr", "trainer.max_epochs", "model.net.weights", "seed", "resume"}
 FACTORS = ("lr", "max_epochs")  # record keys whose effect on the test error is measured
 
 # What an Entry passes through from its run.
@@ -81,6 +84,31 @@ class SeedSpread:
     train_seconds: tuple[float, float] | None
 
 
+@dataclass(frozen=True)
+class Trial:
+    """One trial of a search, as the search saw it."""
+
+    entry: Entry
+    rank: int | None  # 1 = best; None: it returned no value (failed, diverged, unfinished), so it is not ranked
+    value: float | None  # the optimized metric of its best checkpoint on the validation split: what the study got
+    params: dict[str, str]  # the searched overrides' values, as the job ran them
+
+
+@dataclass(frozen=True)
+class SearchRanking:
+    """The trials of one search (hparams_search=optuna), ranked by the metric it optimized."""
+
+    metric: str  # val/<name>
+    direction: str  # minimize or maximize
+    params: tuple[str, ...]
+    trials: list[Trial]  # ranked ones best first, then the unranked in job order
+    command: str | None  # `python train.py ...`: the best trial again, as a single run
+
+    @property
+    def best(self) -> Trial | None:
+        return self.trials[0] if self.trials and self.trials[0].rank else None
+
+
 @dataclass
 class Analysis:
     """What analyze() found; every field is final (nothing is filled in later)."""
@@ -99,6 +127,7 @@ class Analysis:
     not_compared: list[tuple[str, str]]  # requested pairs without finished runs of both on a common setting
     overlaps: list[OverlapCheck]
     seeds: list  # distinct seeds of the finished runs
+    searches: list[SearchRanking]  # one per search sweep among the folders (none for plain sweeps)
     robustness: Robustness | None = None  # the folders' robustness tables, when there are any
 
     @property
@@ -229,6 +258,32 @@ def _seed_spreads(entries: list[Entry]) -> list[SeedSpread]:
     return spreads
 
 
+# ----------------------------------------------------------------------------------------------- searches
+
+
+def _ranking(search: Search, entries: list[Entry]) -> SearchRanking:
+    """Rank a search's trials by the value each returned to the study (search.validation_value of its record)."""
+    entries = sorted(entries, key=lambda e: natural_key(e.id))
+    values = {e: search_values.validation_value(e.record.get("best_val"), search.metric) if e.ok else None
+              for e in entries}
+    sign = -1 if (way := search_values.direction(search.metric)) == "maximize" else 1
+    ranked = sorted((e for e in entries if values[e] is not None), key=lambda e: sign * values[e])  # ties: job order
+    unranked = [e for e in entries if values[e] is None]
+    trials = [Trial(e, rank, values[e], {k: e.overrides.get(k, "(default)") for k in search.params})
+              for rank, e in [*enumerate(ranked, 1), *((None, e) for e in unranked)]]
+    best = ranked[0] if ranked else None
+    command = search_values.rerun_command(best.record.get("overrides") or []) if best else None
+    return SearchRanking(search.metric, way, search.params, trials, command)
+
+
+def _searches(entries: list[Entry]) -> list[SearchRanking]:
+    by_search: dict[Search, list[Entry]] = {}
+    for entry in entries:
+        if entry.run.search is not None:
+            by_search.setdefault(entry.run.search, []).append(entry)
+    return [_ranking(search, mine) for search, mine in by_search.items()]
+
+
 # ------------------------------------------------------------------------------------------------- all
 
 
@@ -258,5 +313,5 @@ def analyze(runs: list[Run], compare: list[tuple[str, str]] | None = None,
         extra_columns=_extra_columns(entries), effects=effects, seed_spreads=_seed_spreads(entries),
         comparisons=compared, not_compared=missing if compare is not None else [],
         overlaps=comparisons.overlaps(entries),
-        seeds=list(dict.fromkeys(e.record.get("seed") for e in entries if e.ok)),
+        seeds=list(dict.fromkeys(e.record.get("seed") for e in entries if e.ok)), searches=_searches(entries),
         robustness=analyze_robustness(robustness))

@@ -45,3 +45,13 @@ def short(text, limit: int = 140) -> str:
     """One line of at most ``limit`` characters."""
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def metric(name: str, value) -> str:
+    """A metric by its kind: "0.532 px", "12.5%" (accuracies), "0.0123" (the loss)."""
+    if value is None:
+        return "—"
+    name = str(name).removeprefix("val/").removeprefix("test/")
+    if name.endswith("_acc"):
+        return f"{pct(value)}%"
+    return f"{format_px(value)} px" if name.endswith("_px") else f"{value:.4g}"

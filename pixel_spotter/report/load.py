@@ -17,7 +17,15 @@ import numpy as np
 from pixel_spotter.distances import euclidean
 from pixel_spotter.errors import UserError
 from pixel_spotter.report.fmt import short
-from pixel_spotter.run_folder import NOT_STARTED, RobustnessRow, RunFolder, read_robustness, sweep_jobs
+from pixel_spotter.run_folder import (
+    NOT_STARTED,
+    RobustnessRow,
+    RunFolder,
+    Search,
+    read_robustness,
+    search_of,
+    sweep_jobs,
+)
 
 RANK_METRIC = "euclid_px"  # "best" everywhere in the report means the lowest test mean Euclidean error
 
@@ -41,6 +49,7 @@ class Run:
     record: dict
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # tag -> (epochs, values)
     notes: list[str] = field(default_factory=list)  # problems met while reading this run
+    search: Search | None = None  # the search (hparams_search=optuna) whose trial this run was
 
     @property
     def status(self) -> str:
@@ -135,8 +144,8 @@ def not_started(sweep: Path, run_id: str, overrides: list[str]) -> Run:
 
 
 def collect(folders: list[Path]) -> list[Run]:
-    """All runs under the given folders, in launch order, plus a sweep's jobs that never started; one
-    clear ReportInputError for a missing or empty folder."""
+    """All runs under the given folders, in launch order, plus a sweep's jobs that never started, each with the
+    search its sweep ran (if any); one clear ReportInputError for a missing or empty folder."""
     runs = []
     folders = list(dict.fromkeys(folders))  # the same folder twice must not list its runs twice
     for folder in folders:
@@ -147,8 +156,12 @@ def collect(folders: list[Path]) -> list[Run]:
         if not jobs:
             raise ReportInputError(f"no runs found in {folder} (expected a sweep folder or a run folder)")
         prefix = f"{folder.name}/" if len(folders) > 1 else ""
-        runs += [load_run(job.path, prefix + job.name) if job.path else
-                 not_started(folder, prefix + job.name, job.overrides) for job in jobs]
+        mine = [load_run(job.path, prefix + job.name) if job.path else
+                not_started(folder, prefix + job.name, job.overrides) for job in jobs]
+        search = search_of(folder)
+        for run in mine:
+            run.search = search
+        runs += mine
     return runs
 
 

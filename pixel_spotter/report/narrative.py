@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from pixel_spotter.report.analysis import Analysis, Comparison, Entry, FactorEffect
-from pixel_spotter.report.fmt import epochs_text, format_px, pct, setting, span
+from pixel_spotter.report.analysis import Analysis, Comparison, Entry, FactorEffect, SearchRanking
+from pixel_spotter.report.fmt import epochs_text, format_px, metric, pct, setting, span
 from pixel_spotter.report.robustness import SEVERITY_NAMES, is_job_name
 from pixel_spotter.run_folder import ROBUSTNESS
 
@@ -157,6 +157,24 @@ def overlap(a: Analysis) -> list[str]:
         else:
             text += ", so here the overlap did not flatter the score"
         lines.append(text + ".")
+    return lines
+
+
+def search(r: SearchRanking) -> list[str]:
+    """What a search found: its best trial (by the validation metric it optimized) and how to train it again."""
+    done = sum(t.rank is not None for t in r.trials)
+    way = "lowest" if r.direction == "minimize" else "highest"
+    lines = [f"**Optuna search** over {', '.join(f'`{p}`' for p in r.params) or 'no parameter'}: "
+             f"{len(r.trials)} trials, {done} completed, {len(r.trials) - done} failed or unfinished (not ranked). "
+             f"Trials are ranked by `{r.metric}` of their best checkpoint on the validation split ({way} first), "
+             "the value each returned to the study; the runs table below ranks by test error instead."]
+    if r.best is None:
+        return lines + ["No trial completed, so the search has no best trial."]
+    e = r.best.entry
+    params = ", ".join(f"{k}={v}" for k, v in r.best.params.items())
+    lines.append(f"**Best trial** `#{e.id}` ({params}): `{r.metric}` {metric(r.metric, r.best.value)}; on the "
+                 f"test set {format_px(e.test())} px mean Euclidean error, {pct(e.test('exact_acc'))}% exact. "
+                 "Train it again as a single run:")
     return lines
 
 

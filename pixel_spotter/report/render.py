@@ -15,7 +15,7 @@ import jinja2
 from markupsafe import Markup
 
 from pixel_spotter.report import fmt, narrative, templates
-from pixel_spotter.report.analysis import Analysis, Entry, varying
+from pixel_spotter.report.analysis import Analysis, Entry, SearchRanking, varying
 
 TITLE = "pixel-spotter report"
 SETTING_NOTE = ("Runs on different data settings measure different things (the quadrant split tests "
@@ -134,6 +134,15 @@ def robustness_table(a: Analysis) -> Table | None:
     return Table(headers, rows)
 
 
+def search_table(r: SearchRanking) -> Table:
+    """A search's trials, best first by the metric it optimized: rank, trial, status, value, searched params."""
+    headers = ["rank", "trial (job)", "status", r.metric, *r.params]
+    rows = [[str(t.rank) if t.rank else "—", t.entry.id, _status(t.entry), fmt.metric(r.metric, t.value),
+             *t.params.values()] for t in r.trials]
+    classes = ["best" if t.rank == 1 else "" if t.rank else "bad" for t in r.trials]
+    return Table(headers, rows, classes)
+
+
 # -------------------------------------------------------------------------------------- markdown, html
 
 
@@ -160,6 +169,8 @@ def context(a: Analysis, folders: list[Path], plots: list[tuple[str, Path]], out
     """What both documents show; plot paths relative to ``out``."""
     return {"title": TITLE, "intro": narrative.intro(folders, generated), "setting_note": SETTING_NOTE,
             "setting_table": setting_table(a), "runs_table": runs_table(a), "summary": narrative.summary(a),
+            "searches": [{"lines": narrative.search(r), "table": search_table(r), "command": r.command}
+                         for r in a.searches],
             "problems": narrative.problems(a), "robustness": _robustness_context(a),
             "plots": [{"caption": caption, "file": path, "path": path.relative_to(out).as_posix()}
                       for caption, path in plots]}

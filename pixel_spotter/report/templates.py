@@ -1,8 +1,9 @@
 """The report's jinja2 templates: report.md and a self-contained report.html (inline CSS, plots as data URIs).
 
 Kept as Python strings rather than template files so that any install of the package carries them.
-Both render the same context (render.context): title, intro, setting_table, runs_table, summary,
-robustness (note, lines, table; None without a robustness table), problems and plots; a table is headers +
+Both render the same context (render.context): title, intro, setting_table, searches (lines, table and
+the best trial's command of each search), runs_table, summary, robustness (note, lines, table; None without
+a robustness table), problems and plots; a table is headers +
 rows (+ a CSS class per row in HTML).
 """
 
@@ -25,6 +26,21 @@ MARKDOWN = """\
 
 {{ table(setting_table) }}
 {% endif %}
+{% for search in searches %}
+## Hyperparameter search
+
+{% for line in search.lines %}
+- {{ line }}
+{% endfor %}
+{% if search.command %}
+
+```bash
+{{ search.command }}
+```
+{% endif %}
+
+{{ table(search.table) }}
+{% endfor %}
 ## Runs
 
 {{ table(runs_table) }}
@@ -103,6 +119,14 @@ HTML = """\
 <p>{{ setting_note | inline }}</p>
 {{ table(setting_table) }}
 {% endif %}
+{% for search in searches %}
+<h2>Hyperparameter search</h2>
+<ul>{% for line in search.lines %}<li>{{ line | inline }}</li>{% endfor %}</ul>
+{% if search.command %}
+<pre><code>{{ search.command }}</code></pre>
+{% endif %}
+{{ table(search.table) }}
+{% endfor %}
 <h2>Runs</h2>
 {{ table(runs_table) }}
 <h2>Summary</h2>

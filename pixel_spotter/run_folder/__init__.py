@@ -10,27 +10,31 @@ finds runs and job numbers. Nothing else in the project names a run file.
       tensorboard/             TensorBoard event files
       csv/metrics.csv          the learning curves, one row per logged step; a resumed run appends to it
       run.lock                 flock-ed by the process writing the run; free = nobody is (any more)
-    <sweep>/multirun.yaml      Hydra's sweep config: which jobs a sweep has, started or not
+    <sweep>/multirun.yaml      the sweep's config: which jobs a sweep has, started or not; what a search searched
     <sweep>/sweep.lock         flock-ed by the process running the sweep
     <sweep>/robustness.csv     `pixel-spotter robustness`: accuracy per corruption and severity (+ robustness.png)
+    <sweep>/optuna.db          a search's Optuna study (hparams_search=optuna; SQLite), kept across resumes
 
 A run folder read here may come from anywhere, so reading never trusts it: any content of results.json
 reads as a Results record (an unreadable one says why), and a checkpoint path must lie inside the run.
 
 Modules: layout (names, statuses, config resolvers) · record (Results, results.json) · folder (RunFolder:
 claim, lock, resume rules, atomic writes, safe reading) · readers (.hydra/, predictions.csv, CSV log) · jobs
-(finding runs, job numbers, a sweep's planned jobs) · robustness_csv (robustness.csv, written and read
-back untrusted).
+(finding runs, job numbers, a sweep's planned jobs, its config and the search it ran) · robustness_csv
+(robustness.csv, written and read back untrusted).
 """
 
 from pixel_spotter.run_folder.folder import RunFolder, Start, hold_lock, lock_sweep
 from pixel_spotter.run_folder.jobs import (
     Job,
+    Search,
     find_runs,
     is_run_dir,
     job_name,
     natural_key,
     planned_jobs,
+    save_sweep_config,
+    search_of,
     sweep_jobs,
     sweep_of,
 )
@@ -48,6 +52,7 @@ from pixel_spotter.run_folder.layout import (
     ROBUSTNESS,
     ROBUSTNESS_PLOT,
     RUNNING,
+    STUDY,
     SWEEP_CONFIG,
     UNFINISHED,
     UNREADABLE,
@@ -58,8 +63,8 @@ from pixel_spotter.run_folder.robustness_csv import REFERENCE_RUN, RobustnessRow
 
 __all__ = [
     "CHECKPOINTS", "CSV_LOG", "CSV_METRICS", "DIVERGED", "FAILED", "INTERRUPTED", "NOT_STARTED", "OK", "PREDICTIONS",
-    "REFERENCE_RUN", "RESULTS", "ROBUSTNESS", "ROBUSTNESS_PLOT", "RUNNING", "SWEEP_CONFIG", "UNFINISHED", "UNREADABLE",
-    "Job", "Results", "RobustnessRow", "RunFolder", "Start",
+    "REFERENCE_RUN", "RESULTS", "ROBUSTNESS", "ROBUSTNESS_PLOT", "RUNNING", "STUDY", "SWEEP_CONFIG", "UNFINISHED",
+    "UNREADABLE", "Job", "Results", "RobustnessRow", "RunFolder", "Search", "Start",
     "all_finite", "find_runs", "hold_lock", "is_run_dir", "job_name", "lock_sweep", "natural_key", "planned_jobs",
-    "read_robustness", "sweep_jobs", "sweep_of", "unique_tag", "write_robustness",
+    "read_robustness", "save_sweep_config", "search_of", "sweep_jobs", "sweep_of", "unique_tag", "write_robustness",
 ]

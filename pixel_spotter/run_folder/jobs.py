@@ -1,4 +1,5 @@
-"""Finding runs in a folder, their job numbers, and the jobs a sweep planned (started or not)."""
+"""Finding runs in a folder, their job numbers, the jobs a sweep planned (started or not), and the sweep's own
+config (multirun.yaml): written for sweepers that do not write it, read back to tell what a search searched."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from pixel_spotter.run_folder.layout import _JOB_DIR, _NOT_RUNS, HYDRA_DIR, RESULTS, SWEEP_CONFIG
+from pixel_spotter.run_folder.layout import _JOB_DIR, _NOT_RUNS, HYDRA_DIR, RESULTS, STUDY, SWEEP_CONFIG
 
 
 def is_run_dir(path: Path) -> bool:
@@ -83,6 +84,48 @@ def sweep_jobs(folder: Path) -> list[Job]:
     names = {job.name for job in found}
     missing = [Job(str(num), None, overrides) for num, overrides in enumerate(planned) if str(num) not in names]
     return sorted(found + missing, key=lambda job: natural_key(job.name))
+
+
+def save_sweep_config(config: DictConfig) -> None:
+    """Write a sweep's config to <sweep>/multirun.yaml, as Hydra's basic sweeper does for its sweeps (the Optuna
+    sweeper does not): what finds the sweep of a job, and what tells the report a sweep was a search."""
+    sweep = Path(config.hydra.sweep.dir)
+    sweep.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(config, sweep / SWEEP_CONFIG)
+
+
+@dataclass(frozen=True)
+class Search:
+    """What an optimizing sweep (hparams_search=optuna) searched: the metric it optimized, the overrides it
+    sampled, and the study file it kept."""
+
+    metric: str
+    params: tuple[str, ...]
+    study: Path
+
+
+def search_of(folder: Path) -> Search | None:
+    """The search a sweep folder ran, from its multirun.yaml (an Optuna sweeper names it); None when it ran
+    none, or the file cannot be read (a hand-edited or foreign one)."""
+    path = Path(folder) / SWEEP_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        cfg = OmegaConf.load(path)
+        sweeper = cfg.hydra.sweeper
+        if "optuna" not in str(sweeper.get("_target_", "")).lower():
+            return None
+        # searched: the config's params, and any sweep the command line added (seed=choice(0,1))
+        task = OverridesParser.create().parse_overrides(list(cfg.hydra.overrides.task))
+        params = [*(sweeper.get("params") or {}), *(o.get_key_element() for o in task if o.is_sweep_override())]
+        metric = cfg.get("optimized_metric")
+        if not isinstance(metric, str):
+            return None
+        return Search(metric=metric, params=tuple(dict.fromkeys(map(str, params))), study=Path(folder) / STUDY)
+    except Exception:
+        return None
 
 
 def planned_jobs(folder: Path) -> list[list[str]]:

@@ -21,6 +21,7 @@ CSV_LOG, CSV_METRICS = "csv", "metrics.csv"  # pixel_spotter/loggers.py writes C
 SWEEP_CONFIG, SWEEP_LOCK = "multirun.yaml", "sweep.lock"
 # `pixel-spotter robustness` writes these into a sweep folder (or --out); the report reads ROBUSTNESS back.
 ROBUSTNESS, ROBUSTNESS_PLOT = "robustness.csv", "robustness.png"
+STUDY = "optuna.db"  # a search's Optuna study (SQLite), in the sweep folder (conf/hparams_search/optuna.yaml)
 # A run's own subfolders never hold runs; skipping them keeps finding runs fast.
 _NOT_RUNS = {HYDRA_DIR, CHECKPOINTS, TENSORBOARD, CSV_LOG, "plots", "__pycache__"}
 _JOB_DIR = re.compile(r"(\d+)_")  # Hydra job folders are <job#>_<overrides> (conf/hydra/default.yaml)
@@ -33,8 +34,10 @@ def unique_tag() -> str:
 
 
 # The config names run paths through these, never by file name: conf/hydra (unique folder names; cached,
-# so a sweep's jobs agree on their sweep folder), conf/callbacks (checkpoints), conf/logger (tensorboard, csv).
+# so a sweep's jobs agree on their sweep folder), conf/callbacks (checkpoints), conf/logger (tensorboard, csv),
+# conf/hparams_search (the study file of a sweep).
 OmegaConf.register_new_resolver("run_folder.unique", unique_tag, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("run_folder.checkpoints", lambda run: str(Path(run) / CHECKPOINTS), replace=True)
 OmegaConf.register_new_resolver("run_folder.tensorboard", lambda run: str(Path(run) / TENSORBOARD), replace=True)
 OmegaConf.register_new_resolver("run_folder.csv_log", lambda run: str(Path(run) / CSV_LOG), replace=True)
+OmegaConf.register_new_resolver("run_folder.study", lambda sweep: str(Path(sweep) / STUDY), replace=True)
