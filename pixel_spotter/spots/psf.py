@@ -39,8 +39,8 @@ def _axis(centre: torch.Tensor, sigma: torch.Tensor, n: int):
     """
     edges = torch.arange(n + 1, dtype=torch.float64, device=centre.device) - 0.5
     z = (edges - centre[:, None]) / sigma[:, None]  # (B, n + 1)
-    lo, hi = z[:, :-1], z[:, 1:]
-    mass = torch.where(lo > 0, ndtr(-lo) - ndtr(-hi), ndtr(hi) - ndtr(lo))
+    cdf, tail = ndtr(z), ndtr(-z)
+    mass = torch.where(z[:, :-1] > 0, tail[:, :-1] - tail[:, 1:], cdf[:, 1:] - cdf[:, :-1])
     pdf = torch.exp(-0.5 * z * z) * _INV_SQRT_2PI
     s = sigma[:, None]
     d_centre = (pdf[:, :-1] - pdf[:, 1:]) / s  # d/dc Phi((e - c)/s) = -pdf(z)/s
@@ -64,20 +64,31 @@ def expected_counts(xy, photons, background, sigma_psf, height: int, width: int)
     return n[:, None, None] * ey[:, :, None] * ex[:, None, :] + b[:, None, None]
 
 
+def jacobian_factors(xy, photons, background, sigma_psf, height: int, width: int):
+    """``(mu, rows, cols)``: mu (B, H, W) as ``expected_counts`` and its derivatives w.r.t. (x, y, photons,
+    background) (``PARAMS``) as outer products, d mu / d theta_p = rows[:, p, :, None] * cols[:, p, None, :],
+    rows (B, 4, H) and cols (B, 4, W): sums over pixels then cost matrix products, not (B, 4, H, W) arrays."""
+    x, y, n, b, s = _unpack(xy, photons, background, sigma_psf)
+    ex, dex, _ = _axis(x, s, width)
+    ey, dey, _ = _axis(y, s, height)
+    nn = n[:, None]
+    rows = torch.stack([nn * ey, nn * dey, ey, torch.ones_like(ey)], dim=1)
+    cols = torch.stack([dex, ex, ex, torch.ones_like(ex)], dim=1)
+    return torch.einsum("bh,bw->bhw", rows[:, 0], ex) + b[:, None, None], rows, cols
+
+
 def counts_and_jacobian(xy, photons, background, sigma_psf, height: int, width: int, with_sigma: bool = False):
     """``(mu, jac)``: mu (B, H, W) as ``expected_counts`` and its analytic derivatives jac (B, P, H, W)
     w.r.t. (x, y, photons, background) (``PARAMS``), then sigma_psf if ``with_sigma`` (P = 4 or 5)."""
-    x, y, n, b, s = _unpack(xy, photons, background, sigma_psf)
-    ex, dex, dexs = _axis(x, s, width)
-    ey, dey, deys = _axis(y, s, height)
-    shape = (-1, height, width)
-    unit = (ey[:, :, None] * ex[:, None, :]).expand(shape)  # d mu / d photons
-    nn = n[:, None, None]
-    rows = [nn * ey[:, :, None] * dex[:, None, :], nn * dey[:, :, None] * ex[:, None, :], unit,
-            torch.ones_like(unit)]
+    mu, rows, cols = jacobian_factors(xy, photons, background, sigma_psf, height, width)
+    jac = rows[:, :, :, None] * cols[:, :, None, :]
     if with_sigma:
-        rows.append(nn * (deys[:, :, None] * ex[:, None, :] + ey[:, :, None] * dexs[:, None, :]))
-    return nn * unit + b[:, None, None], torch.stack(rows, dim=1)
+        x, y, n, _, s = _unpack(xy, photons, background, sigma_psf)
+        ex, _, dexs = _axis(x, s, width)
+        ey, _, deys = _axis(y, s, height)
+        d_sigma = n[:, None, None] * (deys[:, :, None] * ex[:, None, :] + ey[:, :, None] * dexs[:, None, :])
+        jac = torch.cat([jac, d_sigma[:, None]], dim=1)
+    return mu, jac
 
 
 def sample_counts(mu: torch.Tensor, generator: torch.Generator | None = None, read_noise=0.0) -> torch.Tensor:
