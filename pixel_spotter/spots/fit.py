@@ -90,10 +90,15 @@ class SpotFit(NamedTuple):
     log_likelihood: torch.Tensor  # (B,) Poisson log-likelihood at the estimate (up to a constant)
 
 
-def _project(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Keep (x, y) inside the image ([0, W-1] x [0, H-1]), photons and background positive."""
+def _bounds(theta: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lowest and highest (x, y, photons, background): (x, y) inside the image, photons and background > 0."""
     lo = theta.new_tensor([0.0, 0.0, MIN_PHOTONS, MIN_BACKGROUND])
     hi = theta.new_tensor([width - 1.0, height - 1.0, math.inf, math.inf])
+    return lo, hi
+
+
+def _project(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    lo, hi = _bounds(theta, height, width)
     return torch.maximum(torch.minimum(theta, hi), lo)
 
 
@@ -103,7 +108,9 @@ def fit_ml(images: torch.Tensor, sigma_psf, iterations: int = 30, tol: float = 1
 
     Maximizes the Poisson log-likelihood sum(k ln mu - mu) of ``psf.expected_counts`` by Levenberg–Marquardt
     on Fisher scoring: step = (I + lambda diag(I))^-1 grad, I the Fisher information (always positive
-    definite, no second derivatives), projected into the image (``_project``); a step is kept only if the
+    definite, no second derivatives), projected into the image; a parameter on its bound (x or y on the
+    outermost pixel centre) whose gradient points out of the image is held there and left out of the step
+    (projected Newton), so the others still converge fast. A step is kept only if the
     likelihood does not drop (then lambda / 10, else lambda * 10). At most ``iterations`` steps; images whose
     accepted step moved (x, y) by < ``tol`` px and photons by < ``tol`` relative are done (``converged``) and
     leave the batch. ``read_noise`` (photons): the shifted-Poisson approximation of ``crlb.py``, k + r^2 as
@@ -135,6 +142,11 @@ def fit_ml(images: torch.Tensor, sigma_psf, iterations: int = 30, tol: float = 1
         pair_rows = (rows[:, :, None] * rows[:, None]).reshape(m, 16, height)
         pair_cols = (cols[:, :, None] * cols[:, None]).reshape(m, 16, width)
         fisher = ((pair_rows @ mu.reciprocal()) * pair_cols).sum(dim=2).reshape(m, 4, 4)
+        # a parameter on its bound whose gradient points outwards stays there (projected Newton): drop it
+        lo, hi = _bounds(t, height, width)
+        free = ~(((t <= lo) & (grad < 0)) | ((t >= hi) & (grad > 0)))
+        grad = grad * free
+        fisher = fisher * (free[:, :, None] & free[:, None, :]) + torch.diag_embed((~free).to(fisher))
         damped = fisher + lam[idx, None, None] * torch.diag_embed(fisher.diagonal(dim1=1, dim2=2))
         cand = _project(t + torch.linalg.solve(damped, grad[..., None])[..., 0], height, width)
         mu_cand = expected_counts(cand[:, :2], cand[:, 2], cand[:, 3], sigma[idx], height, width)
