@@ -21,6 +21,16 @@ from pixel_spotter.spots.psf import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Batches here are small: intra-op threads only add overhead, and on a shared 2-core machine they made
+    # the ML-fit test 20x slower (threads waiting on each other). Restored after each test.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _phi(z: float) -> float:  # standard normal CDF
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
@@ -210,7 +220,8 @@ def test_ml_fit_is_unbiased_at_the_crlb_and_beats_the_centroid():
 def test_ml_fit_of_spots_on_the_border_pixels():
     gen, size = torch.Generator().manual_seed(2), 16
     edge = torch.tensor([0.0, 0.2, 14.8, 15.0], dtype=torch.float64)
-    xy = torch.stack([edge[torch.randint(4, (400,), generator=gen)], torch.rand(400, generator=gen, dtype=torch.float64) * 15], 1)
+    along = torch.rand(400, generator=gen, dtype=torch.float64) * 15
+    xy = torch.stack([edge[torch.randint(4, (400,), generator=gen)], along], dim=1)
     xy[::2] = xy[::2].flip(1)  # half on the left/right columns, half on the top/bottom rows
     images = simulate(xy, 1000.0, 10.0, 1.0, size, size, generator=gen)
     result = fit_ml(images, 1.0)

@@ -1,6 +1,6 @@
 """How fast is the maximum-likelihood fit, and how close do it and the centroid come to the Cramér–Rao bound?
 
-    python -m pixel_spotter.spots.bench [--spots 2000] [--size 32] [--photons 200 1000 5000] [--device cpu]
+    python -m pixel_spotter.spots.bench [--spots 2000] [--size 32] [--photons 200 1000 5000] [--threads 1]
 
 Simulates spots uniformly at least 3 px from the border of size x size images (background 10 photons/pixel,
 sigma_psf 1 px unless told), fits them, and prints per photon count the 2D RMSE of each estimator divided by
@@ -57,11 +57,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sigma-psf", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"{args.spots} spots, {args.size}x{args.size} px, background {args.background:g}/px, sigma_psf "
           f"{args.sigma_psf:g} px, {args.device} ({torch.get_num_threads()} threads), standard error of a ratio "
           f"~{0.5 / args.spots ** 0.5:.3f}")
-    print(f"{'photons':>8} {'CRLB rmse px':>13} {'ML/CRLB':>8} {'centroid/CRLB':>14} {'converged':>10} {'ML images/s':>12}")
+    header = ("photons", "CRLB rmse px", "ML/CRLB", "centroid/CRLB", "converged", "ML images/s")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (8, 13, 8, 14, 10, 12))))
     for row in run(args.spots, args.size, args.photons, args.background, args.sigma_psf, args.seed,
                    device=args.device):
         print(f"{row['photons']:>8g} {row['crlb_rmse_px']:>13.4f} {row['ml_rmse_over_crlb']:>8.3f} "
