@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pixel_spotter.spots import bench
-from pixel_spotter.spots.crlb import crlb_xy, fisher_information, mortensen_ml_variance, rmse_bound
+from pixel_spotter.spots.crlb import crlb_matrix, crlb_xy, fisher_information, mortensen_ml_variance, rmse_bound
 from pixel_spotter.spots.fit import border_median, centroid, fit_ml
 from pixel_spotter.spots.psf import (
     counts_and_jacobian,
@@ -215,6 +215,11 @@ def test_ml_fit_is_unbiased_at_the_crlb_and_beats_the_centroid():
     bound = float(rmse_bound(*crlb_xy(xy, 1000.0, 10.0, 1.0, size, size)))
     assert _rmse(result.xy, xy) / bound == pytest.approx(1.0, abs=3 * 0.5 / math.sqrt(n))
     assert _rmse(centroid(images, radius=3), xy) > 1.15 * _rmse(result.xy, xy)
+    # photons too: unbiased, and at their own bound (1D: squared error ~ var * chi^2_1, RMSE SE sqrt(1/(2n)))
+    photon_error = result.photons - 1000.0
+    assert photon_error.mean().abs() < 3 * photon_error.std() / math.sqrt(n)
+    photon_bound = crlb_matrix(xy, 1000.0, 10.0, 1.0, size, size)[:, 2, 2].mean().sqrt()
+    assert float(photon_error.pow(2).mean().sqrt() / photon_bound) == pytest.approx(1.0, abs=3 / math.sqrt(2 * n))
 
 
 def test_ml_fit_of_spots_on_the_border_pixels():

@@ -75,7 +75,8 @@ def initial_guess(images: torch.Tensor, sigma_psf) -> torch.Tensor:
     """Start (B, 4) of the fit: (x, y) the centroid in a window of radius ceil(3 sigma_psf) (at least 2),
     background the border median, photons the background-subtracted sum over that window."""
     im = _as_images(images)
-    radius = max(2, math.ceil(3 * float(torch.as_tensor(sigma_psf).max())))
+    sigma = torch.as_tensor(sigma_psf)
+    radius = max(2, math.ceil(3 * float(sigma.max()))) if sigma.numel() else 2
     bg = border_median(im)
     xy = centroid(im, radius, bg)
     photons = ((im - bg[:, None, None]) * _window(im, radius)).sum(dim=(1, 2))
