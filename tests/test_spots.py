@@ -68,6 +68,13 @@ def test_photons_outside_the_image_are_lost():
     assert inside[2].item() == pytest.approx(n * half, rel=1e-9)
 
 
+def test_far_pixels_keep_their_relative_precision():
+    # 12 sigma away the mass is ~1e-33: 1 - 1 would give 0, the upper tails give it to full precision
+    mu = expected_counts(torch.tensor([[0.0, 0.0]], dtype=torch.float64), 1.0, 0.0, 1.0, 1, 13)
+    tail = 0.5 * (math.erfc(11.5 / math.sqrt(2)) - math.erfc(12.5 / math.sqrt(2))) * (2 * _phi(0.5) - 1)
+    assert float(mu[0, 0, 12]) == pytest.approx(tail, rel=1e-9)
+
+
 def test_jacobian_matches_finite_differences():
     height, width, h = 8, 11, 1e-5
     theta = torch.tensor([[3.3, 4.7, 800.0, 5.0, 1.2], [0.1, 7.0, 300.0, 0.5, 0.8]], dtype=torch.float64)

@@ -52,7 +52,7 @@ _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(256)
 
 
 def mortensen_ml_variance(photons, background, sigma_psf, a=1.0) -> torch.Tensor:
-    """Mortensen et al. 2010 (Nat. Methods 7:377, Eq. 6) variance (length^2) of x for maximum-likelihood
+    """Mortensen et al. 2010 (Nat. Methods 7:377) variance (length^2) of x for maximum-likelihood
     fitting of a Gaussian spot on square pixels of size ``a`` (same length unit as ``sigma_psf``):
 
         var_x = sigma_a^2 / N * (1 + integral_0^1 ln t / (1 + t / tau) dt)^-1,
