@@ -19,6 +19,7 @@ from pixel_spotter import corruptions
 from pixel_spotter.errors import ConfigError
 
 MASK64 = (1 << 64) - 1
+COMBINE = ("all", "one")
 STREAMS = {"train": 0, "val": 1, "test": 2}  # separate seed streams: val/test noise never repeats training's
 ROBUSTNESS_STREAM = 3  # `pixel-spotter robustness` renders its test images from this stream (robustness.py)
 
@@ -66,7 +67,9 @@ class Augment:
 
     Applied in the order a camera would: distractor pixels (scene), blob, blur (optics), intensity (exposure),
     background, noise (sensor). ``p`` is the chance that each corruption is applied at all to an image, so a
-    training mix also holds images with only some (or none) of them."""
+    training mix also holds images with only some (or none) of them. ``combine="one"`` instead gives an image
+    (with chance p) exactly one corruption, picked uniformly among those with a range: the distribution of a
+    one-corruption-at-a-time benchmark, where the best detector differs per corruption."""
 
     noise_std: tuple[float, float] = (0.0, 0.0)  # Gaussian noise sigma, image range [0, 1]
     blur_sigma: tuple[float, float] = (0.0, 0.0)  # Gaussian blur sigma (px), energy preserving
@@ -76,6 +79,7 @@ class Augment:
     distractors: tuple[float, float] = (0, 0)  # number of decoy pixels (integers)
     distractor_intensity: float = 0.5  # decoys' value relative to the spot's 1.0
     p: float = 1.0
+    combine: str = "all"  # all: each corruption applied independently (chance p); one: at most one per image
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -85,6 +89,8 @@ class Augment:
         set_("background", _range("background", self.background, -1.0, 1.0))
         set_("intensity", _range("intensity", self.intensity, 0.001, 100.0))
         set_("distractors", _range("distractors", self.distractors, 0, 1000, integer=True))
+        if self.combine not in COMBINE:
+            raise ConfigError(f"data.augment.combine={self.combine!r} is unknown; choose one of {', '.join(COMBINE)}")
         for key, low, high in (("distractor_intensity", 0.0, 1.0), ("p", 0.0, 1.0)):
             value = getattr(self, key)
             if not (isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high):
@@ -117,9 +123,11 @@ class Synthesizer:
         max_decoys = int(aug.distractors[1])
         out = {k: [] for k in (*_ORDER, "decoy_xy", "decoy_keep", "noise")}
         flat = (xy[:, 1] * self.width + xy[:, 0]).tolist()
+        active = [k for k in _ORDER if getattr(aug, k) != getattr(CLEAN, k)]  # corruptions with a range
         for seed, spot in zip(seeds, flat):
             gen = torch.Generator().manual_seed(int(seed))  # CPU draws: identical numbers on CPU and GPU
-            u = torch.rand(2 * len(_ORDER), generator=gen, dtype=torch.float64)
+            u = torch.rand(2 * len(_ORDER) + 1, generator=gen, dtype=torch.float64)
+            chosen = active[min(int(u[-1] * len(active)), len(active) - 1)] if active else None
             for i, key in enumerate(_ORDER):
                 lo, hi = getattr(aug, key)
                 if key == "distractors":
@@ -127,6 +135,8 @@ class Synthesizer:
                 else:
                     value = lo + (hi - lo) * float(u[i])
                 applied = float(u[len(_ORDER) + i]) < aug.p
+                if aug.combine == "one":  # one coin for the image, then only the chosen corruption
+                    applied = float(u[len(_ORDER)]) < aug.p and key == chosen
                 out[key].append(value if applied else getattr(CLEAN, key)[0])
             if max_decoys:  # distinct pixels, never the spot's own
                 others = torch.randperm(n_pix - 1, generator=gen)[:max_decoys]

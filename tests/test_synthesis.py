@@ -137,3 +137,19 @@ def test_max_eval_images_caps_val_and_test_only():
 def test_bad_ranges_are_one_line_config_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         Augment(**kwargs)
+
+
+def test_combine_one_gives_each_image_at_most_one_corruption():
+    aug = Augment(noise_std=0.2, background=0.3, intensity=0.5, p=0.9, combine="one")
+    images = _render(aug, _xy(300))
+    flat = images.flatten(1)
+    noisy = flat.std(dim=1) > 0.1
+    offset = flat.median(dim=1).values == 0.3
+    dimmed = flat.max(dim=1).values == 0.5
+    kinds = noisy.int() + offset.int() + dimmed.int()
+    assert kinds.max() == 1  # never two corruptions on one image
+    assert noisy.any() and offset.any() and dimmed.any()
+    clean = kinds == 0
+    assert 0.03 < float(clean.float().mean()) < 0.2  # about 1 - p of the images stay clean
+    with pytest.raises(ConfigError, match="data.augment.combine"):
+        Augment(combine="some")

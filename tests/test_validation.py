@@ -66,6 +66,9 @@ from pixel_spotter.errors import ConfigError
          "leaves the val and test splits empty"),
         # model and optimization
         ("model.loss=huber", "model.loss"),
+        ("model=cnn model.loss=cross_entropy", "model.loss=cross_entropy trains a per-pixel score map"),
+        ("model=heatmap model.net.readout=argmax", "model.net.readout=argmax has no gradient for model.loss=mse"),
+        ("augment=mix data.augment.combine=some", "data.augment.combine='some' is unknown"),
         ("model.loss=1", "model.loss"),
         ("trainer.max_epochs=true", "trainer.max_epochs"),
         ("optimizer.weight_decay=-1", "optimizer.weight_decay"),
@@ -215,6 +218,11 @@ def test_cli_bad_seed_is_one_line_no_traceback(tmp_path):
     (["model=heatmap", "model.net.init_temperature=0"], "model.net.init_temperature must be a number > 0"),
     (["model=heatmap", "model.net.init_temperature=-1"], "model.net.init_temperature must be a number > 0"),
     (["model=heatmap", "model.net.learn_temperature=abc"], "model.net.learn_temperature must be true or false"),
+    (["model=heatmap_ce", "model.net.readout=max"], "model.net.readout='max' is unknown"),
+    (["model=heatmap_ce", "model.net.padding=mirror"], "model.net.padding='mirror' is unknown"),
+    (["model=heatmap_ce", "model.net.skip=maybe"], "model.net.skip must be true or false"),
+    (["model=cnn_gap", "model.net.channels=[]"], "model.net.channels must be a non-empty list"),
+    (["model=cnn_gap", "model.net.dropout=1"], "model.net.dropout must be a number in [0, 1)"),
 ])
 def test_network_hyper_parameters_are_one_line(make_cfg, overrides, words):
     from pixel_spotter.train import build

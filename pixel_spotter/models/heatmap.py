@@ -11,7 +11,8 @@ unpadded ("valid"). Zero-padding every layer instead (the usual "same" padding) 
 more background: a hidden layer's background activation is relu(bias), not 0, so a bright pixel on
 the border lost half its neighbours' support and the soft-argmax drifted inwards there (measured:
 experiments/zoo/README.md, "Side measurements"). Padding the input keeps the network exactly
-translation-equivariant up to the border.
+translation-equivariant up to the border. ``padding=replicate`` continues the border pixels instead, which is
+what corrupted images need (see PADDINGS).
 
 Readout and loss are a choice (``readout``, and ``model.loss`` in module.py): the soft-argmax trains with the
 coordinate loss; under noise its softmax mass on a noisy background pulls the estimate toward the centre.
@@ -31,6 +32,9 @@ from pixel_spotter.errors import ConfigError
 from pixel_spotter.models import require_bool, require_int
 
 READOUTS = ("soft_argmax", "argmax")
+# How the image continues past its border: zeros (a clean image's background, exact there) or replicate (the
+# border pixels repeated: a blurred spot on the border is not pulled inwards, and a background level continues)
+PADDINGS = {"zeros": nn.ZeroPad2d, "replicate": nn.ReplicationPad2d}
 
 
 def hard_argmax(scores: torch.Tensor) -> torch.Tensor:
@@ -55,11 +59,14 @@ class HeatmapSoftArgmax(nn.Module):
     weights_used = "random init"
 
     def __init__(self, channels: int = 16, layers: int = 2, kernel_size: int = 3, init_temperature: float = 10.0,
-                 learn_temperature: bool = True, readout: str = "soft_argmax", skip: bool = False):
+                 learn_temperature: bool = True, readout: str = "soft_argmax", skip: bool = False,
+                 padding: str = "zeros"):
         super().__init__()
         if readout not in READOUTS:
             raise ConfigError(f"model.net.readout={readout!r} is unknown; choose one of {', '.join(READOUTS)}")
         self.readout_name = readout
+        if padding not in PADDINGS:
+            raise ConfigError(f"model.net.padding={padding!r} is unknown; choose one of {', '.join(PADDINGS)}")
         require_int("channels", channels, 16)
         require_int("layers", layers, 2)
         require_int("kernel_size", kernel_size, 3, odd=True)  # an even kernel would shift the score map
@@ -72,12 +79,15 @@ class HeatmapSoftArgmax(nn.Module):
         # skip: the image itself added to the scores with a learned weight, so the identity map (the argmax
         # detector, optimal for one bright pixel in white noise) is there from the start, not learned through ReLUs
         self.skip = nn.Parameter(torch.tensor(1.0)) if skip else None
-        body, in_ch = [nn.ZeroPad2d(layers * (kernel_size // 2))], 1
+        body, in_ch = [PADDINGS[padding](layers * (kernel_size // 2))], 1
         for _ in range(layers):
             body += [nn.Conv2d(in_ch, channels, kernel_size), nn.ReLU(inplace=True)]
             in_ch = channels
         body.append(nn.Conv2d(in_ch, 1, 1))
         self.scores = nn.Sequential(*body)
+        if skip:  # start as the plain argmax detector; the network departs from it only where the loss says so
+            nn.init.zeros_(self.scores[-1].weight)
+            nn.init.zeros_(self.scores[-1].bias)
         # log-parameterized so it stays positive; a sharp start (10) already puts most mass on the peak
         log_t = torch.tensor(math.log(init_temperature))
         self.log_temperature = nn.Parameter(log_t) if learn_temperature else nn.Buffer(log_t)
