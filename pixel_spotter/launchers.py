@@ -92,6 +92,11 @@ def share_machine(cfg: DictConfig) -> None:
             cfg.data.num_workers = 0
 
 
+def resuming(overrides: list[str]) -> list[str]:
+    """A requeued job's overrides: resume=true (replacing any resume=... it had), so it continues its folder."""
+    return [o for o in overrides if not o.lstrip("+~").startswith("resume=")] + ["resume=true"]
+
+
 def gpus(accelerator, devices, here: bool = True) -> int:
     """GPUs a launcher asks for per job, from trainer.accelerator and trainer.devices. ``here``: the jobs run
     on this machine (submitit_local), so accelerator=auto means its GPUs when it has any; on a cluster
