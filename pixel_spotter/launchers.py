@@ -166,14 +166,14 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def ray_gpu_problem(launcher, cuda_available=_cuda_available) -> str | None:
+def ray_gpu_problem(launcher, cuda_available=None) -> str | None:
     """Ray waits forever, silently, for a GPU that a local Ray cannot have: name the problem instead when
     ray.remote.num_gpus > 0, Ray starts on this machine (ray.init.address null or local) and it has no GPU."""
     if _kind(launcher) != "ray":
         return None
     num_gpus = _select(launcher, "ray.remote.num_gpus") or 0
     address = _select(launcher, "ray.init.address")
-    if num_gpus > 0 and address in (None, "local") and not cuda_available():
+    if num_gpus > 0 and address in (None, "local") and not (cuda_available or _cuda_available)():
         return (f"hydra/launcher=ray asks {num_gpus} GPU(s) per job (hydra.launcher.ray.remote.num_gpus) but this "
                 "machine has none and Ray would wait for one forever; use trainer=cpu (num_gpus follows it) or "
                 "hydra.launcher.ray.remote.num_gpus=0, or point hydra.launcher.ray.init.address at a cluster "
