@@ -212,7 +212,7 @@ def main(cfg: DictConfig) -> float | None:
     end-of-sweep summary lists it and exits 1).
     """
     quiet_libraries()
-    share_machine(cfg)  # under hydra/launcher=parallel: cores // jobs threads, no loader workers
+    share_machine(cfg)  # threads from the launcher's config; no loader workers in a joblib worker
     multirun = _hydra_info()["multirun"]
     try:
         record = run(cfg)
