@@ -66,7 +66,7 @@ def launcher_cpus() -> int | None:
         cpus = _select(launcher, "ray.remote.num_cpus")
     else:
         return None
-    return int(cpus) if cpus else None
+    return max(1, int(cpus)) if cpus else None  # ray may give a fraction of a CPU
 
 
 def threads_per_job(cfg: DictConfig) -> int | None:
