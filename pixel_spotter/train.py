@@ -70,7 +70,8 @@ def _callback(trainer, kind):
 
 
 def _best_checkpoint(trainer) -> str | None:
-    checkpoint = _callback(trainer, ModelCheckpoint)
+    # The one that monitors a metric (callbacks.model_checkpoint), not last_checkpoint, which keeps the latest.
+    checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
     return checkpoint.best_model_path or None if checkpoint else None
 
 
