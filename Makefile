@@ -37,8 +37,8 @@ test: setup  ## the test suite; skips the slow real-subprocess tests unless CI=t
 test-all: setup  ## every test, the slow subprocess runs, sweeps and kill-and-resume included (what CI runs)
 	$(PY) -m pytest -q
 
-lint: setup  ## ruff on the package, the tests, train.py and the Hydra sweeper plugin (CI runs it)
-	$(PY) -m ruff check pixel_spotter tests train.py hydra_plugins
+lint: setup  ## ruff on the package, its Hydra plugins, the tests and train.py (CI runs it)
+	$(PY) -m ruff check pixel_spotter hydra_plugins tests train.py
 
 bench: setup  ## per-model time-to-exact, throughput and latency vs the argmax oracle; ARGS="--split quadrant"
 	$(CLI) bench $(ARGS)

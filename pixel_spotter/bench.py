@@ -63,7 +63,8 @@ def argmax_oracle(images: torch.Tensor) -> torch.Tensor:
 def bench_model(model_name: str, budget_s: float, split: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         cfg = compose(f"model={model_name}", f"data.split={split}", "trainer.max_epochs=1000",
-                      "trainer.accelerator=cpu", "~callbacks.model_checkpoint", "~callbacks.lr_monitor",
+                      "trainer.accelerator=cpu", "~callbacks.model_checkpoint", "~callbacks.last_checkpoint",
+                      "~callbacks.lr_monitor",
                       "callbacks.progress_bar.refresh_rate=0", "~logger", output_dir=out)
         L.seed_everything(cfg.seed, workers=True)
         datamodule, model, trainer = build(cfg)

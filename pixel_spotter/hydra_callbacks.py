@@ -1,5 +1,6 @@
-"""Hydra callback for sweeps: refuse a used sweep folder without resume=true, and at the end print one line
-per job (including jobs that never started) and fail the sweep's exit status unless every job is ok."""
+"""Hydra callback for sweeps: refuse a used sweep folder without resume=true (or a launcher that could only
+hang), and at the end print one line per job (including jobs that never started) and fail the sweep's exit
+status unless every job is ok."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from omegaconf import DictConfig
 
 from pixel_spotter.errors import UserError
 from pixel_spotter.formatting import format_px
+from pixel_spotter.launchers import ray_gpu_problem
 from pixel_spotter.run_folder import NOT_STARTED, OK, SWEEP_CONFIG, RunFolder, find_runs, lock_sweep, sweep_jobs
 
 
 class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if problem := ray_gpu_problem(config.hydra.launcher):
+            sys.exit(f"error: {problem}")  # before the launcher starts anything
         sweep = Path(config.hydra.sweep.dir)
         try:
             self._lock = lock_sweep(sweep)  # held until this process ends

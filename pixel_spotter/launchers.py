@@ -1,13 +1,16 @@
-"""What a job does differently when a multi-job launcher (hydra/launcher=parallel, joblib) runs it: one
-machine's cores shared out between the jobs running at once, and no data loader workers."""
+"""What a job does differently under a launcher that runs several jobs at once (hydra/launcher=parallel,
+submitit_local, slurm, ray): its torch threads come from the launcher's config (one machine's cores shared
+out, or the CPUs the scheduler gave it), a joblib worker gets no data loader workers, and the launcher's
+GPU request follows the trainer (the ``launchers.gpus`` resolver)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
 
@@ -20,30 +23,63 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def _launcher() -> DictConfig:
+    launcher = HydraConfig.get().get("launcher") if HydraConfig.initialized() else None
+    return launcher if launcher is not None else OmegaConf.create()
+
+
+def _select(launcher, key: str):
+    """A (resolved) key of the launcher's config; inside the whole config, so ${trainer...} resolves."""
+    node = launcher if OmegaConf.is_config(launcher) else OmegaConf.create(launcher)
+    return OmegaConf.select(node, key)
+
+
+def _kind(launcher) -> str | None:
+    """'joblib', 'submitit' or 'ray' from the launcher's _target_ (ours subclass the plugins' and keep the
+    class names), None for Hydra's basic launcher."""
+    target = str(launcher.get("_target_", "")).rsplit(".", 1)[-1]
+    return {"JoblibLauncher": "joblib", "LocalLauncher": "submitit", "SlurmLauncher": "submitit",
+            "RayLauncher": "ray"}.get(target)
+
+
 def jobs_at_once() -> int | None:
-    """How many jobs the running launcher starts at once on this machine; None when it runs one job at a
-    time in this process (Hydra's basic launcher) or Hydra is not running at all."""
-    if not HydraConfig.initialized():
-        return None
-    launcher = HydraConfig.get().get("launcher") or {}
-    if not str(launcher.get("_target_", "")).endswith("JoblibLauncher"):
+    """How many jobs the joblib launcher runs at once in worker processes of this machine; None under any
+    other launcher (or none)."""
+    launcher = _launcher()
+    if _kind(launcher) != "joblib":
         return None
     n_jobs = int(launcher.get("n_jobs", -1))
     return cores() if n_jobs == -1 else max(1, n_jobs if n_jobs > 0 else cores() + 1 + n_jobs)  # joblib's rule
 
 
+def launcher_cpus() -> int | None:
+    """The CPUs the launcher gives each job: cores // jobs at once (joblib), cpus_per_task (submitit: what
+    Slurm allots, or this machine's share under submitit_local), ray.remote.num_cpus (ray); None when the
+    launcher does not say."""
+    launcher = _launcher()
+    kind = _kind(launcher)
+    if kind == "joblib":
+        return max(1, cores() // jobs_at_once())
+    if kind == "submitit":
+        cpus = launcher.get("cpus_per_task")
+    elif kind == "ray":
+        cpus = _select(launcher, "ray.remote.num_cpus")
+    else:
+        return None
+    return max(1, int(cpus)) if cpus else None  # ray may give a fraction of a CPU
+
+
 def threads_per_job(cfg: DictConfig) -> int | None:
-    """``threads_per_job`` from the config when set, else cores // jobs at once under a multi-job launcher,
-    else None (torch's default)."""
+    """``threads_per_job`` from the config when set, else the CPUs the launcher gives each job, else None
+    (torch's default: every core, which several jobs at once then fight over)."""
     wanted = cfg.get("threads_per_job")
     if wanted is not None:  # checked by config.validate(); a bad value is reported there, not here
         return wanted if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted >= 1 else None
-    jobs = jobs_at_once()
-    return None if jobs is None else max(1, cores() // jobs)
+    return launcher_cpus()
 
 
 def share_machine(cfg: DictConfig) -> None:
-    """Set this job's torch threads and, under a multi-job launcher, force data.num_workers to 0."""
+    """Set this job's torch threads and, in a joblib worker, force data.num_workers to 0."""
     import torch
 
     threads = threads_per_job(cfg)
@@ -56,23 +92,90 @@ def share_machine(cfg: DictConfig) -> None:
             cfg.data.num_workers = 0
 
 
-# Config choices that need an optional extra: Hydra composes before any of our code runs and would answer
-# with a config-search-path listing; this names the missing install instead (train.py calls it first).
-NEEDS_EXTRA = {"hparams_search=optuna": "hydra_plugins.hydra_optuna_sweeper",
-               "hydra/launcher=parallel": "hydra_plugins.hydra_joblib_launcher"}
+def resuming(overrides: list[str]) -> list[str]:
+    """A requeued job's overrides: resume=true (replacing any resume=... it had), so it continues its folder."""
+    return [o for o in overrides if not o.lstrip("+~").startswith("resume=")] + ["resume=true"]
+
+
+def gpus(accelerator, devices, here: bool = True) -> int:
+    """GPUs a launcher asks for per job, from trainer.accelerator and trainer.devices. ``here``: the jobs run
+    on this machine (submitit_local), so accelerator=auto means its GPUs when it has any; on a cluster
+    (slurm, ray) the submitting machine cannot tell, so only gpu/cuda asks for GPUs."""
+    accelerator = str(accelerator).lower()
+    if accelerator not in ("gpu", "cuda", "auto"):
+        return 0
+    visible = None
+    if here:
+        import torch
+
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if accelerator == "auto" and not visible:
+            return 0
+    elif accelerator == "auto":
+        return 0
+    if isinstance(devices, (list, tuple, ListConfig)):
+        return len(devices)
+    if isinstance(devices, str) and "," in devices:
+        return len([d for d in devices.split(",") if d.strip()])
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0:
+        return devices
+    return visible or 1  # devices=auto or -1: every GPU here, one on a cluster
+
+
+# conf/hydra/launcher/{submitit_local,slurm,ray}.yaml: gpus_per_node / num_gpus follow the trainer.
+OmegaConf.register_new_resolver("launchers.gpus", gpus, replace=True)
+# submitit_local.yaml and ray.yaml share the plugins' config names on purpose (the names users type), so
+# Hydra checks them against the plugins' schemas and warns that this matching is deprecated, on every sweep.
+warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema with the same name")
+
+# Config choices that need a plugin that may be absent: Hydra composes before any of our code runs and
+# would answer with a config-search-path listing (or a traceback); this names the install instead
+# (train.py calls it first).
+_SWEEP_EXTRA = ("the optional 'sweep' extra, which is not installed; install it with EXTRAS=test,sweep make setup "
+                "(or pip install -e '.[sweep]')")
+NEEDS_EXTRA = {
+    "hparams_search=optuna": ("hydra_plugins.hydra_optuna_sweeper", _SWEEP_EXTRA),
+    "hydra/launcher=parallel": ("hydra_plugins.hydra_joblib_launcher", _SWEEP_EXTRA),
+    "hydra/launcher=submitit_local": ("hydra_plugins.hydra_submitit_launcher", _SWEEP_EXTRA),
+    "hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", _SWEEP_EXTRA),
+    # No extra installs Ray (about 50 packages, and it pins cloudpickle<3): only for an existing Ray cluster.
+    "hydra/launcher=ray": ("hydra_plugins.hydra_ray_launcher",
+                           "hydra-ray-launcher, which no extra installs; for an existing Ray cluster, "
+                           "pip install hydra-ray-launcher (into .venv)"),
+}
 
 
 def missing_extra(argv: list[str]) -> str | None:
     """One line naming the install, when ``argv`` picks a launcher or sweeper whose plugin is absent."""
     import importlib.util
 
-    for choice, plugin in NEEDS_EXTRA.items():
+    for choice, (plugin, install) in NEEDS_EXTRA.items():
         if choice in argv:
             try:
                 found = importlib.util.find_spec(plugin) is not None
             except ModuleNotFoundError:
                 found = False
             if not found:
-                return (f"error: {choice} needs the optional 'sweep' extra, which is not installed; "
-                        "install it with EXTRAS=test,sweep make setup (or pip install -e '.[sweep]')")
+                return f"error: {choice} needs {install}"
+    return None
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def ray_gpu_problem(launcher, cuda_available=None) -> str | None:
+    """Ray waits forever, silently, for a GPU that a local Ray cannot have: name the problem instead when
+    ray.remote.num_gpus > 0, Ray starts on this machine (ray.init.address null or local) and it has no GPU."""
+    if _kind(launcher) != "ray":
+        return None
+    num_gpus = _select(launcher, "ray.remote.num_gpus") or 0
+    address = _select(launcher, "ray.init.address")
+    if num_gpus > 0 and address in (None, "local") and not (cuda_available or _cuda_available)():
+        return (f"hydra/launcher=ray asks {num_gpus} GPU(s) per job (hydra.launcher.ray.remote.num_gpus) but this "
+                "machine has none and Ray would wait for one forever; use trainer=cpu (num_gpus follows it) or "
+                "hydra.launcher.ray.remote.num_gpus=0, or point hydra.launcher.ray.init.address at a cluster "
+                "with GPUs")
     return None

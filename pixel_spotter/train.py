@@ -71,7 +71,8 @@ def _callback(trainer, kind):
 
 
 def _best_checkpoint(trainer) -> str | None:
-    checkpoint = _callback(trainer, ModelCheckpoint)
+    # The one that monitors a metric (callbacks.model_checkpoint), not last_checkpoint, which keeps the latest.
+    checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
     return checkpoint.best_model_path or None if checkpoint else None
 
 
@@ -219,7 +220,7 @@ def main(cfg: DictConfig) -> float | None:
     end-of-sweep summary lists it and exits 1).
     """
     quiet_libraries()
-    share_machine(cfg)  # under hydra/launcher=parallel: cores // jobs threads, no loader workers
+    share_machine(cfg)  # threads from the launcher's config; no loader workers in a joblib worker
     multirun = _hydra_info()["multirun"]
     try:
         record = run(cfg)

@@ -129,3 +129,15 @@ def test_without_a_kept_best_the_last_checkpoint_is_recorded(make_cfg, tmp_path)
     record = run(make_cfg("trainer.max_epochs=2", "callbacks.model_checkpoint.save_top_k=0"))
     assert record.ok and record.best_checkpoint == "checkpoints/last.ckpt"
     assert (tmp_path / record.best_checkpoint).is_file()  # predict can load the weights that were tested
+
+
+def test_last_checkpoint_is_the_latest_epoch_even_when_the_best_is_older(make_cfg, tmp_path):
+    """resume=true (and a requeued launcher job) continues last.ckpt: it must be the final epoch, not the best one
+    (Lightning 2.6's save_last=True rewrites last.ckpt only when the best improves)."""
+    import torch
+
+    # lr 1e-12: the weights, hence the validation metrics, stay the same, so only epoch 0 is ever the best
+    record = run(make_cfg("trainer.max_epochs=3", "model.lr=1e-12"))
+    assert record.ok and record.best_checkpoint == "checkpoints/best-epoch000.ckpt"
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2
