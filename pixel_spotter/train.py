@@ -177,15 +177,17 @@ def _record(record: Results, trainer, datamodule, model, folder: RunFolder, best
         record.error = f"non-finite {'loss at ' + diverged_at if diverged_at else 'test or validation metric'}"
     else:
         record.status = OK
-    images = datamodule.images("test", model.device, limit=1024)  # rendered once, outside the timing
+    # One batch of up to 1024 images, fewer for large images (2**24 pixels: 64 at 512x512), rendered once
+    batch = max(1, min(1024, 2**24 // (datamodule.height * datamodule.width)))
+    images = datamodule.images("test", model.device, limit=batch)
     record.epochs_run = int(trainer.current_epoch)
     record.params = sum(p.numel() for p in model.parameters())
     record.weights_used = getattr(model.net, "weights_used", "random init")
     record.train_seconds = round(train_seconds, 3)
     record.inference_ms_per_image = {
-        "batched": ms_per_image(model, images, batch_size=1024),
-        "batch_size": 1024,
-        "single": ms_per_image(model, images, batch_size=1, repeats=1, max_images=100),
+        "batched": ms_per_image(model, images, batch_size=batch),
+        "batch_size": batch,
+        "single": ms_per_image(model, images, batch_size=1, repeats=1, max_images=min(100, batch)),
     }
     record.test_overlap = datamodule.test_overlap
     record.data = {**record.data, **{f"n_{k}": len(v) for k, v in datamodule.positions.items()}}
