@@ -26,6 +26,8 @@ from pixel_spotter.search import check_metric
 from pixel_spotter.synthesis import Augment
 
 MAX_SEED = 2**32 - 1  # numpy's seed range, which seed_everything also uses
+MAX_PIXELS = 2**26  # positions of one image (8192 x 8192): their int64 index is 1 GiB
+MAX_BATCH_PIXELS = 2**27  # pixels rendered in one batch (512 MiB of float32 input; e.g. 512 images of 512x512)
 
 
 def _require(ok: bool, message: str) -> None:
@@ -141,6 +143,16 @@ def _validate_data(data: DictConfig, model: DictConfig) -> None:
         Augment(**{k: (list(v) if isinstance(v, ListConfig) else v) for k, v in augment.items() if k != "_target_"})
 
     height, width, split = data.height, data.width, data.split
+    # Nothing is materialized, but the positions are (H*W x 2 int64) and one batch is rendered whole.
+    _require(height * width <= MAX_PIXELS,
+             f"data.height={height} data.width={width} has {height * width:,} positions, above the limit of "
+             f"{MAX_PIXELS:,} (8192x8192; their index alone would take over 1 GiB); use a smaller image")
+    for key in ("batch_size", "eval_batch_size"):
+        pixels = data[key] * height * width
+        most = max(1, MAX_BATCH_PIXELS // (height * width))
+        _require(pixels <= MAX_BATCH_PIXELS,
+                 f"data.{key}={data[key]} renders {data[key]} images of {height}x{width} at once "
+                 f"({pixels * 4 / 2**30:.1f} GiB before the network's activations); use data.{key}={most} or less")
     sizes = split_sizes(height, width, split, fractions, data.heldout_quadrant, data.random_train_size,
                         data.get("max_eval_images"))
     empty = [name for name, size in sizes.items() if size < 1]

@@ -44,6 +44,9 @@ from pixel_spotter.errors import ConfigError
         ("data.width=16.0", "data.width"),
         ("data.batch_size=true", "data.batch_size"),
         ("data.eval_batch_size=0", "data.eval_batch_size"),
+        ("data.height=10000 data.width=10000", "data.height=10000 data.width=10000 has 100,000,000 positions"),
+        ("data.height=512 data.width=512", "data.eval_batch_size=1024 renders 1024 images of 512x512 at once "
+                                           "(1.0 GiB before the network's activations); use data.eval_batch_size=512"),
         ("data.train_samples_per_epoch=0", "data.train_samples_per_epoch must be an integer >= 1 or null"),
         ("data.max_eval_images=1.5", "data.max_eval_images must be an integer >= 1 or null"),
         ("data.augment_eval=maybe", "data.augment_eval must be true or false"),
