@@ -120,7 +120,7 @@ class Synthesizer:
     def _draws(self, xy: torch.Tensor, seeds: Sequence[int]) -> dict[str, torch.Tensor]:
         """Each image's strengths, decoys and unit noise, from its own generator (same numbers on any device)."""
         aug, n_pix = self.augment, self.height * self.width
-        max_decoys = int(aug.distractors[1])
+        max_decoys = min(int(aug.distractors[1]), n_pix - 1)  # a tiny image has fewer free pixels than asked
         out = {k: [] for k in (*_ORDER, "decoy_xy", "decoy_keep", "noise")}
         flat = (xy[:, 1] * self.width + xy[:, 0]).tolist()
         active = [k for k in _ORDER if getattr(aug, k) != getattr(CLEAN, k)]  # corruptions with a range

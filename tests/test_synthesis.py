@@ -153,3 +153,9 @@ def test_combine_one_gives_each_image_at_most_one_corruption():
     assert 0.03 < float(clean.float().mean()) < 0.2  # about 1 - p of the images stay clean
     with pytest.raises(ConfigError, match="data.augment.combine"):
         Augment(combine="some")
+
+
+def test_more_decoys_than_free_pixels_fill_the_image_around_the_spot():
+    images = Synthesizer(3, 3, Augment(distractors=[20, 20]))(torch.tensor([[1, 1]]), [0])
+    flat = images.flatten(1)[0]
+    assert flat[4] == 1.0 and (flat[[0, 1, 2, 3, 5, 6, 7, 8]] == 0.5).all()
