@@ -23,6 +23,7 @@ from pixel_spotter.metric_names import HIGHER_IS_BETTER, MONITORS
 from pixel_spotter.models.resnet import WEIGHT_CHOICES
 from pixel_spotter.module import LOSSES, PIXEL_LOSSES
 from pixel_spotter.search import check_metric
+from pixel_spotter.spot_synthesis import SpotParams
 from pixel_spotter.synthesis import Augment
 
 MAX_SEED = 2**32 - 1  # numpy's seed range, which seed_everything also uses
@@ -139,6 +140,17 @@ def _validate_data(data: DictConfig, model: DictConfig) -> None:
         _require(not unknown, f"data.augment.{unknown[0] if unknown else ''} is not a corruption setting; "
                               f"use {', '.join(known)}")
         Augment(**{k: (list(v) if isinstance(v, ListConfig) else v) for k, v in augment.items() if k != "_target_"})
+    spot = data.get("spot")
+    if spot is not None:  # data=spot: its own ranges (spot_synthesis.SpotParams), and no pixel corruptions
+        known = [f.name for f in fields(SpotParams)]
+        unknown = sorted(set(spot) - {*known, "_target_"})
+        _require(not unknown,
+                 f"data.spot.{unknown[0] if unknown else ''} is not a spot setting; use {', '.join(known)}")
+        SpotParams(**{k: (list(v) if isinstance(v, ListConfig) else v) for k, v in spot.items() if k != "_target_"})
+        _require(augment is None or Augment(**{k: (list(v) if isinstance(v, ListConfig) else v)
+                                               for k, v in augment.items() if k != "_target_"}).identity,
+                 "data=spot renders its own noise (data.spot.*); the corruptions of augment= do not apply to it: "
+                 "use augment=none")
 
     height, width, split = data.height, data.width, data.split
     sizes = split_sizes(height, width, split, fractions, data.heldout_quadrant, data.random_train_size,

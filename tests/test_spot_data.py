@@ -1,0 +1,55 @@
+"""data=spot (issue 11): sub-pixel Gaussian spots on the honest splits, each image a function of its seed."""
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from pixel_spotter.config import validate
+from pixel_spotter.errors import ConfigError
+from pixel_spotter.spot_synthesis import SpotParams, SpotSynthesizer
+from pixel_spotter.spots.psf import expected_counts
+
+
+def _datamodule(make_cfg, *overrides):
+    cfg = make_cfg("data=spot", *overrides)
+    validate(cfg)
+    return instantiate(cfg.data)
+
+
+def test_spot_images_depend_on_their_seed_only_and_keep_the_split(make_cfg):
+    dm = _datamodule(make_cfg)
+    images, target, truth = next(dm.batches_truth("test", batch_size=1024))
+    again, _, _ = next(dm.batches_truth("test", batch_size=5))
+    assert torch.equal(images[:5], again)  # not on the batch
+    assert images.shape == (len(dm.positions["test"]), 1, 16, 16) and images.dtype == torch.float32
+    # each spot lies in its split's pixel, the sub-pixel offset in [-0.5, 0.5)
+    offset = truth.xy - dm.positions["test"].double()
+    assert offset.min() >= -0.5 and offset.max() < 0.5 and offset.abs().max() > 0.3
+    assert torch.allclose(target.double() * 15, truth.xy, atol=1e-5)  # continuous, normalized by W - 1
+    p = dm.spot
+    assert truth.photons.min() >= p.photons[0] and truth.photons.max() <= p.photons[1]
+    assert truth.background.min() >= p.background[0] and truth.sigma_psf.max() <= p.sigma_psf[1]
+    assert dm.test_overlap == 0.0
+    # more test images than positions: new draws at the same pixels
+    many = torch.cat([t.xy for _, _, t in dm.batches_truth("test", repeats=3)])
+    assert len(many) == 3 * len(dm.positions["test"]) and not torch.equal(many[: len(truth.xy)], many[-len(truth.xy):])
+
+
+def test_spot_counts_are_poisson_around_the_pixelated_gaussian():
+    synth = SpotSynthesizer(12, 12, SpotParams(photons=2000, background=5, sigma_psf=1.2, input_scale=10))
+    xy = torch.full((4000, 2), 5, dtype=torch.long)
+    images, truth = synth(xy, range(4000))
+    counts = images[:, 0].double() * 10
+    mu = expected_counts(truth.xy, 2000, 5, 1.2, 12, 12)
+    assert torch.allclose(counts, counts.round(), atol=1e-3)  # whole photons (no read noise; float32 input)
+    z = (counts - mu) / mu.sqrt()
+    assert abs(float(z.mean())) < 0.01 and float(z.std()) == pytest.approx(1.0, abs=0.01)
+
+
+def test_spot_config_checks(make_cfg):
+    with pytest.raises(ConfigError, match="data.spot.photons"):
+        validate(make_cfg("data=spot", "data.spot.photons=[5000,100]"))
+    with pytest.raises(ConfigError, match="augment=none"):
+        validate(make_cfg("data=spot", "augment=noise"))
+    with pytest.raises(ConfigError, match="data.spot.colour"):
+        validate(make_cfg("data=spot", "+data.spot.colour=1"))
