@@ -140,6 +140,12 @@ def _validate_data(data: DictConfig, model: DictConfig) -> None:
         _require(not unknown, f"data.augment.{unknown[0] if unknown else ''} is not a corruption setting; "
                               f"use {', '.join(known)}")
         Augment(**{k: (list(v) if isinstance(v, ListConfig) else v) for k, v in augment.items() if k != "_target_"})
+    photons = data.get("eval_photons")
+    photons = list(photons) if isinstance(photons, ListConfig) else photons
+    _require(photons is None or (isinstance(photons, list) and all(_is_number(n) and n > 0 for n in photons)),
+             f"data.eval_photons must be a list of photon counts > 0 or null, got {photons!r}; "
+             "e.g. data.eval_photons=[200,1000,5000]")
+    _require_int("data.eval_repeats", data.get("eval_repeats", 1), 1, 10)
     spot = data.get("spot")
     if spot is not None:  # data=spot: its own ranges (spot_synthesis.SpotParams), and no pixel corruptions
         known = [f.name for f in fields(SpotParams)]

@@ -227,6 +227,8 @@ class PixelDataModule(LightningDataModule):
         train_samples_per_epoch: int | None = None,
         max_eval_images: int | None = None,
         spot: SpotParams | None = None,
+        eval_photons: list | None = None,
+        eval_repeats: int = 10,
     ):
         super().__init__()
         self.height, self.width = int(height), int(width)
@@ -243,6 +245,10 @@ class PixelDataModule(LightningDataModule):
         for name in ("val", "test"):  # val/test: the training distribution, or clean images
             self.synthesizers[name] = Synthesizer(self.height, self.width, augment if augment_eval else None)
         self.spot = spot
+        # data=spot: the photon counts of results.json's per_photons (RMSE/CRLB per N), each on eval_repeats
+        # draws at every test position (spot_metrics.per_photons)
+        self.eval_photons = [float(n) for n in eval_photons] if eval_photons else []
+        self.eval_repeats = int(eval_repeats)
         if spot is not None:  # data=spot: every split renders spots (its own seed stream keeps them apart)
             if augment is not None and not augment.identity:
                 raise ConfigError("data=spot renders its own noise (data.spot.*); the corruptions of augment= do "

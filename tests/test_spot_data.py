@@ -53,3 +53,25 @@ def test_spot_config_checks(make_cfg):
         validate(make_cfg("data=spot", "augment=noise"))
     with pytest.raises(ConfigError, match="data.spot.colour"):
         validate(make_cfg("data=spot", "+data.spot.colour=1"))
+
+
+def test_tiny_spot_run_records_the_bound_and_the_references(make_cfg, tmp_path):
+    from pixel_spotter.run_folder import Results
+    from pixel_spotter.train import run
+
+    record = run(make_cfg("data=spot", "model=cnn", "data.train_samples_per_epoch=256", "data.eval_repeats=1",
+                          "data.eval_photons=[300,3000]", "data.spot.photons=2000", "data.spot.background=10",
+                          "data.spot.sigma_psf=1", "callbacks.model_checkpoint.save_top_k=0"))
+    saved = Results.from_json((tmp_path / "results.json").read_text())
+    assert saved.ok, saved.error
+    for key in ("rmse_px", "crlb_rmse_px", "rmse_over_crlb", "rmse2d_px", "exact_acc"):
+        assert key in saved.test
+    test = saved.test
+    assert test["rmse2d_px"] == pytest.approx(test["rmse_px"] * 2 ** 0.5, rel=1e-3)  # the trainer's own rmse_px
+    assert test["rmse_over_crlb"] == pytest.approx(test["rmse2d_px"] / test["crlb_rmse_px"])
+    assert set(saved.references) == {"centroid", "ml_fit"}
+    assert saved.references["ml_fit"]["images_per_s"] > 0 and saved.images_per_s > 0
+    assert 0.6 < saved.references["ml_fit"]["rmse_over_crlb"] < 1.6  # 39 bright test spots: a rough check only
+    assert [row["photons"] for row in saved.per_photons] == [300.0, 3000.0]
+    assert all(row["ml_fit"] > 0 and row["centroid"] > 0 and row["model"] > 0 for row in saved.per_photons)
+    assert record.per_photons == saved.per_photons
