@@ -147,6 +147,8 @@ def _validate_data(data: DictConfig, model: DictConfig) -> None:
              "e.g. data.eval_photons=[200,1000,5000]")
     _require_int("data.eval_repeats", data.get("eval_repeats", 1), 1, 10)
     spot = data.get("spot")
+    _require(data.get("loss_weight") in (None, "crlb") and (spot is not None or data.get("loss_weight") is None),
+             f"data.loss_weight={data.get('loss_weight')!r}: choose null, or crlb with data=spot")
     if spot is not None:  # data=spot: its own ranges (spot_synthesis.SpotParams), and no pixel corruptions
         known = [f.name for f in fields(SpotParams)]
         unknown = sorted(set(spot) - {*known, "_target_"})

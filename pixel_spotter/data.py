@@ -30,9 +30,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pixel_spotter.errors import ConfigError
 from pixel_spotter.spot_synthesis import SpotParams, SpotSynthesizer, SpotTruth
+from pixel_spotter.spots.crlb import crlb_xy
 from pixel_spotter.synthesis import STREAMS, Augment, Synthesizer, one_hot_images, sample_seed
 
 SPLITS = ("position", "quadrant", "random")
+LOSS_WEIGHTS = (None, "crlb")
 QUADRANTS = ("top_left", "top_right", "bottom_left", "bottom_right")
 
 
@@ -229,6 +231,7 @@ class PixelDataModule(LightningDataModule):
         spot: SpotParams | None = None,
         eval_photons: list | None = None,
         eval_repeats: int = 10,
+        loss_weight: str | None = None,
     ):
         super().__init__()
         self.height, self.width = int(height), int(width)
@@ -249,6 +252,11 @@ class PixelDataModule(LightningDataModule):
         # draws at every test position (spot_metrics.per_photons)
         self.eval_photons = [float(n) for n in eval_photons] if eval_photons else []
         self.eval_repeats = int(eval_repeats)
+        # data=spot: loss_weight=crlb weights each image's loss by 1 / (CRLB_xx + CRLB_yy) of its true parameters,
+        # so the loss measures error in units of the bound and bright spots count as much as dim ones
+        if loss_weight not in LOSS_WEIGHTS or (loss_weight and spot is None):
+            raise ConfigError(f"data.loss_weight={loss_weight!r}: choose null, or crlb with data=spot")
+        self.loss_weight = loss_weight
         if spot is not None:  # data=spot: every split renders spots (its own seed stream keeps them apart)
             if augment is not None and not augment.identity:
                 raise ConfigError("data=spot renders its own noise (data.spot.*); the corruptions of augment= do "
@@ -293,9 +301,17 @@ class PixelDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
 
-    def render(self, name: str, xy: torch.Tensor, seeds) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images, normalized targets) of split ``name`` for positions ``xy`` on their device."""
-        return self.render_truth(name, xy, seeds)[:2]
+    def render(self, name: str, xy: torch.Tensor, seeds) -> tuple[torch.Tensor, ...]:
+        """(images, normalized targets) of split ``name`` for positions ``xy`` on their device, plus per-image
+        loss weights (B,) with ``loss_weight=crlb``: what the network's step gets."""
+        return self._step_batch(*self.render_truth(name, xy, seeds))
+
+    def _step_batch(self, images: torch.Tensor, target: torch.Tensor, truth: SpotTruth | None) -> tuple:
+        if self.loss_weight != "crlb":
+            return images, target
+        var_x, var_y = crlb_xy(truth.xy, truth.photons, truth.background, truth.sigma_psf, self.height, self.width,
+                               truth.read_noise)
+        return images, target, (1.0 / (var_x + var_y)).to(torch.float32)
 
     def render_truth(self, name: str, xy: torch.Tensor, seeds) -> tuple[torch.Tensor, torch.Tensor, SpotTruth | None]:
         """``render`` plus, for ``data=spot``, each image's true (xy, photons, background, sigma_psf, read noise)
@@ -320,9 +336,10 @@ class PixelDataModule(LightningDataModule):
     def batches(self, name: str, device: torch.device | str = "cpu", batch_size: int | None = None,
                 limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The rendered (images, targets) of a val/test split, in order, outside any trainer (the same images
-        the trainer's loaders give); ``limit`` stops after that many images."""
-        for images, target, _ in self.batches_truth(name, device, batch_size, limit):
-            yield images, target
+        the trainer's loaders give, and like them with loss weights third under ``loss_weight=crlb``);
+        ``limit`` stops after that many images."""
+        for batch in self.batches_truth(name, device, batch_size, limit):
+            yield self._step_batch(*batch)
 
     def batches_truth(self, name: str, device: torch.device | str = "cpu", batch_size: int | None = None,
                       limit: int | None = None, repeats: int = 1):
@@ -341,4 +358,4 @@ class PixelDataModule(LightningDataModule):
 
     def images(self, name: str, device: torch.device | str = "cpu", limit: int | None = None) -> torch.Tensor:
         """The first ``limit`` rendered images of a val/test split as one tensor (for timing inference)."""
-        return torch.cat([images for images, _ in self.batches(name, device, limit=limit)])
+        return torch.cat([batch[0] for batch in self.batches(name, device, limit=limit)])

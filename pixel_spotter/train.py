@@ -89,8 +89,8 @@ def evaluate(model, datamodule, stage: str) -> dict:
     model.eval()
     metrics = pixel_metrics(stage).to(model.device)
     loss, images_seen = 0.0, 0
-    for images, target in datamodule.batches(stage, model.device):
-        batch_loss, preds = model.loss_and_predictions(images, target)
+    for images, target, *weight in datamodule.batches(stage, model.device):
+        batch_loss, preds = model.loss_and_predictions(images, target, *weight)
         loss += float(batch_loss) * len(images)
         images_seen += len(images)
         metrics.update(preds * model.px_scale, target * model.px_scale)  # = model.predict_pixels(images)
