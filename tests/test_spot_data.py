@@ -75,3 +75,9 @@ def test_tiny_spot_run_records_the_bound_and_the_references(make_cfg, tmp_path):
     assert [row["photons"] for row in saved.per_photons] == [300.0, 3000.0]
     assert all(row["ml_fit"] > 0 and row["centroid"] > 0 and row["model"] > 0 for row in saved.per_photons)
     assert record.per_photons == saved.per_photons
+    # pixel-spotter spots: the table and the plot of RMSE/CRLB per photon count
+    from pixel_spotter.cli import main
+
+    assert main(["spots", str(tmp_path), "--plot", str(tmp_path / "spots.png")]) == 0
+    assert (tmp_path / "spots.png").stat().st_size > 1000
+    assert main(["spots", str(tmp_path / "checkpoints")]) == 2  # no spot run there: one line, status 2
