@@ -81,3 +81,23 @@ def test_tiny_spot_run_records_the_bound_and_the_references(make_cfg, tmp_path):
     assert main(["spots", str(tmp_path), "--plot", str(tmp_path / "spots.png")]) == 0
     assert (tmp_path / "spots.png").stat().st_size > 1000
     assert main(["spots", str(tmp_path / "checkpoints")]) == 2  # no spot run there: one line, status 2
+
+
+def test_spot_patch_untrained_answers_the_three_point_estimate_in_every_quadrant():
+    """The MLP's last layer starts at zero, so an untrained SpotPatch returns the three-point Gaussian offset
+    of its mirrored patch, mirrored back: on bright spots in all four quadrants (and on the border pixels,
+    where the patch is zero-padded) it lands within a tenth of a pixel, in normalized coordinates."""
+    from pixel_spotter.models.spot_patch import SpotPatch
+
+    synth = SpotSynthesizer(16, 16, SpotParams(photons=1e5, background=1, sigma_psf=1, input_scale=100))
+    xy = torch.tensor([[3, 4], [12, 3], [2, 13], [11, 12], [7, 8], [8, 7]])
+    images, truth = synth(xy, range(len(xy)))
+    net = SpotPatch(16, 16, patch=7)
+    with torch.no_grad():
+        pred = net(images).double() * 15
+    assert (pred - truth.xy).abs().max() < 0.1
+    border = torch.tensor([[0, 5], [15, 9], [6, 0], [10, 15]])
+    images, truth = synth(border, range(10, 14))
+    with torch.no_grad():
+        pred = net(images).double() * 15
+    assert (pred - truth.xy).abs().max() < 1.0  # the detected pixel, give or take: finite, in the right place
