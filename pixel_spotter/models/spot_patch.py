@@ -15,7 +15,9 @@
    classical offsets join the input, the patch's centroid of max(z, 0) and the three-point Gaussian
    interpolation ((ln z_-1 - ln z_+1) / (2 (ln z_-1 - 2 ln z_0 + ln z_+1)) per axis, clipped to +-1 px), and
    the MLP answers a correction to the latter: a bright spot is then nearly solved before the MLP starts,
-   which the MLP alone reaches only slowly (its error is a fraction of a percent of a pixel there).
+   which the MLP alone reaches only slowly (its error is a fraction of a percent of a pixel there). With
+   ``symmetric`` (default) the answer is the mean of the MLP on the patch and on its transpose (x and y
+   swapped back): symmetric by construction, and the MLP's own approximation errors partly average out.
 
 Output: normalized (c + dx) / (W - 1), (r + dy) / (H - 1), as every network here; train with MSE.
 """
@@ -36,10 +38,11 @@ class SpotPatch(nn.Module):
     weights_used = "random init"
 
     def __init__(self, height: int = 32, width: int = 32, patch: int = 7, hidden: int = 256, layers: int = 3,
-                 smooth: int = 3, estimates: bool = True):
+                 smooth: int = 3, estimates: bool = True, symmetric: bool = True):
         super().__init__()
         require_bool("estimates", estimates)
-        self.estimates = estimates
+        require_bool("symmetric", symmetric)
+        self.estimates, self.symmetric = estimates, symmetric
         require_int("patch", patch, 7, minimum=3, odd=True)
         require_int("hidden", hidden, 256)
         require_int("layers", layers, 3)
@@ -62,9 +65,8 @@ class SpotPatch(nn.Module):
         return flat // width, flat % width, peak
 
     def features(self, images: torch.Tensor):
-        """The MLP's input (B, 2 K^2 + 2, + 4 with ``estimates``), the detected (row, column) (B,), and the
-        three-point Gaussian offset (B, 2) the MLP corrects (None without ``estimates``), and the sign (B, 2) of
-        x and y of the canonical (mirrored) patch."""
+        """The canonical (mirrored) normalized patch z (B, K, K) and its validity mask, [log amplitude, log
+        background] (B,) each, the detected (row, column) (B,), and the sign (B, 2) of the patch's x and y."""
         batch, _, height, width = images.shape
         im = images[:, 0]
         row, col, peak = self.detect(images)
@@ -85,24 +87,32 @@ class SpotPatch(nn.Module):
         mask = torch.where(flip_x[:, None, None], mask.flip(2), mask)
         mask = torch.where(flip_y[:, None, None], mask.flip(1), mask)
         z = (cut - background[:, None, None]) / amplitude[:, None, None] * mask
-        scalars = [amplitude.log(), background.clamp(min=_TINY).log()]
-        base = None
+        logs = [amplitude.log(), background.clamp(min=_TINY).log()]
+        sign = torch.stack([1.0 - 2.0 * flip_x.to(z.dtype), 1.0 - 2.0 * flip_y.to(z.dtype)], dim=1)
+        return z, mask, logs, row, col, sign
+
+    def _offset(self, z: torch.Tensor, mask: torch.Tensor, logs: list) -> torch.Tensor:
+        """(dx, dy) (B, 2) of canonical patches z (B, K, K): the MLP, plus the three-point offset it corrects."""
+        k = self.patch // 2
+        scalars, base = list(logs), None
         if self.estimates:
             weight = z.clamp(min=0)
             total = weight.sum(dim=(1, 2)).clamp(min=_TINY)
-            steps = offsets.to(z.dtype)
+            steps = torch.arange(-k, k + 1, device=z.device, dtype=z.dtype)
             scalars += [(weight.sum(dim=1) * steps).sum(dim=1) / total, (weight.sum(dim=2) * steps).sum(dim=1) / total]
             log_z = z[:, k - 1: k + 2, k - 1: k + 2].clamp(min=1e-3).log()
             base = torch.stack([_three_point(log_z[:, 1, 0], log_z[:, 1, 1], log_z[:, 1, 2]),
                                 _three_point(log_z[:, 0, 1], log_z[:, 1, 1], log_z[:, 2, 1])], dim=1)
             scalars += [base[:, 0], base[:, 1]]
         feats = torch.cat([z.flatten(1), mask.flatten(1).to(z.dtype), torch.stack(scalars, dim=1)], dim=1)
-        sign = torch.stack([1.0 - 2.0 * flip_x.to(z.dtype), 1.0 - 2.0 * flip_y.to(z.dtype)], dim=1)
-        return feats, row, col, base, sign
+        offset = self.mlp(feats)
+        return offset if base is None else offset + base
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        feats, row, col, base, sign = self.features(images)
-        offset = self.mlp(feats) if base is None else self.mlp(feats) + base
+        z, mask, logs, row, col, sign = self.features(images)
+        offset = self._offset(z, mask, logs)
+        if self.symmetric:  # the mean with the transposed patch's answer (x and y swapped back)
+            offset = 0.5 * (offset + self._offset(z.transpose(1, 2), mask.transpose(1, 2), logs).flip(1))
         offset = offset * sign  # the mirrored patch's offset, back in image coordinates
         height, width = images.shape[-2:]
         x = (col.to(offset.dtype) + offset[:, 0]) / (width - 1)
