@@ -29,6 +29,8 @@ COMMANDS = {
     "robustness": ("pixel_spotter.robustness",
                    "runs' best checkpoints under noise, blur, background, dimming and decoys vs argmax and a "
                    "matched filter: robustness.csv/.png"),
+    "spots": ("pixel_spotter.spot_report",
+              "data=spot runs: RMSE / Cramér–Rao bound per photon count of each model, the centroid and the ML fit"),
     "bench": ("pixel_spotter.bench",
               "per model: training time until validation is exact, throughput, latency; vs the argmax oracle"),
     "bench-overhead": ("pixel_spotter.bench_overhead",

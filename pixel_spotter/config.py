@@ -23,6 +23,7 @@ from pixel_spotter.metric_names import HIGHER_IS_BETTER, MONITORS
 from pixel_spotter.models.resnet import WEIGHT_CHOICES
 from pixel_spotter.module import LOSSES, PIXEL_LOSSES
 from pixel_spotter.search import check_metric
+from pixel_spotter.spot_synthesis import SpotParams
 from pixel_spotter.synthesis import Augment
 
 MAX_SEED = 2**32 - 1  # numpy's seed range, which seed_everything also uses
@@ -141,6 +142,25 @@ def _validate_data(data: DictConfig, model: DictConfig) -> None:
         _require(not unknown, f"data.augment.{unknown[0] if unknown else ''} is not a corruption setting; "
                               f"use {', '.join(known)}")
         Augment(**{k: (list(v) if isinstance(v, ListConfig) else v) for k, v in augment.items() if k != "_target_"})
+    photons = data.get("eval_photons")
+    photons = list(photons) if isinstance(photons, ListConfig) else photons
+    _require(photons is None or (isinstance(photons, list) and all(_is_number(n) and n > 0 for n in photons)),
+             f"data.eval_photons must be a list of photon counts > 0 or null, got {photons!r}; "
+             "e.g. data.eval_photons=[200,1000,5000]")
+    _require_int("data.eval_repeats", data.get("eval_repeats", 1), 1, 10)
+    spot = data.get("spot")
+    _require(data.get("loss_weight") in (None, "crlb") and (spot is not None or data.get("loss_weight") is None),
+             f"data.loss_weight={data.get('loss_weight')!r}: choose null, or crlb with data=spot")
+    if spot is not None:  # data=spot: its own ranges (spot_synthesis.SpotParams), and no pixel corruptions
+        known = [f.name for f in fields(SpotParams)]
+        unknown = sorted(set(spot) - {*known, "_target_"})
+        _require(not unknown,
+                 f"data.spot.{unknown[0] if unknown else ''} is not a spot setting; use {', '.join(known)}")
+        SpotParams(**{k: (list(v) if isinstance(v, ListConfig) else v) for k, v in spot.items() if k != "_target_"})
+        _require(augment is None or Augment(**{k: (list(v) if isinstance(v, ListConfig) else v)
+                                               for k, v in augment.items() if k != "_target_"}).identity,
+                 "data=spot renders its own noise (data.spot.*); the corruptions of augment= do not apply to it: "
+                 "use augment=none")
 
     height, width, split = data.height, data.width, data.split
     # Nothing is materialized, but the positions are (H*W x 2 int64) and one batch is rendered whole.

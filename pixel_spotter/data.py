@@ -15,6 +15,9 @@ Split modes (``split``):
 
 Only positions are stored; images are rendered per batch on the training device (``synthesis.py``), with the
 corruptions of ``augment`` drawn per image, so memory is O(batch x H x W) and each epoch sees fresh noise.
+With ``spot`` (``data=spot``, ``spot_synthesis.py``) the same splits and seeds render sub-pixel Gaussian spots
+in photon counts instead: the split gives each image its pixel, its seed the sub-pixel offset, photons,
+background, sigma_psf and noise, and the targets are continuous.
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pixel_spotter.errors import ConfigError
+from pixel_spotter.spot_synthesis import SpotParams, SpotSynthesizer, SpotTruth
+from pixel_spotter.spots.crlb import crlb_xy
 from pixel_spotter.synthesis import STREAMS, Augment, Synthesizer, one_hot_images, sample_seed
 
 SPLITS = ("position", "quadrant", "random")
+LOSS_WEIGHTS = (None, "crlb")
 QUADRANTS = ("top_left", "top_right", "bottom_left", "bottom_right")
 
 
@@ -221,6 +228,10 @@ class PixelDataModule(LightningDataModule):
         augment_eval: bool = True,
         train_samples_per_epoch: int | None = None,
         max_eval_images: int | None = None,
+        spot: SpotParams | None = None,
+        eval_photons: list | None = None,
+        eval_repeats: int = 10,
+        loss_weight: str | None = None,
     ):
         super().__init__()
         self.height, self.width = int(height), int(width)
@@ -236,6 +247,21 @@ class PixelDataModule(LightningDataModule):
         self.synthesizers = {"train": Synthesizer(self.height, self.width, augment)}
         for name in ("val", "test"):  # val/test: the training distribution, or clean images
             self.synthesizers[name] = Synthesizer(self.height, self.width, augment if augment_eval else None)
+        self.spot = spot
+        # data=spot: the photon counts of results.json's per_photons (RMSE/CRLB per N), each on eval_repeats
+        # draws at every test position (spot_metrics.per_photons)
+        self.eval_photons = [float(n) for n in eval_photons] if eval_photons else []
+        self.eval_repeats = int(eval_repeats)
+        # data=spot: loss_weight=crlb weights each image's loss by 1 / (CRLB_xx + CRLB_yy) of its true parameters,
+        # so the loss measures error in units of the bound and bright spots count as much as dim ones
+        if loss_weight not in LOSS_WEIGHTS or (loss_weight and spot is None):
+            raise ConfigError(f"data.loss_weight={loss_weight!r}: choose null, or crlb with data=spot")
+        self.loss_weight = loss_weight
+        if spot is not None:  # data=spot: every split renders spots (its own seed stream keeps them apart)
+            if augment is not None and not augment.identity:
+                raise ConfigError("data=spot renders its own noise (data.spot.*); the corruptions of augment= do "
+                                  "not apply to it: use augment=none")
+            self.synthesizers = {name: SpotSynthesizer(self.height, self.width, spot) for name in STREAMS}
         self.positions: dict[str, torch.Tensor] = {}
         self.datasets: dict[str, PositionDraws] = {}
 
@@ -275,10 +301,28 @@ class PixelDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
 
-    def render(self, name: str, xy: torch.Tensor, seeds) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images, normalized targets) of split ``name`` for positions ``xy`` on their device."""
-        images = self.synthesizers[name](xy, [int(s) for s in seeds])
-        return images, normalize_xy(xy[:, 0], xy[:, 1], self.height, self.width)
+    def render(self, name: str, xy: torch.Tensor, seeds) -> tuple[torch.Tensor, ...]:
+        """(images, normalized targets) of split ``name`` for positions ``xy`` on their device, plus per-image
+        loss weights (B,) with ``loss_weight=crlb``: what the network's step gets."""
+        return self._step_batch(*self.render_truth(name, xy, seeds))
+
+    def _step_batch(self, images: torch.Tensor, target: torch.Tensor, truth: SpotTruth | None) -> tuple:
+        if self.loss_weight != "crlb":
+            return images, target
+        var_x, var_y = crlb_xy(truth.xy, truth.photons, truth.background, truth.sigma_psf, self.height, self.width,
+                               truth.read_noise)
+        return images, target, (1.0 / (var_x + var_y)).to(torch.float32)
+
+    def render_truth(self, name: str, xy: torch.Tensor, seeds) -> tuple[torch.Tensor, torch.Tensor, SpotTruth | None]:
+        """``render`` plus, for ``data=spot``, each image's true (xy, photons, background, sigma_psf, read noise)
+        (None for the pixel task, whose truth is ``xy`` itself)."""
+        seeds = [int(s) for s in seeds]
+        if self.spot is None:
+            images = self.synthesizers[name](xy, seeds)
+            return images, normalize_xy(xy[:, 0], xy[:, 1], self.height, self.width), None
+        images, truth = self.synthesizers[name](xy, seeds)
+        scale = truth.xy.new_tensor([self.width - 1.0, self.height - 1.0])
+        return images, (truth.xy / scale).to(torch.float32), truth
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Lightning hands the batch of (positions, seeds) here once it is on the device: render it there."""
@@ -292,16 +336,26 @@ class PixelDataModule(LightningDataModule):
     def batches(self, name: str, device: torch.device | str = "cpu", batch_size: int | None = None,
                 limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The rendered (images, targets) of a val/test split, in order, outside any trainer (the same images
-        the trainer's loaders give); ``limit`` stops after that many images."""
+        the trainer's loaders give, and like them with loss weights third under ``loss_weight=crlb``);
+        ``limit`` stops after that many images."""
+        for batch in self.batches_truth(name, device, batch_size, limit):
+            yield self._step_batch(*batch)
+
+    def batches_truth(self, name: str, device: torch.device | str = "cpu", batch_size: int | None = None,
+                      limit: int | None = None, repeats: int = 1):
+        """``batches`` with each image's truth (``render_truth``). ``repeats`` > 1 goes round the split's
+        positions that many times, with new draws (draw numbers count on: sub-pixel offsets and noise differ),
+        for more test images than positions; repeats=1 gives exactly the trainer's images."""
         self.setup()
         data = self.datasets[name]
-        count = len(data) if limit is None else min(limit, len(data))
+        size = len(data)
+        count = size * repeats if limit is None else min(limit, size * repeats)
         step = batch_size or self.eval_batch_size
         for start in range(0, count, step):
             keys = range(start, min(start + step, count))
-            xy = data.positions[start: start + len(keys)].to(device)
-            yield self.render(name, xy, [sample_seed(self.seed, STREAMS[name], k) for k in keys])
+            xy = data.positions[torch.tensor([k % size for k in keys], dtype=torch.long)].to(device)
+            yield self.render_truth(name, xy, [sample_seed(self.seed, STREAMS[name], k) for k in keys])
 
     def images(self, name: str, device: torch.device | str = "cpu", limit: int | None = None) -> torch.Tensor:
         """The first ``limit`` rendered images of a val/test split as one tensor (for timing inference)."""
-        return torch.cat([images for images, _ in self.batches(name, device, limit=limit)])
+        return torch.cat([batch[0] for batch in self.batches(name, device, limit=limit)])

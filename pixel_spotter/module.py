@@ -53,20 +53,26 @@ class CoordinateRegressor(LightningModule):
         """(x, y) predictions in pixels."""
         return self(images) * self.px_scale
 
-    def loss_and_predictions(self, images: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training loss and the normalized (x, y) predictions of one batch (the one place a loss is taken)."""
+    def loss_and_predictions(self, images: torch.Tensor, target: torch.Tensor,
+                             weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss and the normalized (x, y) predictions of one batch (the one place a loss is taken).
+        ``weight`` (B,): per-image loss weights (data=spot's ``data.loss_weight=crlb``), the loss then
+        sum(w loss_i) / sum(w)."""
         if self.loss_name in PIXEL_LOSSES:  # a classifier over pixels: the true pixel is the class
             scores = self.net.score_map(images)
             pixel = (target * self.px_scale).round().long()
             loss = F.cross_entropy(scores.flatten(1), pixel[:, 1] * scores.shape[-1] + pixel[:, 0])
             return loss, self.net.readout(scores)
         preds = self(images)
-        return self.loss_fn(preds, target), preds
+        if weight is None:
+            return self.loss_fn(preds, target), preds
+        per_image = self.loss_fn(preds, target, reduction="none").mean(dim=1)
+        return (weight * per_image).sum() / weight.sum(), preds
 
     def _step(self, batch, stage: str) -> dict:
-        images, target = batch
+        images, target, *weight = batch  # weight: data=spot with data.loss_weight=crlb
         target_px = target * self.px_scale
-        loss, preds = self.loss_and_predictions(images, target)
+        loss, preds = self.loss_and_predictions(images, target, *weight)
         preds_px = preds.detach() * self.px_scale
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(preds_px, target_px)

@@ -30,6 +30,7 @@ from pixel_spotter.run_callbacks import DivergenceGuard, FitClock, RngStateInChe
 from pixel_spotter.run_folder import DIVERGED, FAILED, OK, Results, RunFolder, Start, all_finite
 from pixel_spotter.search import optimized_value
 from pixel_spotter.side_outputs import TestPredictions, record_hooks
+from pixel_spotter.spot_metrics import evaluate_spots, per_photons
 from pixel_spotter.timing import ms_per_image
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,8 @@ def evaluate(model, datamodule, stage: str) -> dict:
     model.eval()
     metrics = pixel_metrics(stage).to(model.device)
     loss, images_seen = 0.0, 0
-    for images, target in datamodule.batches(stage, model.device):
-        batch_loss, preds = model.loss_and_predictions(images, target)
+    for images, target, *weight in datamodule.batches(stage, model.device):
+        batch_loss, preds = model.loss_and_predictions(images, target, *weight)
         loss += float(batch_loss) * len(images)
         images_seen += len(images)
         metrics.update(preds * model.px_scale, target * model.px_scale)  # = model.predict_pixels(images)
@@ -165,6 +166,8 @@ def _train(cfg: DictConfig, folder: RunFolder, start: Start, record: Results) ->
     model.to(trainer.strategy.root_device).eval()
     best_val = evaluate(model, datamodule, "val")  # same weights; not logged as a new epoch
     _record(record, trainer, datamodule, model, folder, best, train_seconds, best_val, test)
+    if getattr(datamodule, "spot", None) is not None and record.ok:
+        _record_spots(record, datamodule, model)
     record_hooks(trainer, model, record)  # side outputs that need the complete record (side_outputs.py)
 
 
@@ -194,6 +197,23 @@ def _record(record: Results, trainer, datamodule, model, folder: RunFolder, best
     record.best_checkpoint = os.path.relpath(best, folder.path) if best else None
     record.best_val, record.test = best_val, test
     record.device = str(model.device)
+
+
+SPOT_TEST_KEYS = ("crlb_rmse_px", "rmse2d_px", "rmse_over_crlb")
+
+
+def _record_spots(record: Results, datamodule, model) -> None:
+    """data=spot: the test images against the Cramér–Rao bound, the reference estimators on the same images,
+    and (``data.eval_photons``) RMSE/CRLB per photon count (spot_metrics.py)."""
+    spot = evaluate_spots(model, datamodule, "test")
+    mine = spot["model"]
+    record.test = {**record.test, "crlb_rmse_px": spot["crlb_rmse_px"], "rmse2d_px": mine["rmse2d_px"],
+                   "rmse_over_crlb": mine["rmse_over_crlb"]}
+    record.references = {name: spot[name] for name in ("centroid", "ml_fit")}
+    batched = record.inference_ms_per_image.get("batched")
+    record.images_per_s = 1000.0 / batched if batched else None
+    if datamodule.eval_photons:
+        record.per_photons = per_photons(model, datamodule, datamodule.eval_photons, datamodule.eval_repeats)
 
 
 class _DropTips(logging.Filter):

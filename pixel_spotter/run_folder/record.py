@@ -47,6 +47,12 @@ class Results:
     best_checkpoint: str | None = None  # relative to the run folder
     best_val: dict = field(default_factory=dict)
     test: dict = field(default_factory=dict)
+    # data=spot only (spot_metrics.py): the reference estimators on the same test images, {name: {rmse_px,
+    # rmse2d_px, rmse_over_crlb, images_per_s, ...}}; the model's images/s (batched, 1000 /
+    # inference_ms_per_image.batched); RMSE/CRLB per photon count of the model and the references.
+    references: dict = field(default_factory=dict)
+    images_per_s: float | None = None
+    per_photons: list = field(default_factory=list)
     device: str | None = None
     versions: dict = field(default_factory=dict)
     hardware: dict = field(default_factory=dict)
@@ -106,6 +112,9 @@ _CHECKS = {
     "best_checkpoint": _optional(lambda v: isinstance(v, str)),
     "best_val": _metric_dict,
     "test": _metric_dict,
+    "references": lambda v: isinstance(v, dict) and all(_metric_dict(x) for x in v.values()),
+    "images_per_s": _optional(_number),
+    "per_photons": lambda v: isinstance(v, list) and all(_metric_dict(x) for x in v),
     "device": _optional(lambda v: isinstance(v, str)),
     "versions": lambda v: isinstance(v, dict) and all(isinstance(x, (str, type(None))) for x in v.values()),
     "hardware": lambda v: isinstance(v, dict) and all(isinstance(x, (str, int, type(None))) for x in v.values()),

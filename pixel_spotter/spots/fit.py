@@ -92,9 +92,11 @@ class SpotFit(NamedTuple):
 
 
 def _bounds(theta: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lowest and highest (x, y, photons, background): (x, y) inside the image, photons and background > 0."""
-    lo = theta.new_tensor([0.0, 0.0, MIN_PHOTONS, MIN_BACKGROUND])
-    hi = theta.new_tensor([width - 1.0, height - 1.0, math.inf, math.inf])
+    """Lowest and highest (x, y, photons, background): (x, y) inside the image, whose outer pixel edges are at
+    -0.5 and W - 0.5 (a spot in a border pixel can lie up to half a pixel beyond the outermost pixel centre, as
+    ``data=spot`` draws them), photons and background > 0."""
+    lo = theta.new_tensor([-0.5, -0.5, MIN_PHOTONS, MIN_BACKGROUND])
+    hi = theta.new_tensor([width - 0.5, height - 0.5, math.inf, math.inf])
     return lo, hi
 
 
@@ -110,7 +112,7 @@ def fit_ml(images: torch.Tensor, sigma_psf, iterations: int = 30, tol: float = 1
     Maximizes the Poisson log-likelihood sum(k ln mu - mu) of ``psf.expected_counts`` by Levenberg–Marquardt
     on Fisher scoring: step = (I + lambda diag(I))^-1 grad, I the Fisher information (always positive
     definite, no second derivatives), projected into the image; a parameter on its bound (x or y on the
-    outermost pixel centre) whose gradient points out of the image is held there and left out of the step
+    image's outer edge) whose gradient points out of the image is held there and left out of the step
     (projected Newton), so the others still converge fast. A step is kept only if the
     likelihood does not drop (then lambda / 10, else lambda * 10). At most ``iterations`` steps; images whose
     accepted step moved (x, y) by < ``tol`` px and photons by < ``tol`` relative are done (``converged``) and

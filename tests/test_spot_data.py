@@ -1,0 +1,103 @@
+"""data=spot (issue 11): sub-pixel Gaussian spots on the honest splits, each image a function of its seed."""
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from pixel_spotter.config import validate
+from pixel_spotter.errors import ConfigError
+from pixel_spotter.spot_synthesis import SpotParams, SpotSynthesizer
+from pixel_spotter.spots.psf import expected_counts
+
+
+def _datamodule(make_cfg, *overrides):
+    cfg = make_cfg("data=spot", *overrides)
+    validate(cfg)
+    return instantiate(cfg.data)
+
+
+def test_spot_images_depend_on_their_seed_only_and_keep_the_split(make_cfg):
+    dm = _datamodule(make_cfg)
+    images, target, truth = next(dm.batches_truth("test", batch_size=1024))
+    again, _, _ = next(dm.batches_truth("test", batch_size=5))
+    assert torch.equal(images[:5], again)  # not on the batch
+    assert images.shape == (len(dm.positions["test"]), 1, 16, 16) and images.dtype == torch.float32
+    # each spot lies in its split's pixel, the sub-pixel offset in [-0.5, 0.5)
+    offset = truth.xy - dm.positions["test"].double()
+    assert offset.min() >= -0.5 and offset.max() < 0.5 and offset.abs().max() > 0.3
+    assert torch.allclose(target.double() * 15, truth.xy, atol=1e-5)  # continuous, normalized by W - 1
+    p = dm.spot
+    assert truth.photons.min() >= p.photons[0] and truth.photons.max() <= p.photons[1]
+    assert truth.background.min() >= p.background[0] and truth.sigma_psf.max() <= p.sigma_psf[1]
+    assert dm.test_overlap == 0.0
+    # more test images than positions: new draws at the same pixels
+    many = torch.cat([t.xy for _, _, t in dm.batches_truth("test", repeats=3)])
+    assert len(many) == 3 * len(dm.positions["test"]) and not torch.equal(many[: len(truth.xy)], many[-len(truth.xy):])
+
+
+def test_spot_counts_are_poisson_around_the_pixelated_gaussian():
+    synth = SpotSynthesizer(12, 12, SpotParams(photons=2000, background=5, sigma_psf=1.2, input_scale=10))
+    xy = torch.full((4000, 2), 5, dtype=torch.long)
+    images, truth = synth(xy, range(4000))
+    counts = images[:, 0].double() * 10
+    mu = expected_counts(truth.xy, 2000, 5, 1.2, 12, 12)
+    assert torch.allclose(counts, counts.round(), atol=1e-3)  # whole photons (no read noise; float32 input)
+    z = (counts - mu) / mu.sqrt()
+    assert abs(float(z.mean())) < 0.01 and float(z.std()) == pytest.approx(1.0, abs=0.01)
+
+
+def test_spot_config_checks(make_cfg):
+    with pytest.raises(ConfigError, match="data.spot.photons"):
+        validate(make_cfg("data=spot", "data.spot.photons=[5000,100]"))
+    with pytest.raises(ConfigError, match="augment=none"):
+        validate(make_cfg("data=spot", "augment=noise"))
+    with pytest.raises(ConfigError, match="data.spot.colour"):
+        validate(make_cfg("data=spot", "+data.spot.colour=1"))
+
+
+def test_tiny_spot_run_records_the_bound_and_the_references(make_cfg, tmp_path):
+    from pixel_spotter.run_folder import Results
+    from pixel_spotter.train import run
+
+    record = run(make_cfg("data=spot", "model=cnn", "data.train_samples_per_epoch=256", "data.eval_repeats=1",
+                          "data.eval_photons=[300,3000]", "data.spot.photons=2000", "data.spot.background=10",
+                          "data.spot.sigma_psf=1", "callbacks.model_checkpoint.save_top_k=0"))
+    saved = Results.from_json((tmp_path / "results.json").read_text())
+    assert saved.ok, saved.error
+    for key in ("rmse_px", "crlb_rmse_px", "rmse_over_crlb", "rmse2d_px", "exact_acc"):
+        assert key in saved.test
+    test = saved.test
+    assert test["rmse2d_px"] == pytest.approx(test["rmse_px"] * 2 ** 0.5, rel=1e-3)  # the trainer's own rmse_px
+    assert test["rmse_over_crlb"] == pytest.approx(test["rmse2d_px"] / test["crlb_rmse_px"])
+    assert set(saved.references) == {"centroid", "ml_fit"}
+    assert saved.references["ml_fit"]["images_per_s"] > 0 and saved.images_per_s > 0
+    assert 0.6 < saved.references["ml_fit"]["rmse_over_crlb"] < 1.6  # 39 bright test spots: a rough check only
+    assert [row["photons"] for row in saved.per_photons] == [300.0, 3000.0]
+    assert all(row["ml_fit"] > 0 and row["centroid"] > 0 and row["model"] > 0 for row in saved.per_photons)
+    assert record.per_photons == saved.per_photons
+    # pixel-spotter spots: the table and the plot of RMSE/CRLB per photon count
+    from pixel_spotter.cli import main
+
+    assert main(["spots", str(tmp_path), "--plot", str(tmp_path / "spots.png")]) == 0
+    assert (tmp_path / "spots.png").stat().st_size > 1000
+    assert main(["spots", str(tmp_path / "checkpoints")]) == 2  # no spot run there: one line, status 2
+
+
+def test_spot_patch_untrained_answers_the_three_point_estimate_in_every_quadrant():
+    """The MLP's last layer starts at zero, so an untrained SpotPatch returns the three-point Gaussian offset
+    of its mirrored patch, mirrored back: on bright spots in all four quadrants (and on the border pixels,
+    where the patch is zero-padded) it lands within a tenth of a pixel, in normalized coordinates."""
+    from pixel_spotter.models.spot_patch import SpotPatch
+
+    synth = SpotSynthesizer(16, 16, SpotParams(photons=1e5, background=1, sigma_psf=1, input_scale=100))
+    xy = torch.tensor([[3, 4], [12, 3], [2, 13], [11, 12], [7, 8], [8, 7]])
+    images, truth = synth(xy, range(len(xy)))
+    net = SpotPatch(16, 16, patch=7)
+    with torch.no_grad():
+        pred = net(images).double() * 15
+    assert (pred - truth.xy).abs().max() < 0.1
+    border = torch.tensor([[0, 5], [15, 9], [6, 0], [10, 15]])
+    images, truth = synth(border, range(10, 14))
+    with torch.no_grad():
+        pred = net(images).double() * 15
+    assert (pred - truth.xy).abs().max() < 1.0  # the detected pixel, give or take: finite, in the right place
