@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from pixel_spotter.errors import UserError
+from pixel_spotter.report.spots import clean_rows
 from pixel_spotter.run_folder import RunFolder, find_runs
 
 REFERENCES = ("centroid", "ml_fit")
@@ -23,6 +24,7 @@ def spot_runs(folders: list[Path]) -> list[tuple[str, object]]:
     for folder in folders:
         for run_dir in find_runs(folder):
             record = RunFolder(run_dir).read()
+            record.per_photons = clean_rows(record.per_photons)  # untrusted rows: keep the well-formed ones
             if record.ok and record.per_photons:
                 runs.append((f"{record.model} ({run_dir.name})", record))
     return runs

@@ -446,3 +446,33 @@ def test_report_and_sweep_summary_survive_any_record(sweeps, tmp_path, capsys, c
     assert exit_.value.code == 1
     printed = capsys.readouterr().out
     assert "4 jobs, 3 ok, 1 not ok" in printed and f"  {status}" in printed
+
+
+def _spot_rows(bound: float, model: float) -> list[dict]:
+    return [{"photons": n, "crlb_rmse_px": bound / n ** 0.5, "model": model, "centroid": 2 * model, "ml_fit": 1.0}
+            for n in (200, 1000)]
+
+
+def test_spot_runs_get_one_bound_table_per_test_set_and_planted_rows_are_dropped(tmp_path):
+    from pixel_spotter.report import spots
+
+    same_a, same_b, other = _run("0", "spot_patch", 0.1), _run("1", "spot_patch", 0.2), _run("2", "spot_patch", 0.3)
+    same_a.record["per_photons"] = _spot_rows(2.0, 1.04)
+    same_b.record["per_photons"] = _spot_rows(2.0, 1.20) + [{"photons": "many"}, {"crlb_rmse_px": 1}, 7]
+    other.record["per_photons"] = _spot_rows(5.0, 1.5)
+    planted = _run("3", "cnn", 0.4)
+    planted.record["per_photons"] = {"photons": 1}  # not a list: no spot section for this run, no exception
+    a = analyze([same_a, same_b, other, planted])
+    groups = spots.by_test_set(spots.spot_series(a.runs))
+    assert [[label for label, _ in g] for g in groups] == [["#0 spot_patch", "#1 spot_patch"], ["#2 spot_patch"]]
+    assert all(len(rows) == 2 for g in groups for _, rows in g)  # the planted rows were dropped
+    headers, body = spots.table(groups[0])
+    assert headers[2:] == ["#0 spot_patch: RMSE/CRLB", "#1 spot_patch: RMSE/CRLB", "centroid: RMSE/CRLB",
+                           "ml_fit: RMSE/CRLB"]
+    assert body[0] == ["200", f"{2.0 / 200 ** 0.5:.4f}", "1.040", "1.200", "2.080", "1.000"]
+    assert spots.plot(groups[1], tmp_path / "spots.png").stat().st_size > 0
+    from datetime import datetime
+
+    context = render.context(a, [tmp_path], [], tmp_path, datetime.now())
+    assert len(context["spots"]["tables"]) == 2
+    assert render.context(analyze([_run("4", "cnn", 1.0)]), [tmp_path], [], tmp_path, datetime.now())["spots"] is None

@@ -49,6 +49,16 @@ MARKDOWN = """\
 {% for line in summary %}
 - {{ line }}
 {% endfor %}
+{% if spots %}
+
+## Sub-pixel spots
+
+{{ spots.note }}
+
+{% for t in spots.tables %}
+{{ table(t) }}
+{% endfor %}
+{% endif %}
 {% if robustness %}
 
 ## Robustness
@@ -131,6 +141,13 @@ HTML = """\
 {{ table(runs_table) }}
 <h2>Summary</h2>
 <ul>{% for line in summary %}<li>{{ line | inline }}</li>{% endfor %}</ul>
+{% if spots %}
+<h2>Sub-pixel spots</h2>
+<p>{{ spots.note | inline }}</p>
+{% for t in spots.tables %}
+{{ table(t) }}
+{% endfor %}
+{% endif %}
 {% if robustness %}
 <h2>Robustness</h2>
 <p>{{ robustness.note | inline }}</p>
