@@ -80,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_command(args: argparse.Namespace) -> int:
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
-        raise UserError(f"no such folder: {missing[0]}")
+        raise UserError(f"{missing[0]} is not a folder; pass data=spot run folders (outputs/<time>) or sweep folders")
     runs = spot_runs(args.folders)
     if not runs:
         raise UserError("no finished data=spot run with a per-photon evaluation (data.eval_photons) under "

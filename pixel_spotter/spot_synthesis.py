@@ -25,23 +25,9 @@ import torch
 
 from pixel_spotter.errors import ConfigError
 from pixel_spotter.spots.psf import expected_counts
+from pixel_spotter.synthesis import config_range
 
 _ORDER = ("photons", "background", "sigma_psf", "read_noise")  # draw order after the offset: fixed
-
-
-def _range(name: str, value, low: float, high: float) -> tuple[float, float]:
-    """A checked [lo, hi] range of ``data.spot.<name>`` (a single number means exactly that value)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = [value, value]
-    ok = (isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
-    if ok:
-        lo, hi = (float(v) for v in value)
-        ok = low <= lo <= hi <= high
-    if not ok:
-        raise ConfigError(f"data.spot.{name} must be a number or a range [lo, hi] in [{low:g}, {high:g}] with "
-                          f"lo <= hi, got {value!r}; e.g. data.spot.{name}=[{low:g},{high:g}]")
-    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -59,10 +45,11 @@ class SpotParams:
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        set_("photons", _range("photons", self.photons, 1.0, 1e7))
-        set_("background", _range("background", self.background, 0.01, 1e5))  # b > 0: the model's mu > 0
-        set_("sigma_psf", _range("sigma_psf", self.sigma_psf, 0.3, 20.0))
-        set_("read_noise", _range("read_noise", self.read_noise, 0.0, 1e4))
+        set_("photons", config_range("data.spot.photons", self.photons, 1.0, 1e7))
+        # b > 0: the model's mu must be positive
+        set_("background", config_range("data.spot.background", self.background, 0.01, 1e5))
+        set_("sigma_psf", config_range("data.spot.sigma_psf", self.sigma_psf, 0.3, 20.0))
+        set_("read_noise", config_range("data.spot.read_noise", self.read_noise, 0.0, 1e4))
         if not isinstance(self.log_uniform, bool):
             raise ConfigError(f"data.spot.log_uniform must be true or false, got {self.log_uniform!r}")
         if not (isinstance(self.input_scale, (int, float)) and not isinstance(self.input_scale, bool)

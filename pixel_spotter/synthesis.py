@@ -43,9 +43,10 @@ def one_hot_images(xy: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return images
 
 
-def _range(name: str, value, low: float, high: float | None, integer: bool = False) -> tuple[float, float]:
-    """A [lo, hi] config range (a single number means exactly that value), checked."""
-    example = f"data.augment.{name}=[{low:g},{low if high is None else high:g}]"
+def config_range(key: str, value, low: float, high: float | None, integer: bool = False) -> tuple[float, float]:
+    """A checked [lo, hi] config range (a single number means exactly that value); ``key`` is the user's name
+    for it (``data.augment.noise_std``). Shared by every per-image range (also spot_synthesis.SpotParams)."""
+    example = f"{key}=[{low:g},{low + 0.5 if high is None else high:g}]"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [value, value]
     ok = (isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
@@ -56,7 +57,7 @@ def _range(name: str, value, low: float, high: float | None, integer: bool = Fal
     if not ok:
         bounds = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
         kind = "integers" if integer else "numbers"
-        raise ConfigError(f"data.augment.{name} must be a range [lo, hi] of {kind} {bounds} with lo <= hi, "
+        raise ConfigError(f"{key} must be a range [lo, hi] of {kind} {bounds} with lo <= hi, "
                           f"got {value!r}; e.g. {example}")
     return lo, hi
 
@@ -83,12 +84,12 @@ class Augment:
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        set_("noise_std", _range("noise_std", self.noise_std, 0.0, None))
-        set_("blur_sigma", _range("blur_sigma", self.blur_sigma, 0.0, 20.0))
-        set_("blob_sigma", _range("blob_sigma", self.blob_sigma, 0.0, 20.0))
-        set_("background", _range("background", self.background, -1.0, 1.0))
-        set_("intensity", _range("intensity", self.intensity, 0.001, 100.0))
-        set_("distractors", _range("distractors", self.distractors, 0, 1000, integer=True))
+        set_("noise_std", config_range("data.augment.noise_std", self.noise_std, 0.0, None))
+        set_("blur_sigma", config_range("data.augment.blur_sigma", self.blur_sigma, 0.0, 20.0))
+        set_("blob_sigma", config_range("data.augment.blob_sigma", self.blob_sigma, 0.0, 20.0))
+        set_("background", config_range("data.augment.background", self.background, -1.0, 1.0))
+        set_("intensity", config_range("data.augment.intensity", self.intensity, 0.001, 100.0))
+        set_("distractors", config_range("data.augment.distractors", self.distractors, 0, 1000, integer=True))
         if self.combine not in COMBINE:
             raise ConfigError(f"data.augment.combine={self.combine!r} is unknown; choose one of {', '.join(COMBINE)}")
         for key, low, high in (("distractor_intensity", 0.0, 1.0), ("p", 0.0, 1.0)):

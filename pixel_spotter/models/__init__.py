@@ -27,3 +27,20 @@ def require_int(key: str, value, example, minimum: int = 1, odd: bool = False) -
 def require_bool(key: str, value) -> None:
     if not isinstance(value, bool):
         raise ConfigError(f"model.net.{key} must be true or false, got {value!r}; e.g. model.net.{key}=false")
+
+
+def require_channel_list(channels) -> list:
+    """``model.net.channels`` as a non-empty list of integers >= 1, or one ConfigError line."""
+    from omegaconf import ListConfig
+
+    shown = list(channels) if isinstance(channels, (ListConfig, list, tuple)) else channels
+    if not (isinstance(channels, (ListConfig, list, tuple)) and len(channels) >= 1
+            and all(_is_int(c) and c >= 1 for c in channels)):
+        raise ConfigError(f"model.net.channels must be a non-empty list of integers >= 1, got {shown!r}; "
+                          "e.g. model.net.channels=[32,64,128]")
+    return shown
+
+
+def require_dropout(dropout) -> None:
+    if not (isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1):
+        raise ConfigError(f"model.net.dropout must be a number in [0, 1), got {dropout!r}; e.g. model.net.dropout=0.3")

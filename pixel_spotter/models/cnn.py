@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import math
 
-from omegaconf import ListConfig
 from torch import nn
 
 from pixel_spotter.errors import ConfigError
-from pixel_spotter.models import require_bool, require_int
+from pixel_spotter.models import require_bool, require_channel_list, require_dropout, require_int
 
 
 class BaselineCNN(nn.Module):
@@ -47,14 +46,9 @@ class BaselineCNN(nn.Module):
 
 
 def _check(height, width, channels, hidden, dropout, pool_ceil_mode) -> None:
-    shown = list(channels) if isinstance(channels, (ListConfig, list, tuple)) else channels
-    if not (isinstance(channels, (ListConfig, list, tuple)) and len(channels) >= 1
-            and all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in channels)):
-        raise ConfigError(f"model.net.channels must be a non-empty list of integers >= 1, got {shown!r}; "
-                          "e.g. model.net.channels=[32,64,128]")
+    shown = require_channel_list(channels)
     require_int("hidden", hidden, 128)
-    if not (isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1):
-        raise ConfigError(f"model.net.dropout must be a number in [0, 1), got {dropout!r}; e.g. model.net.dropout=0.3")
+    require_dropout(dropout)
     require_bool("pool_ceil_mode", pool_ceil_mode)
     h, w = height, width
     for _ in channels:

@@ -7,11 +7,9 @@ seeds' recipe, reproduced as written; experiments/robustness/ reports how it doe
 
 from __future__ import annotations
 
-from omegaconf import ListConfig
 from torch import nn
 
-from pixel_spotter.errors import ConfigError
-from pixel_spotter.models import require_int
+from pixel_spotter.models import require_channel_list, require_dropout, require_int
 
 
 class GapCNN(nn.Module):
@@ -20,15 +18,9 @@ class GapCNN(nn.Module):
 
     def __init__(self, channels=(32, 64, 128), hidden: int = 64, dropout: float = 0.3):
         super().__init__()
-        shown = list(channels) if isinstance(channels, (ListConfig, list, tuple)) else channels
-        if not (isinstance(channels, (ListConfig, list, tuple)) and len(channels) >= 1
-                and all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in channels)):
-            raise ConfigError(f"model.net.channels must be a non-empty list of integers >= 1, got {shown!r}; "
-                              "e.g. model.net.channels=[32,64,128]")
+        require_channel_list(channels)
         require_int("hidden", hidden, 64)
-        if not (isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1):
-            raise ConfigError(f"model.net.dropout must be a number in [0, 1), got {dropout!r}; "
-                              "e.g. model.net.dropout=0.3")
+        require_dropout(dropout)
         layers, in_ch = [], 1
         for out_ch in channels:  # a block: conv + batch norm + ReLU + 2x2 max-pool (ceil: odd sizes keep the edge)
             layers += [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
