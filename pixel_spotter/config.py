@@ -151,6 +151,16 @@ def _validate_data(data: DictConfig, model: DictConfig) -> None:
     spot = data.get("spot")
     _require(data.get("loss_weight") in (None, "crlb") and (spot is not None or data.get("loss_weight") is None),
              f"data.loss_weight={data.get('loss_weight')!r}: choose null, or crlb with data=spot")
+    huber = model.get("huber_bounds")
+    _require(huber is None or (_is_number(huber) and huber > 0),
+             f"model.huber_bounds must be a number > 0 (bound standard deviations) or null, got {huber!r}; "
+             "e.g. model.huber_bounds=3")
+    _require(huber is None or (data.get("loss_weight") == "crlb" and model.get("loss", "mse") == "mse"),
+             "model.huber_bounds measures errors in units of the Cramér–Rao bound: it needs data=spot with "
+             "data.loss_weight=crlb and model.loss=mse; or set model.huber_bounds=null")
+    _require(not model.net.get("refine") or spot is not None,
+             "model.net.refine fits the spot's photon counts, which only data=spot has: use data=spot, or "
+             "model.net.refine=0 (model=spot_patch)")
     if spot is not None:  # data=spot: its own ranges (spot_synthesis.SpotParams), and no pixel corruptions
         known = [f.name for f in fields(SpotParams)]
         unknown = sorted(set(spot) - {*known, "_target_"})

@@ -31,8 +31,13 @@ class CoordinateRegressor(LightningModule):
         loss: str = "mse",
         height: int = 50,
         width: int = 50,
+        huber_bounds: float | None = None,
     ):
-        """``optimizer``/``scheduler`` are partials (Hydra ``_partial_: true``) taking params/optimizer."""
+        """``optimizer``/``scheduler`` are partials (Hydra ``_partial_: true``) taking params/optimizer.
+        ``huber_bounds`` (with per-image weights 1 / CRLB, data=spot's ``data.loss_weight=crlb``, and loss=mse):
+        an image whose 2D error exceeds that many of its bound's standard deviations counts linearly beyond it
+        (Huber), not squared, so a few missed dim spots, tens of bounds off, do not drown the gradient of the
+        rest; null: the plain weighted MSE."""
         super().__init__()
         # logger=False: the HPARAMS tab is written once, at the end, together with the final metrics.
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
@@ -42,6 +47,7 @@ class CoordinateRegressor(LightningModule):
         self.scheduler_factory = scheduler
         self.loss_name = loss
         self.loss_fn = LOSSES.get(loss)
+        self.huber_bounds = None if huber_bounds is None else float(huber_bounds)
         self.register_buffer("px_scale", torch.tensor([width - 1.0, height - 1.0]), persistent=False)
         self.train_metrics, self.val_metrics, self.test_metrics = (pixel_metrics(s) for s in ("train", "val", "test"))
 
@@ -66,6 +72,11 @@ class CoordinateRegressor(LightningModule):
         preds = self(images)
         if weight is None:
             return self.loss_fn(preds, target), preds
+        if self.huber_bounds is not None:  # the squared error in units of the bound, Huber beyond huber_bounds
+            squared = weight * (((preds - target) * self.px_scale) ** 2).sum(dim=1)
+            delta = self.huber_bounds
+            linear = 2 * delta * squared.clamp(min=1e-12).sqrt() - delta ** 2
+            return torch.where(squared <= delta ** 2, squared, linear).mean(), preds
         per_image = self.loss_fn(preds, target, reduction="none").mean(dim=1)
         return (weight * per_image).sum() / weight.sum(), preds
 

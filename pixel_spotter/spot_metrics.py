@@ -5,8 +5,10 @@ sqrt(mean over images of CRLB_xx + CRLB_yy), each image's CRLB from ``spots.crlb
 background, sigma_psf, read noise) with x, y, photons and background unknown (sigma_psf known, as the ML fit
 knows it: a model that is not told sigma_psf faces a slightly harder task than the bound assumes).
 ``rmse_over_crlb`` = rmse2d_px / crlb_rmse_px (1.0: at the bound; a biased estimator, e.g. a posterior mean,
-can go a little below it). ``rmse_px`` keeps metrics.py's convention, the RMSE per coordinate
-(sqrt(mean of dx^2 and dy^2) = rmse2d_px / sqrt 2), so it matches ``test.rmse_px``.
+can go a little below it). ``crlb_sigma_unknown_px``: the same bound with sigma_psf a fifth unknown, the limit of
+an unbiased estimator that is not told the PSF's width (per_photons' ``sigma_unknown``: it over the bound).
+``rmse_px`` keeps metrics.py's convention, the RMSE per coordinate (sqrt(mean of dx^2 and dy^2) = rmse2d_px /
+sqrt 2), so it matches ``test.rmse_px``.
 
 References: ``centroid`` (``spots.fit.centroid``, background the border median, window radius
 max(2, ceil(3 sigma_psf_max))) and ``ml_fit`` (``spots.fit.fit_ml``, per image, told each image's sigma_psf and
@@ -57,7 +59,7 @@ def evaluate_spots(model, datamodule, split: str = "test", repeats: int = 1, par
     names = ESTIMATORS if references else ESTIMATORS[:1]
     sq = {name: [] for name in names}
     seconds = dict.fromkeys(names, 0.0)
-    bounds, converged = [], []
+    bounds, blind, converged = [], [], []
     height, width = datamodule.height, datamodule.width
     for images, truth in _batches(datamodule, params, split, repeats, batch_size, device):
         _sync(device)
@@ -83,9 +85,12 @@ def evaluate_spots(model, datamodule, split: str = "test", repeats: int = 1, par
         var_x, var_y = crlb_xy(truth.xy, truth.photons, truth.background, truth.sigma_psf, height, width,
                                truth.read_noise)
         bounds.append(var_x + var_y)
+        var_x, var_y = crlb_xy(truth.xy, truth.photons, truth.background, truth.sigma_psf, height, width,
+                               truth.read_noise, free_sigma=True)
+        blind.append(var_x + var_y)
     bound = math.sqrt(float(torch.cat(bounds).mean()))
     n = int(sum(len(b) for b in bounds))
-    out: dict = {"crlb_rmse_px": bound, "images": n}
+    out: dict = {"crlb_rmse_px": bound, "crlb_sigma_unknown_px": math.sqrt(float(torch.cat(blind).mean())), "images": n}
     for name in names:
         mse2d = float(torch.cat(sq[name]).mean())
         out[name] = {"rmse_px": math.sqrt(mse2d / 2), "rmse2d_px": math.sqrt(mse2d),
@@ -105,7 +110,8 @@ def per_photons(model, datamodule, photons, repeats: int = 10, split: str = "tes
     for n in photons:
         result = evaluate_spots(model, datamodule, split, repeats, datamodule.spot.fixed(photons=n, **fixed),
                                 references=references)
-        row = {"photons": float(n), "crlb_rmse_px": result["crlb_rmse_px"], "images": result["images"]}
+        row = {"photons": float(n), "crlb_rmse_px": result["crlb_rmse_px"], "images": result["images"],
+               "sigma_unknown": result["crlb_sigma_unknown_px"] / result["crlb_rmse_px"]}
         for name in ESTIMATORS if references else ESTIMATORS[:1]:
             row[name] = result[name]["rmse_over_crlb"]
         rows.append(row)

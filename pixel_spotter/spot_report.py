@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from pixel_spotter.errors import UserError
-from pixel_spotter.report.spots import clean_rows
+from pixel_spotter.report.spots import clean_rows, ratio
 from pixel_spotter.run_folder import RunFolder, find_runs
 
 REFERENCES = ("centroid", "ml_fit")
@@ -37,13 +37,15 @@ def table(runs) -> str:
     columns = [(name, {row["photons"]: row["model"] for row in r.per_photons}) for name, r in runs]
     columns += [(ref, {row["photons"]: row.get(ref) for row in first.per_photons}) for ref in REFERENCES]
     width = max(12, *(len(name) for name, _ in columns))
-    lines = ["RMSE / CRLB (2D; 1.0 = the Cramér–Rao bound)",
-             f"{'photons':>8} {'CRLB px':>8} " + " ".join(f"{name:>{width}}" for name, _ in columns)]
+    lines = ["RMSE / CRLB (2D; 1.0 = the Cramér–Rao bound; sigma?: the bound if sigma_psf is unknown, in units of it)",
+             f"{'photons':>8} {'CRLB px':>8} {'sigma?':>6} " + " ".join(f"{name:>{width}}" for name, _ in columns)]
     bounds = {row["photons"]: row["crlb_rmse_px"] for row in first.per_photons}
+    blind = {row["photons"]: ratio(row, "sigma_unknown") for row in first.per_photons}
     for n in photons:
         cells = " ".join(f"{c[n]:>{width}.3f}" if c.get(n) is not None else f"{'-':>{width}}" for _, c in columns)
         bound = f"{bounds[n]:8.4f}" if n in bounds else f"{'-':>8}"
-        lines.append(f"{n:>8g} {bound} {cells}")
+        unknown = f"{blind[n]:6.3f}" if blind.get(n) is not None else f"{'-':>6}"
+        lines.append(f"{n:>8g} {bound} {unknown} {cells}")
     lines.append("images/s: " + ", ".join(
         [f"{name} {r.images_per_s:,.0f}" for name, r in runs if r.images_per_s]
         + [f"ML fit {first.references['ml_fit']['images_per_s']:,.0f}"
@@ -62,6 +64,9 @@ def plot(runs, path: Path) -> None:
     first = sorted(runs[0][1].per_photons, key=lambda row: row["photons"])
     for ref, style in zip(REFERENCES, ("s--", "^--")):
         ax.plot([row["photons"] for row in first], [row.get(ref) for row in first], style, label=ref)
+    blind = [(row["photons"], ratio(row, "sigma_unknown")) for row in first if ratio(row, "sigma_unknown")]
+    if blind:
+        ax.plot(*zip(*blind), ":", color="grey", label="CRLB, sigma_psf unknown")
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -199,16 +199,13 @@ def _record(record: Results, trainer, datamodule, model, folder: RunFolder, best
     record.device = str(model.device)
 
 
-SPOT_TEST_KEYS = ("crlb_rmse_px", "rmse2d_px", "rmse_over_crlb")
-
-
 def _record_spots(record: Results, datamodule, model) -> None:
     """data=spot: the test images against the Cramér–Rao bound, the reference estimators on the same images,
     and (``data.eval_photons``) RMSE/CRLB per photon count (spot_metrics.py)."""
     spot = evaluate_spots(model, datamodule, "test")
     mine = spot["model"]
     record.test = {**record.test, "crlb_rmse_px": spot["crlb_rmse_px"], "rmse2d_px": mine["rmse2d_px"],
-                   "rmse_over_crlb": mine["rmse_over_crlb"]}
+                   "rmse_over_crlb": mine["rmse_over_crlb"], "crlb_sigma_unknown_px": spot["crlb_sigma_unknown_px"]}
     record.references = {name: spot[name] for name in ("centroid", "ml_fit")}
     batched = record.inference_ms_per_image.get("batched")
     record.images_per_s = 1000.0 / batched if batched else None

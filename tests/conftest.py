@@ -21,6 +21,14 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+SPOT_ONLY_MODELS = {"spot_fit"}  # models that fit photon counts: they need data=spot (their own check says so)
+
+
+def model_overrides(model: str) -> list[str]:
+    """``model=<model>`` plus what that model needs to be valid (data=spot for the photon-count models)."""
+    return [f"model={model}", *(["data=spot"] if model in SPOT_ONLY_MODELS else [])]
+
+
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path_factory):
     """No test touches the network or the user's torch hub cache: downloads fail as they do offline."""

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 import torch
-from conftest import CONF, ROOT, TINY, group_options
+from conftest import CONF, ROOT, TINY, group_options, model_overrides
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
@@ -18,7 +18,7 @@ from pixel_spotter.train import build
 
 @pytest.mark.parametrize("model", group_options("model"))
 def test_every_model_builds_and_predicts_normalized_xy(make_cfg, model):
-    cfg = make_cfg(f"model={model}")
+    cfg = make_cfg(*model_overrides(model))
     validate(cfg)
     module = instantiate(cfg.model, height=16, width=16)
     out = module(torch.zeros(3, 1, 16, 16))

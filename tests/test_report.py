@@ -449,8 +449,8 @@ def test_report_and_sweep_summary_survive_any_record(sweeps, tmp_path, capsys, c
 
 
 def _spot_rows(bound: float, model: float) -> list[dict]:
-    return [{"photons": n, "crlb_rmse_px": bound / n ** 0.5, "model": model, "centroid": 2 * model, "ml_fit": 1.0}
-            for n in (200, 1000)]
+    return [{"photons": n, "crlb_rmse_px": bound / n ** 0.5, "model": model, "centroid": 2 * model, "ml_fit": 1.0,
+             "sigma_unknown": 1.0 + n / 1e4} for n in (200, 1000)]
 
 
 def test_spot_runs_get_one_bound_table_per_test_set_and_planted_rows_are_dropped(tmp_path):
@@ -467,9 +467,11 @@ def test_spot_runs_get_one_bound_table_per_test_set_and_planted_rows_are_dropped
     assert [[label for label, _ in g] for g in groups] == [["#0 spot_patch", "#1 spot_patch"], ["#2 spot_patch"]]
     assert all(len(rows) == 2 for g in groups for _, rows in g)  # the planted rows were dropped
     headers, body = spots.table(groups[0])
-    assert headers[2:] == ["#0 spot_patch: RMSE/CRLB", "#1 spot_patch: RMSE/CRLB", "centroid: RMSE/CRLB",
-                           "ml_fit: RMSE/CRLB"]
-    assert body[0] == ["200", f"{2.0 / 200 ** 0.5:.4f}", "1.040", "1.200", "2.080", "1.000"]
+    assert headers[2:] == ["CRLB if σ_psf unknown (× CRLB)", "#0 spot_patch: RMSE/CRLB", "#1 spot_patch: RMSE/CRLB",
+                           "centroid: RMSE/CRLB", "ml_fit: RMSE/CRLB"]
+    assert body[0] == ["200", f"{2.0 / 200 ** 0.5:.4f}", "1.020", "1.040", "1.200", "2.080", "1.000"]
+    same_a.record["per_photons"][1]["sigma_unknown"] = "x"  # planted: a dash, not an exception
+    assert spots.table(spots.by_test_set(spots.spot_series(analyze([same_a]).runs))[0])[1][1][2] == "—"
     assert spots.plot(groups[1], tmp_path / "spots.png").stat().st_size > 0
     from datetime import datetime
 

@@ -101,3 +101,36 @@ def test_spot_patch_untrained_answers_the_three_point_estimate_in_every_quadrant
     with torch.no_grad():
         pred = net(images).double() * 15
     assert (pred - truth.xy).abs().max() < 1.0  # the detected pixel, give or take: finite, in the right place
+
+
+def test_spot_fit_untrained_answers_the_sigma_free_fit_even_on_the_border_pixels():
+    """model=spot_fit: the MLP starts at zero, so an untrained net answers the maximum-likelihood fit of its
+    patch with sigma_psf free. Noise-free bright spots of three PSF widths it is never told, in all four
+    quadrants and on the border pixels (where the patch is partly outside the image): close to exact, where
+    spot_patch's three-point estimate, which assumes nothing about the width but a Gaussian's log-parabola,
+    is not."""
+    from pixel_spotter.models.spot_patch import SpotPatch
+    from pixel_spotter.spots.psf import expected_counts
+
+    xy = torch.tensor([[3.3, 4.6], [12.2, 2.9], [1.6, 13.4], [11.1, 12.8], [0.2, 5.4], [15.3, 9.1], [6.4, -0.4]],
+                      dtype=torch.float64).repeat(3, 1)
+    sigma = torch.tensor([0.8, 1.4, 2.0], dtype=torch.float64).repeat_interleave(7)
+    counts = expected_counts(xy, 1e5, 5.0, sigma, 16, 16)
+    images = (counts / 100).float()[:, None]
+    fit = SpotPatch(16, 16, patch=11, refine=20, input_scale=100.0, position=True)
+    three_point = SpotPatch(16, 16, patch=11)
+    with torch.no_grad():
+        assert (fit(images).double() * 15 - xy).abs().max() < 0.01
+        assert (three_point(images).double() * 15 - xy).abs().max() > 0.05
+
+
+def test_spot_fit_config_checks(make_cfg):
+    # the net's own keys are checked by its constructor (tests/test_validation.py); these need the data too
+    with pytest.raises(ConfigError, match="only data=spot"):
+        validate(make_cfg("model=spot_fit", "model.huber_bounds=null"))
+    with pytest.raises(ConfigError, match="model.huber_bounds must be"):
+        validate(make_cfg("data=spot", "model=spot_fit", "model.huber_bounds=-1"))
+    with pytest.raises(ConfigError, match="data.loss_weight=crlb"):
+        validate(make_cfg("data=spot", "model=spot_fit", "data.loss_weight=null"))
+    with pytest.raises(ConfigError, match="data=spot"):  # the huber check, or the fit's: either names data=spot
+        validate(make_cfg("model=spot_fit"))

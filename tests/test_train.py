@@ -5,7 +5,7 @@ import json
 import lightning as L
 import numpy as np
 import pytest
-from conftest import group_options
+from conftest import group_options, model_overrides
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from pixel_spotter.metrics import METRIC_NAMES
@@ -16,7 +16,7 @@ from pixel_spotter.train import build, main, run
 
 @pytest.mark.parametrize("model", group_options("model"))
 def test_fast_dev_run(make_cfg, tmp_path, model):
-    record = run(make_cfg(f"model={model}", "debug=fast"))
+    record = run(make_cfg(*model_overrides(model), "debug=fast"))
     assert record.status == "ok" and record.model == model
     assert set(METRIC_NAMES) <= set(record.test)
     assert (tmp_path / "results.json").is_file()

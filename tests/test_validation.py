@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, group_options
+from conftest import ROOT, group_options, model_overrides
 
 from pixel_spotter.config import validate
 from pixel_spotter.errors import ConfigError
@@ -140,8 +140,8 @@ def test_the_tiny_defaults_are_valid(make_cfg):
 
 
 @pytest.mark.parametrize("overrides", [
-    *([f"model={model}"] for model in group_options("model")),
-    *([f"model={model}", f"data.split={split}"] for model in group_options("model")
+    *(model_overrides(model) for model in group_options("model")),
+    *([*model_overrides(model), f"data.split={split}"] for model in group_options("model")
       for split in ("quadrant", "random")),
     ["scheduler=plateau"], ["optimizer=adamw"], ["callbacks=early_stopping"], ["debug=fast"],
     ["++resume=true"], ["++resume=false"], ["seed=4294967295"], ["trainer.devices=auto"],
@@ -226,6 +226,12 @@ def test_cli_bad_seed_is_one_line_no_traceback(tmp_path):
     (["model=heatmap_ce", "model.net.skip=maybe"], "model.net.skip must be true or false"),
     (["model=cnn_gap", "model.net.channels=[]"], "model.net.channels must be a non-empty list"),
     (["model=cnn_gap", "model.net.dropout=1"], "model.net.dropout must be a number in [0, 1)"),
+    (["data=spot", "model=spot_fit", "model.net.refine=-1"], "model.net.refine must be an integer >= 0"),
+    (["data=spot", "model=spot_fit", "model.net.sigma_bounds=[3,1]"], "model.net.sigma_bounds must be [lo, hi]"),
+    (["data=spot", "model=spot_fit", "model.net.sigma_bounds=1"], "model.net.sigma_bounds must be [lo, hi]"),
+    (["data=spot", "model=spot_fit", "model.net.input_scale=0"], "model.net.input_scale must be a number > 0"),
+    (["data=spot", "model=spot_fit", "model.net.estimates=false"], "model.net.refine needs model.net.estimates"),
+    (["data=spot", "model=spot_fit", "model.net.position=1"], "model.net.position must be true or false"),
 ])
 def test_network_hyper_parameters_are_one_line(make_cfg, overrides, words):
     from pixel_spotter.train import build

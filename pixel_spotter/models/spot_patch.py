@@ -19,6 +19,15 @@
    ``symmetric`` (default) the answer is the mean of the MLP on the patch and on its transpose (x and y
    swapped back): symmetric by construction, and the MLP's own approximation errors partly average out.
 
+With ``refine`` > 0 (``model=spot_fit``) a physics step joins in between 3. and 4.: ``refine`` Levenberg–Marquardt
+steps of the maximum-likelihood fit of a pixelated Gaussian to the patch's photon counts (input x ``input_scale``),
+with x, y, photons, background AND sigma_psf free (``spots.fit.fit_ml_free_sigma``: the model is never told the
+PSF's width), started from the three-point estimate. The fitted offset replaces the three-point one as the answer
+the MLP corrects, and the fit's (log) photons, background, width and likelihood gain join its input, with the
+detected pixel's position in the image (``position``): where the fit is sure (bright spots) the MLP has little to
+add; where it is not (dim spots in high background, where a detection can be a noise peak) the MLP learns from
+the data how far to trust it and where to pull the answer instead. The fit has no weights and no gradient.
+
 Output: normalized (c + dx) / (W - 1), (r + dy) / (H - 1), as every network here; train with MSE.
 """
 
@@ -26,9 +35,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from omegaconf import ListConfig
 from torch import nn
 
+from pixel_spotter.errors import ConfigError
 from pixel_spotter.models import require_bool, require_int
+from pixel_spotter.spots.fit import fit_ml_free_sigma
 
 _TINY = 1e-6  # floor of the background and amplitude (input units) before their log
 
@@ -38,17 +50,36 @@ class SpotPatch(nn.Module):
     weights_used = "random init"
 
     def __init__(self, height: int = 32, width: int = 32, patch: int = 7, hidden: int = 256, layers: int = 3,
-                 smooth: int = 3, estimates: bool = True, symmetric: bool = True):
+                 smooth: int = 3, estimates: bool = True, symmetric: bool = True, refine: int = 0,
+                 input_scale: float = 1.0, sigma_bounds=(0.5, 3.0), position: bool = False,
+                 patch_input: bool = True):
         super().__init__()
         require_bool("estimates", estimates)
         require_bool("symmetric", symmetric)
-        self.estimates, self.symmetric = estimates, symmetric
+        require_bool("position", position)
+        require_bool("patch_input", patch_input)
+        self.patch_input = patch_input
+        self.estimates, self.symmetric, self.position = estimates, symmetric, position
         require_int("patch", patch, 7, minimum=3, odd=True)
         require_int("hidden", hidden, 256)
         require_int("layers", layers, 3)
         require_int("smooth", smooth, 3, odd=True)
+        require_int("refine", refine, 10, minimum=0)
+        if refine and not estimates:
+            raise ConfigError("model.net.refine needs model.net.estimates=true (the fit starts from the three-point "
+                              "estimate); e.g. model.net.estimates=true")
+        if not (isinstance(input_scale, (int, float)) and not isinstance(input_scale, bool) and input_scale > 0):
+            raise ConfigError(f"model.net.input_scale must be a number > 0 (photons per unit of input), got "
+                              f"{input_scale!r}; e.g. model.net.input_scale=${{data.spot.input_scale}}")
+        bounds = list(sigma_bounds) if isinstance(sigma_bounds, (list, tuple, ListConfig)) else None
+        if not (bounds and len(bounds) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool)
+                                                    for b in bounds) and 0 < bounds[0] < bounds[1]):
+            raise ConfigError(f"model.net.sigma_bounds must be [lo, hi] px with 0 < lo < hi, got {sigma_bounds!r}; "
+                              "e.g. model.net.sigma_bounds=[0.5,3.0]")
+        self.refine, self.input_scale, self.sigma_bounds = int(refine), float(input_scale), tuple(map(float, bounds))
         self.height, self.width, self.patch, self.smooth = int(height), int(width), int(patch), int(smooth)
-        sizes = [2 * patch * patch + 2 + (4 if estimates else 0)] + [hidden] * (layers - 1)
+        extra = (4 if estimates else 0) + (6 if refine else 0) + (2 if position else 0)  # see forward's scalars
+        sizes = [(2 * patch * patch if patch_input else 0) + 2 + extra] + [hidden] * (layers - 1)
         blocks = []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             blocks += [nn.Linear(fan_in, fan_out), nn.GELU()]
@@ -88,31 +119,80 @@ class SpotPatch(nn.Module):
         mask = torch.where(flip_y[:, None, None], mask.flip(1), mask)
         z = (cut - background[:, None, None]) / amplitude[:, None, None] * mask
         logs = [amplitude.log(), background.clamp(min=_TINY).log()]
+        if self.position:  # where the detection is (canonical: 0 at the near border, 0.5 at the centre)
+            logs += [torch.minimum(col, width - 1 - col) / (width - 1),
+                     torch.minimum(row, height - 1 - row) / (height - 1)]
         sign = torch.stack([1.0 - 2.0 * flip_x.to(z.dtype), 1.0 - 2.0 * flip_y.to(z.dtype)], dim=1)
-        return z, mask, logs, row, col, sign
+        return z, mask, logs, row, col, sign, (cut, background)
 
-    def _offset(self, z: torch.Tensor, mask: torch.Tensor, logs: list) -> torch.Tensor:
-        """(dx, dy) (B, 2) of canonical patches z (B, K, K): the MLP, plus the three-point offset it corrects."""
+    def _estimates(self, z: torch.Tensor) -> tuple[list, torch.Tensor]:
+        """The patch's centroid offset of max(z, 0) and three-point Gaussian offset (dx, dy) each (B,)."""
         k = self.patch // 2
-        scalars, base = list(logs), None
-        if self.estimates:
-            weight = z.clamp(min=0)
-            total = weight.sum(dim=(1, 2)).clamp(min=_TINY)
-            steps = torch.arange(-k, k + 1, device=z.device, dtype=z.dtype)
-            scalars += [(weight.sum(dim=1) * steps).sum(dim=1) / total, (weight.sum(dim=2) * steps).sum(dim=1) / total]
-            log_z = z[:, k - 1: k + 2, k - 1: k + 2].clamp(min=1e-3).log()
-            base = torch.stack([_three_point(log_z[:, 1, 0], log_z[:, 1, 1], log_z[:, 1, 2]),
-                                _three_point(log_z[:, 0, 1], log_z[:, 1, 1], log_z[:, 2, 1])], dim=1)
-            scalars += [base[:, 0], base[:, 1]]
-        feats = torch.cat([z.flatten(1), mask.flatten(1).to(z.dtype), torch.stack(scalars, dim=1)], dim=1)
+        weight = z.clamp(min=0)
+        total = weight.sum(dim=(1, 2)).clamp(min=_TINY)
+        steps = torch.arange(-k, k + 1, device=z.device, dtype=z.dtype)
+        centroid = [(weight.sum(dim=1) * steps).sum(dim=1) / total, (weight.sum(dim=2) * steps).sum(dim=1) / total]
+        log_z = z[:, k - 1: k + 2, k - 1: k + 2].clamp(min=1e-3).log()
+        three = torch.stack([_three_point(log_z[:, 1, 0], log_z[:, 1, 1], log_z[:, 1, 2]),
+                             _three_point(log_z[:, 0, 1], log_z[:, 1, 1], log_z[:, 2, 1])], dim=1)
+        return centroid, three
+
+    def fit(self, cut: torch.Tensor, mask: torch.Tensor, background: torch.Tensor, start: torch.Tensor):
+        """The sigma-free ML fit of the canonical patches (counts = cut x input_scale), started at the offset
+        ``start`` (B, 2): (fitted offset (B, 2), its 4 features (B, 4)), in float32 like the input."""
+        k = self.patch // 2
+        counts = (cut.double() * self.input_scale).clamp(min=0)
+        keep = mask.double()
+        bg = (background.double() * self.input_scale).clamp(min=1e-3)
+        photons = ((counts - bg[:, None, None]) * keep).sum(dim=(1, 2)).clamp(min=1.0)
+        sigma0 = sum(self.sigma_bounds) / 2
+        init = torch.stack([k + start[:, 0].double(), k + start[:, 1].double(), photons, bg,
+                            torch.full_like(bg, sigma0)], dim=1)
+        # the spot stays within 2 px of the detected pixel and inside the image: in the canonical frame the
+        # missing rows/columns are at the top/left, so the first real one is the count of missing ones
+        first_col = (~mask[:, k, :]).sum(dim=1).double() - 0.5
+        first_row = (~mask[:, :, k]).sum(dim=1).double() - 0.5
+        lower = torch.stack([torch.clamp(first_col, min=k - 2.0), torch.clamp(first_row, min=k - 2.0),
+                             torch.full_like(bg, 1e-3), torch.full_like(bg, 1e-3),
+                             torch.full_like(bg, self.sigma_bounds[0])], dim=1)
+        upper = torch.stack([torch.full_like(bg, k + 2.0), torch.full_like(bg, k + 2.0), torch.full_like(bg, 1e9),
+                             torch.full_like(bg, 1e9), torch.full_like(bg, self.sigma_bounds[1])], dim=1)
+        result = fit_ml_free_sigma(counts, init, lower, upper, mask, self.refine)
+        theta = result.theta
+        gain = (result.log_likelihood - result.start_log_likelihood).clamp(min=0)
+        feats = torch.stack([theta[:, 2].log(), theta[:, 3].log(), theta[:, 4].log(), gain.log1p()], dim=1)
+        offset = torch.stack([theta[:, 0] - k, theta[:, 1] - k], dim=1)
+        return offset.to(cut.dtype), feats.to(cut.dtype)
+
+    def _offset(self, z: torch.Tensor, mask: torch.Tensor, scalars: list, base: torch.Tensor | None) -> torch.Tensor:
+        """(dx, dy) (B, 2) of canonical patches z (B, K, K): the MLP, plus the offset ``base`` it corrects."""
+        pixels = [z.flatten(1), mask.flatten(1).to(z.dtype)] if self.patch_input else []
+        feats = torch.cat([*pixels, torch.stack(scalars, dim=1)], dim=1)
         offset = self.mlp(feats)
         return offset if base is None else offset + base
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        z, mask, logs, row, col, sign = self.features(images)
-        offset = self._offset(z, mask, logs)
+        z, mask, logs, row, col, sign, (cut, background) = self.features(images)
+        scalars, base, fitted = list(logs), None, []
+        if self.estimates:
+            centroid, base = self._estimates(z)
+            scalars += [*centroid, base[:, 0], base[:, 1]]
+            if self.refine:
+                base, fitted = self.fit(cut * mask, mask, background, base)
+                fitted = list(fitted.unbind(dim=1))
+        # the transposed patch's scalars: every (x, y) pair swapped (logs' position pair too)
+        swapped = list(scalars)
+        pairs = [(2, 3)] if self.position else []
+        if self.estimates:
+            first = len(logs)
+            pairs += [(first, first + 1), (first + 2, first + 3)]
+        for i, j in pairs:
+            swapped[i], swapped[j] = scalars[j], scalars[i]
+        offset = self._offset(z, mask, scalars + fitted + ([base[:, 0], base[:, 1]] if self.refine else []), base)
         if self.symmetric:  # the mean with the transposed patch's answer (x and y swapped back)
-            offset = 0.5 * (offset + self._offset(z.transpose(1, 2), mask.transpose(1, 2), logs).flip(1))
+            t_scalars = swapped + fitted + ([base[:, 1], base[:, 0]] if self.refine else [])
+            t_base = None if base is None else base.flip(1)
+            offset = 0.5 * (offset + self._offset(z.transpose(1, 2), mask.transpose(1, 2), t_scalars, t_base).flip(1))
         offset = offset * sign  # the mirrored patch's offset, back in image coordinates
         height, width = images.shape[-2:]
         x = (col.to(offset.dtype) + offset[:, 0]) / (width - 1)

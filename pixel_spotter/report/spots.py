@@ -8,7 +8,9 @@ import math
 
 REFERENCES = ("centroid", "ml_fit")
 NOTE = ("RMSE / Cramér–Rao bound (2D; 1.0 = the bound) per photon count, for each data=spot run and the reference "
-        "estimators (centroid, maximum-likelihood fit told the PSF width) on the same images.")
+        "estimators (centroid, maximum-likelihood fit told the PSF width) on the same images. The bound assumes the "
+        "PSF width known; the column 'CRLB if σ_psf unknown' is the bound of an unbiased estimator that is not told "
+        "it (a model's), in units of the first.")
 
 
 def _number(value) -> bool:
@@ -55,8 +57,11 @@ def table(series) -> tuple[list[str], list[list[str]]]:
     columns = [(label, {r["photons"]: ratio(r, "model") for r in rows}) for label, rows in series]
     columns += [(ref, {r["photons"]: ratio(r, ref) for r in first}) for ref in REFERENCES]
     bounds = {r["photons"]: r["crlb_rmse_px"] for r in first}
-    headers = ["photons", "CRLB (px)", *(f"{label}: RMSE/CRLB" for label, _ in columns)]
+    blind = {r["photons"]: ratio(r, "sigma_unknown") for r in first}
+    headers = ["photons", "CRLB (px)", "CRLB if σ_psf unknown (× CRLB)",
+               *(f"{label}: RMSE/CRLB" for label, _ in columns)]
     body = [[f"{n:g}", f"{bounds[n]:.4f}" if n in bounds else "—",
+             f"{blind[n]:.3f}" if blind.get(n) is not None else "—",
              *(f"{c[n]:.3f}" if c.get(n) is not None else "—" for _, c in columns)] for n in photons]
     return headers, body
 
@@ -72,6 +77,8 @@ def plot(series, path):
     for ref, style in zip(REFERENCES, ("s--", "^--")):
         pts = [(r["photons"], ratio(r, ref)) for r in series[0][1] if ratio(r, ref) is not None]
         ax.plot(*zip(*pts), style, label=ref) if pts else None
+    blind = [(r["photons"], ratio(r, "sigma_unknown")) for r in series[0][1] if ratio(r, "sigma_unknown")]
+    ax.plot(*zip(*blind), ":", color="grey", label="CRLB, σ_psf unknown") if blind else None
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set(xscale="log", yscale="log", xlabel="photons N", ylabel="RMSE / CRLB (1 = the bound)")
     ax.legend(fontsize=7)

@@ -21,22 +21,30 @@ import torch
 from pixel_spotter.spots.psf import as_batch, counts_and_jacobian
 
 
-def fisher_information(xy, photons, background, sigma_psf, height: int, width: int, read_noise=0.0) -> torch.Tensor:
-    """Fisher information (B, 4, 4) float64 about (x, y, photons, background) of spots at ``xy`` (B, 2)."""
-    mu, jac = counts_and_jacobian(xy, photons, background, sigma_psf, height, width)
+def fisher_information(xy, photons, background, sigma_psf, height: int, width: int, read_noise=0.0,
+                       free_sigma: bool = False) -> torch.Tensor:
+    """Fisher information (B, 4, 4) float64 about (x, y, photons, background) of spots at ``xy`` (B, 2);
+    (B, 5, 5) with sigma_psf as a fifth unknown when ``free_sigma``."""
+    mu, jac = counts_and_jacobian(xy, photons, background, sigma_psf, height, width, with_sigma=free_sigma)
     read = as_batch(read_noise, mu.shape[0], mu)
     weighted = jac / (mu + read[:, None, None] ** 2)[:, None]
     return torch.einsum("bphw,bqhw->bpq", jac, weighted)
 
 
-def crlb_matrix(xy, photons, background, sigma_psf, height: int, width: int, read_noise=0.0) -> torch.Tensor:
-    """The inverse Fisher information (B, 4, 4): the bound on the covariance of (x, y, photons, background)."""
-    return torch.linalg.inv(fisher_information(xy, photons, background, sigma_psf, height, width, read_noise))
+def crlb_matrix(xy, photons, background, sigma_psf, height: int, width: int, read_noise=0.0,
+                free_sigma: bool = False) -> torch.Tensor:
+    """The inverse Fisher information (B, 4, 4): the bound on the covariance of (x, y, photons, background);
+    (B, 5, 5) with sigma_psf too when ``free_sigma``."""
+    return torch.linalg.inv(fisher_information(xy, photons, background, sigma_psf, height, width, read_noise,
+                                               free_sigma))
 
 
-def crlb_xy(xy, photons, background, sigma_psf, height: int, width: int, read_noise=0.0):
-    """``(var_x, var_y)``: the per-spot CRLB (B,) (px^2) of x and of y, with all four parameters unknown."""
-    cov = crlb_matrix(xy, photons, background, sigma_psf, height, width, read_noise)
+def crlb_xy(xy, photons, background, sigma_psf, height: int, width: int, read_noise=0.0, free_sigma: bool = False):
+    """``(var_x, var_y)``: the per-spot CRLB (B,) (px^2) of x and of y, with all four parameters unknown (the
+    issue's bound: sigma_psf known); ``free_sigma``: sigma_psf unknown as well, the bound of an estimator that
+    is not told the PSF's width (never lower: one more unknown; higher mostly near the border, where a shift
+    and a change of width look alike)."""
+    cov = crlb_matrix(xy, photons, background, sigma_psf, height, width, read_noise, free_sigma)
     return cov[:, 0, 0], cov[:, 1, 1]
 
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from pixel_spotter.spots.psf import as_batch, expected_counts, jacobian_factors
+from pixel_spotter.spots.psf import as_batch, counts_and_jacobian, expected_counts, jacobian_factors
 
 MIN_PHOTONS = 1e-3  # the fit keeps photons and background at least this (mu > 0 everywhere)
 MIN_BACKGROUND = 1e-6
@@ -105,6 +105,18 @@ def _project(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return torch.maximum(torch.minimum(theta, hi), lo)
 
 
+def _projected_step(theta, grad, fisher, lam, lo, hi) -> torch.Tensor:
+    """One Levenberg–Marquardt step on Fisher scoring, (I + lam diag(I))^-1 grad, projected into [lo, hi]; a
+    parameter on its bound whose gradient points outwards stays there and is left out of the step (projected
+    Newton), so the others still converge fast."""
+    free = ~(((theta <= lo) & (grad < 0)) | ((theta >= hi) & (grad > 0)))
+    grad = grad * free
+    fisher = fisher * (free[:, :, None] & free[:, None, :]) + torch.diag_embed((~free).to(fisher))
+    damped = fisher + lam[:, None, None] * torch.diag_embed(fisher.diagonal(dim1=1, dim2=2))
+    step = torch.linalg.solve(damped, grad[..., None])[..., 0]
+    return torch.maximum(torch.minimum(theta + step, hi), lo)
+
+
 def fit_ml(images: torch.Tensor, sigma_psf, iterations: int = 30, tol: float = 1e-6, read_noise=0.0,
            init: torch.Tensor | None = None) -> SpotFit:
     """Maximum-likelihood (x, y, photons, background) per image, sigma_psf (px; number or (B,)) known.
@@ -145,13 +157,8 @@ def fit_ml(images: torch.Tensor, sigma_psf, iterations: int = 30, tol: float = 1
         pair_rows = (rows[:, :, None] * rows[:, None]).reshape(m, 16, height)
         pair_cols = (cols[:, :, None] * cols[:, None]).reshape(m, 16, width)
         fisher = ((pair_rows @ mu.reciprocal()) * pair_cols).sum(dim=2).reshape(m, 4, 4)
-        # a parameter on its bound whose gradient points outwards stays there (projected Newton): drop it
         lo, hi = _bounds(t, height, width)
-        free = ~(((t <= lo) & (grad < 0)) | ((t >= hi) & (grad > 0)))
-        grad = grad * free
-        fisher = fisher * (free[:, :, None] & free[:, None, :]) + torch.diag_embed((~free).to(fisher))
-        damped = fisher + lam[idx, None, None] * torch.diag_embed(fisher.diagonal(dim1=1, dim2=2))
-        cand = _project(t + torch.linalg.solve(damped, grad[..., None])[..., 0], height, width)
+        cand = _projected_step(t, grad, fisher, lam[idx], lo, hi)
         mu_cand = expected_counts(cand[:, :2], cand[:, 2], cand[:, 3], sigma[idx], height, width)
         ll_cand = loglik_of(mu_cand + read2[idx, None, None], idx)
         accept = torch.isfinite(ll_cand) & (ll_cand >= ll)
@@ -162,3 +169,49 @@ def fit_ml(images: torch.Tensor, sigma_psf, iterations: int = 30, tol: float = 1
         lam[idx] = torch.where(accept, (lam[idx] / 10).clamp(min=1e-9), (lam[idx] * 10).clamp(max=1e12))
         converged[idx] = accept & small
     return SpotFit(theta[:, :2], theta[:, 2], theta[:, 3], converged, loglik)
+
+
+class SpotFitSigma(NamedTuple):
+    theta: torch.Tensor  # (B, 5): x, y (px, in the images' own pixel frame), photons, background, sigma_psf
+    log_likelihood: torch.Tensor  # (B,) at theta (up to a constant), over the masked pixels
+    start_log_likelihood: torch.Tensor  # (B,) at the start: the gain says how much the fit found
+
+
+def fit_ml_free_sigma(counts: torch.Tensor, init: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                      mask: torch.Tensor | None = None, iterations: int = 10) -> SpotFitSigma:
+    """Maximum-likelihood (x, y, photons, background, sigma_psf) per image with sigma_psf unknown: what a
+    model that is not told the PSF's width can fit. The same Levenberg–Marquardt as ``fit_ml`` on the Poisson
+    likelihood of ``psf.expected_counts``, with the dense five-row Jacobian (sigma's derivative is not one
+    outer product) and a fixed number of steps (no early exit: it runs inside a model's forward, on patches).
+
+    ``counts`` (B, H, W) photon counts, e.g. patches cut around a detection (then x, y are in the patch's
+    frame); ``mask`` (B, H, W) bool: pixels that exist (a patch's part outside the image counts nothing);
+    ``init``, ``lower``, ``upper`` (B, 5) the start and the box the fit stays in (keep sigma_psf's bounds > 0
+    and photons', background's > 0: mu must stay positive). float64 throughout; no gradient.
+    """
+    with torch.no_grad():
+        counts = counts.to(torch.float64)
+        batch, height, width = counts.shape
+        keep = torch.ones_like(counts) if mask is None else mask.to(counts)
+        lower, upper = lower.to(counts), upper.to(counts)
+        theta = torch.maximum(torch.minimum(init.to(counts), upper), lower)
+        lam = torch.full((batch,), 1e-3, dtype=torch.float64, device=counts.device)
+
+        def loglik(t):
+            mu = expected_counts(t[:, :2], t[:, 2], t[:, 3], t[:, 4], height, width)
+            return ((counts * torch.log(mu) - mu) * keep).sum(dim=(1, 2))
+
+        start = current = loglik(theta)
+        for _ in range(iterations):
+            mu, jac = counts_and_jacobian(theta[:, :2], theta[:, 2], theta[:, 3], theta[:, 4], height, width,
+                                          with_sigma=True)
+            residual = (counts / mu - 1.0) * keep
+            grad = torch.einsum("bphw,bhw->bp", jac, residual)
+            fisher = torch.einsum("bphw,bqhw->bpq", jac, jac * (keep / mu)[:, None])
+            cand = _projected_step(theta, grad, fisher, lam, lower, upper)
+            new = loglik(cand)
+            accept = torch.isfinite(new) & (new >= current)
+            theta = torch.where(accept[:, None], cand, theta)
+            current = torch.where(accept, new, current)
+            lam = torch.where(accept, (lam / 10).clamp(min=1e-9), (lam * 10).clamp(max=1e12))
+        return SpotFitSigma(theta, current, start)
