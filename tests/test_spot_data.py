@@ -74,6 +74,9 @@ def test_tiny_spot_run_records_the_bound_and_the_references(make_cfg, tmp_path):
     assert 0.6 < saved.references["ml_fit"]["rmse_over_crlb"] < 1.6  # 39 bright test spots: a rough check only
     assert [row["photons"] for row in saved.per_photons] == [300.0, 3000.0]
     assert all(row["ml_fit"] > 0 and row["centroid"] > 0 and row["model"] > 0 for row in saved.per_photons)
+    # one more unknown (sigma_psf) never lowers the bound
+    assert saved.test["crlb_sigma_unknown_px"] >= saved.test["crlb_rmse_px"]
+    assert all(row["sigma_unknown"] >= 1.0 for row in saved.per_photons)
     assert record.per_photons == saved.per_photons
     # pixel-spotter spots: the table and the plot of RMSE/CRLB per photon count
     from pixel_spotter.cli import main

@@ -33,6 +33,8 @@ Output: normalized (c + dx) / (W - 1), (r + dy) / (H - 1), as every network here
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from omegaconf import ListConfig
@@ -52,12 +54,17 @@ class SpotPatch(nn.Module):
     def __init__(self, height: int = 32, width: int = 32, patch: int = 7, hidden: int = 256, layers: int = 3,
                  smooth: int = 3, estimates: bool = True, symmetric: bool = True, refine: int = 0,
                  input_scale: float = 1.0, sigma_bounds=(0.5, 3.0), position: bool = False,
-                 patch_input: bool = True):
+                 patch_input: bool = True, detect_sigma: float | None = None):
         super().__init__()
         require_bool("estimates", estimates)
         require_bool("symmetric", symmetric)
         require_bool("position", position)
         require_bool("patch_input", patch_input)
+        numeric = isinstance(detect_sigma, (int, float)) and not isinstance(detect_sigma, bool)
+        if detect_sigma is not None and not (numeric and 0.3 <= detect_sigma <= 10):
+            raise ConfigError(f"model.net.detect_sigma must be null (box detection) or a PSF width in px in [0.3, 10], "
+                              f"got {detect_sigma!r}; e.g. model.net.detect_sigma=1.5")
+        self.detect_sigma = None if detect_sigma is None else float(detect_sigma)
         self.patch_input = patch_input
         self.estimates, self.symmetric, self.position = estimates, symmetric, position
         require_int("patch", patch, 7, minimum=3, odd=True)
@@ -89,11 +96,32 @@ class SpotPatch(nn.Module):
         self.mlp = nn.Sequential(*blocks, last)
 
     def detect(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(row, column, smoothed peak value) (B,) of each image's brightest ``smooth`` x ``smooth`` box."""
+        """(row, column, smoothed peak value) (B,) of each image's brightest ``smooth`` x ``smooth`` box; with
+        ``detect_sigma`` the position is instead the maximum of a matched filter's signal-to-noise map (below),
+        the peak value still the box's there."""
         box = F.avg_pool2d(images, self.smooth, stride=1, padding=self.smooth // 2, count_include_pad=False)
-        peak, flat = box.flatten(1).max(dim=1)
+        score = box if self.detect_sigma is None else self._matched_filter(images)
+        flat = score.flatten(1).argmax(dim=1)
+        peak = box.flatten(1).gather(1, flat[:, None])[:, 0]
         width = images.shape[-1]
         return flat // width, flat % width, peak
+
+    def _matched_filter(self, images: torch.Tensor) -> torch.Tensor:
+        """sum g (k - b) / sqrt(sum g^2) over the pixels that exist, g a Gaussian of ``detect_sigma`` centred on
+        each pixel, b the image's median: the signal-to-noise of a spot of that width there, up to the constant
+        sqrt(b) (Poisson noise ~ b everywhere under a dim spot). Dividing by the kernel's energy inside the image
+        keeps the border honest: a plain smoothing favours the centre (a border spot loses half its kernel) or,
+        averaged over fewer pixels, the border (noisier); a wider kernel than the 3x3 box collects a wide PSF's
+        photons (at N = 100-200 it loses a quarter to a half fewer dim spots to noise peaks than the box)."""
+        sigma = self.detect_sigma
+        radius = max(1, math.ceil(2.5 * sigma))
+        steps = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+        g1 = torch.exp(-0.5 * (steps / sigma) ** 2)
+        kernel = (g1[:, None] * g1[None, :])[None, None]
+        background = images.flatten(1).median(dim=1).values[:, None, None, None]
+        signal = F.conv2d(images - background, kernel, padding=radius)
+        energy = F.conv2d(torch.ones_like(images[:1]), kernel * kernel, padding=radius)
+        return signal / energy.sqrt()
 
     def features(self, images: torch.Tensor):
         """The canonical (mirrored) normalized patch z (B, K, K) and its validity mask, [log amplitude, log
