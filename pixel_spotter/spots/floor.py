@@ -1,7 +1,9 @@
 """The Bayes floor of ``data=spot``: the smallest RMSE any estimator can reach on its test images, per photon count.
 
-    python -m pixel_spotter.spots.floor [--spots 1530] [--photons 100 200 ...] [--seed 0]
-                                        [--fixed background=10 sigma_psf=1] [--check] [hydra overrides...]
+    python -m pixel_spotter.spots.floor [hydra overrides...] [--spots 1530] [--photons 100 200 ...] [--seed 0]
+                                        [--fixed background=10 sigma_psf=1] [--check]
+
+(hydra overrides of the data, e.g. data.height=16, go first, or after ``--``.)
 
 Renders the test images exactly as ``spot_metrics.per_photons`` does (``conf/data/spot.yaml``'s mix, or what the
 overrides make it: the test positions, then per-image seeds ``sample_seed(seed, STREAMS['test'], k)`` for
