@@ -17,7 +17,8 @@ per N the 2D CRLB rmse (sqrt(mean of CRLB_xx + CRLB_yy), as ``spot_metrics``) an
   agree within the standard error when the likelihood and prior are the images' own);
 - ML fit (``fit_ml``, told sigma_psf) and centroid (radius max(2, ceil(3 sigma_psf_max))) on the same images;
 - lost: the fraction of spots whose floor error exceeds 3x their own CRLB sd (sqrt(CRLB_xx + CRLB_yy)),
-  spots that even the ideal estimator cannot place near the truth (mostly undetectable ones).
+  spots that even the ideal estimator cannot place near the truth (mostly undetectable ones), and their
+  share of the floor's squared error (share).
 
 A floor/CRLB above a target ratio at some N proves that no model can meet it there. ``--check`` repeats the
 posterior with twice the coarse resolution, half the fine step and a wider fine box on the same images.
@@ -97,6 +98,7 @@ def run(dm, photons=(100, 200, 500, 1000, 2000, 5000), spots: int = 1530, check:
                "floor": floor, "floor_se": floor_se,
                "floor_var": float((post.var.sum(dim=1).mean() / bound.mean()).sqrt()),
                "lost": float((sq > 9 * bound).double().mean()),
+               "lost_share": float(sq[sq > 9 * bound].sum() / sq.sum()),
                "refined": float(post.refined.double().mean())}
         for name, xy in estimates.items():
             row[name] = ratio_se(((xy - truth.xy) ** 2).sum(dim=1), bound)[0]
@@ -144,16 +146,17 @@ def main(argv: list[str] | None = None) -> None:
           f"seed {dm.seed}: {args.spots} test images per N at {positions} test positions ({args.spots / positions:g} "
           "each)")
     print("ratios to the CRLB rmse; floor: posterior mean told N, b, sigma_psf (Bayes: no estimator does better), "
-          "+- standard error; lost: floor error > 3 CRLB sd")
-    header = ["N", "spots", "CRLB px", "floor", "+-", "E[var]", "ML fit", "centroid", "lost", "seconds"]
-    widths = [6, 6, 8, 7, 6, 7, 7, 9, 6, 8]
+          "+- standard error; lost: floor error > 3 CRLB sd (share: of the floor's squared error)")
+    header = ["N", "spots", "CRLB px", "floor", "+-", "E[var]", "ML fit", "centroid", "lost", "share", "seconds"]
+    widths = [6, 6, 8, 7, 6, 7, 7, 9, 6, 6, 8]
     if args.check:
         header[-1:-1], widths[-1:-1] = ["finer", "shift/sd"], [7, 9]
     print(" ".join(f"{h:>{w}}" for h, w in zip(header, widths)))
     for row in run(dm, photons, args.spots, args.check, **fixed):
         cells = [f"{row['photons']:>6g}", f"{row['spots']:>6d}", f"{row['crlb_rmse_px']:>8.4f}",
                  f"{row['floor']:>7.3f}", f"{row['floor_se']:>6.3f}", f"{row['floor_var']:>7.3f}",
-                 f"{row['ml_fit']:>7.3f}", f"{row['centroid']:>9.3f}", f"{row['lost']:>6.3f}"]
+                 f"{row['ml_fit']:>7.3f}", f"{row['centroid']:>9.3f}", f"{row['lost']:>6.3f}",
+                 f"{row['lost_share']:>6.3f}"]
         if args.check:
             cells += [f"{row['floor_finer']:>7.3f}", f"{row['max_shift_over_post_sd']:>9.3f}"]
         print(" ".join([*cells, f"{row['seconds']:>8.1f}"]), flush=True)
