@@ -7,8 +7,8 @@ Bayes risk), the posterior of (x, y) under a uniform prior over the union of the
     p(x, y | k) ~ exp(L(x, y)),   L = sum over pixels of k ln mu - mu,   mu = N Ey(y) (x) Ex(x) + b
 
 (``psf.py``). Its mean is the minimum-mean-squared-error estimator, so E|mean - truth|^2 over images drawn
-from that prior is the smallest 2D mean squared error ANY estimator can have on them, biased or not, and
-with no detection step to get wrong: the Bayes floor (``floor.py``) that the Cramér–Rao bound, a local
+from that prior is the smallest expected 2D squared error ANY estimator can have on them, biased or not, with
+or without a detection step: the Bayes floor (``floor.py``) that the Cramér–Rao bound, a local
 bound for unbiased estimators, does not give when a dim spot can be lost in the noise.
 
 Quadrature, per image, float64: L is k ln(1 + N Ey Ex / b) (up to constants) summed over a window of pixels
@@ -17,12 +17,15 @@ photons inside the image, N Sy(y) Sx(x), exactly. The posterior's width ranges f
 many local modes) to ~0.01 px, so:
 
 - coarse: the midpoint rule on ``coarse`` x ``coarse`` cells in each prior pixel (the cells tile the prior's
-  support exactly, so its edges cost nothing);
-- fine: where the Fisher information about (x, y) at the coarse maximum says the posterior is narrower than a
-  coarse cell, a grid search zooms onto its peak and a box of +-``extent`` posterior sd around it, snapped
-  outwards to the coarse cells it covers (which it replaces), is integrated by the midpoint rule with a step of
-  ``fine`` conditional sd, its pieces split at pixel edges (the prior stays exact). The midpoint rule on a
-  Gaussian-like peak with step h <= sd is accurate to ~2 exp(-2 pi^2 sd^2 / h^2).
+  support exactly: its edges are cell edges, never inside a cell);
+- fine: where the posterior is narrower than a coarse cell (by the Fisher information about (x, y) at the
+  coarse maximum, or by the coarse posterior's own sd: a peak cut by the prior's or the image's edge can be
+  much narrower than the Fisher information says), a grid search zooms onto the peak and a box of
+  +-``extent`` local sd around it, snapped outwards to the coarse cells it covers (which it replaces), is
+  integrated by the midpoint rule with a step of ``fine`` local sd, its pieces split at pixel edges (the prior
+  stays exact). The local sd starts from those estimates and is then the box's own posterior sd, until the
+  two agree within a factor 0.7-1.5. The midpoint rule on a Gaussian-like peak with step h <= sd is accurate
+  to ~2 exp(-2 pi^2 sd^2 / h^2).
 
 Secondary modes away from the peak keep the coarse grid; they carry weight only at low SNR, where the
 posterior is wide enough for it (tests/test_spots_bayes.py checks that halving the steps changes nothing that
