@@ -1,7 +1,7 @@
 """SpotPatch: detect, cut out a patch, regress the sub-pixel offset (``model=spot_patch``, made for ``data=spot``).
 
 1. detect: the argmax of the image smoothed by a ``smooth`` x ``smooth`` box (a box sum resists single noisy
-   pixels), pixel (r, c);
+   pixels), or with ``detect_sigma`` of a border-normalized Gaussian matched filter of that width, pixel (r, c);
 2. patch: the ``patch`` x ``patch`` pixels around (r, c), gathered by index for the whole batch at once; the image
    is zero-padded so a spot on the border pixels gets a full patch, with a validity mask saying which pixels
    are real; the patch is mirrored so that (r, c) lies in the image's top-left quarter (any border is then
@@ -110,9 +110,11 @@ class SpotPatch(nn.Module):
         """sum g (k - b) / sqrt(sum g^2) over the pixels that exist, g a Gaussian of ``detect_sigma`` centred on
         each pixel, b the image's median: the signal-to-noise of a spot of that width there, up to the constant
         sqrt(b) (Poisson noise ~ b everywhere under a dim spot). Dividing by the kernel's energy inside the image
-        keeps the border honest: a plain smoothing favours the centre (a border spot loses half its kernel) or,
-        averaged over fewer pixels, the border (noisier); a wider kernel than the 3x3 box collects a wide PSF's
-        photons (at N = 100-200 it loses a quarter to a half fewer dim spots to noise peaks than the box)."""
+        gives the noise one level everywhere: the box, averaged over fewer pixels at the border, is noisier there,
+        and on pure noise puts 60 % of its maxima on the outer ring of a 16x16 image (23 % of the pixels; this
+        filter 36 %: a truncated kernel's noise field is rougher, so has more local maxima). A kernel wider than
+        the box also collects a wide PSF's photons: on the mix at N = 100 / 200 it loses 15 % / 1.6 % of the
+        spots to noise peaks, the box 20 % / 3.5 %."""
         sigma = self.detect_sigma
         radius = max(1, math.ceil(2.5 * sigma))
         steps = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
