@@ -17,11 +17,14 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def require_int(key: str, value, example, minimum: int = 1, odd: bool = False) -> None:
-    """Raise one ConfigError line unless ``value`` (the user's ``model.net.<key>``) is an int >= minimum (odd)."""
-    if not (_is_int(value) and value >= minimum and (value % 2 == 1 or not odd)):
+def require_int(key: str, value, example, minimum: int = 1, odd: bool = False, maximum: int | None = None) -> None:
+    """Raise one ConfigError line unless ``value`` (the user's ``model.net.<key>``) is an int >= minimum (odd),
+    and <= maximum when given (a run folder's config is untrusted: a huge value must not hang or exhaust memory)."""
+    if not (_is_int(value) and value >= minimum and (value % 2 == 1 or not odd)
+            and (maximum is None or value <= maximum)):
         kind = "an odd integer" if odd else "an integer"
-        raise ConfigError(f"model.net.{key} must be {kind} >= {minimum}, got {value!r}; e.g. model.net.{key}={example}")
+        limits = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ConfigError(f"model.net.{key} must be {kind} {limits}, got {value!r}; e.g. model.net.{key}={example}")
 
 
 def require_bool(key: str, value) -> None:

@@ -67,11 +67,12 @@ class SpotPatch(nn.Module):
         self.detect_sigma = None if detect_sigma is None else float(detect_sigma)
         self.patch_input = patch_input
         self.estimates, self.symmetric, self.position = estimates, symmetric, position
-        require_int("patch", patch, 7, minimum=3, odd=True)
+        largest = 2 * max(int(height), int(width)) + 1  # a patch or box beyond this is only padding
+        require_int("patch", patch, 7, minimum=3, odd=True, maximum=largest)
         require_int("hidden", hidden, 256)
         require_int("layers", layers, 3)
-        require_int("smooth", smooth, 3, odd=True)
-        require_int("refine", refine, 10, minimum=0)
+        require_int("smooth", smooth, 3, odd=True, maximum=largest)
+        require_int("refine", refine, 10, minimum=0, maximum=100)
         if refine and not estimates:
             raise ConfigError("model.net.refine needs model.net.estimates=true (the fit starts from the three-point "
                               "estimate); e.g. model.net.estimates=true")
