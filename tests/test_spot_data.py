@@ -172,7 +172,7 @@ def test_spot_fit_on_the_mix_beats_the_centroid_and_nears_the_bound(make_cfg):
     than the centroid."""
     record = run_spot(make_cfg, "experiment=spots_mix", "trainer.max_epochs=1", "data.train_samples_per_epoch=2048",
                       "data.eval_photons=[1000,5000]", "data.eval_repeats=2")
-    assert record.model == "spot_fit"
+    assert record.model == "spot_fit" and [row["photons"] for row in record.per_photons] == [1000.0, 5000.0]
     for row in record.per_photons:
         assert row["model"] < 1.2 and row["model"] < row["centroid"] / 2, row
 
