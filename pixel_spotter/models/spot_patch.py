@@ -120,7 +120,7 @@ class SpotPatch(nn.Module):
         steps = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
         g1 = torch.exp(-0.5 * (steps / sigma) ** 2)
         kernel = (g1[:, None] * g1[None, :])[None, None]
-        background = images.flatten(1).median(dim=1).values[:, None, None, None]
+        background = lower_median(images.flatten(1))[:, None, None, None]
         signal = F.conv2d(images - background, kernel, padding=radius)
         energy = F.conv2d(torch.ones_like(images[:1]), kernel * kernel, padding=radius)
         return signal / energy.sqrt()
@@ -131,7 +131,7 @@ class SpotPatch(nn.Module):
         batch, _, height, width = images.shape
         im = images[:, 0]
         row, col, peak = self.detect(images)
-        background = im.flatten(1).median(dim=1).values
+        background = lower_median(im.flatten(1))
         amplitude = (peak - background).clamp(min=_TINY)
         k = self.patch // 2
         offsets = torch.arange(-k, k + 1, device=images.device)
@@ -228,6 +228,12 @@ class SpotPatch(nn.Module):
         x = (col.to(offset.dtype) + offset[:, 0]) / (width - 1)
         y = (row.to(offset.dtype) + offset[:, 1]) / (height - 1)
         return torch.stack([x, y], dim=1)
+
+
+def lower_median(values: torch.Tensor) -> torch.Tensor:
+    """``values.median(dim=1).values`` (B, N) -> (B,), the lower of the two middle values for an even N, exactly,
+    written with sort so that ONNX can export it (the exporters have no ``aten::median``)."""
+    return values.sort(dim=1).values[:, (values.shape[1] - 1) // 2]
 
 
 def _three_point(left: torch.Tensor, centre: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
