@@ -145,8 +145,10 @@ class SpotPatch(nn.Module):
         flip_x, flip_y = col > (width - 1) / 2, row > (height - 1) / 2
         cut = torch.where(flip_x[:, None, None], cut.flip(2), cut)
         cut = torch.where(flip_y[:, None, None], cut.flip(1), cut)
-        mask = torch.where(flip_x[:, None, None], mask.flip(2), mask)
-        mask = torch.where(flip_y[:, None, None], mask.flip(1), mask)
+        # (and/or, not torch.where: onnxruntime has no Where on bool tensors)
+        fx, fy = flip_x[:, None, None], flip_y[:, None, None]
+        mask = (fx & mask.flip(2)) | (~fx & mask)
+        mask = (fy & mask.flip(1)) | (~fy & mask)
         z = (cut - background[:, None, None]) / amplitude[:, None, None] * mask
         logs = [amplitude.log(), background.clamp(min=_TINY).log()]
         if self.position:  # where the detection is (canonical: 0 at the near border, 0.5 at the centre)
