@@ -198,7 +198,7 @@ def check_answer(xy, image: np.ndarray, spot: bool = False) -> tuple[tuple[float
     if not all(math.isfinite(v) for v in raw):
         warnings.append(f"the model's answer ({raw[0]}, {raw[1]}) is not a finite number; no coordinate given")
     low = -0.5 if spot else 0.0
-    limits = (float(width - 1) - 2 * low, float(height - 1) - 2 * low)
+    limits = (float(width - 1) - low, float(height - 1) - low)
     answer = tuple(min(max(v, low), top) + 0.0 if math.isfinite(v) else None for v, top in zip(raw, limits))
     if any(a is not None and abs(a - v) > CLAMP_TOLERANCE for a, v in zip(answer, raw)):
         shown = ", ".join("-" if a is None else f"{a:.3f}" for a in answer)
