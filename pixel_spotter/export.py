@@ -13,6 +13,13 @@ Before the contract is written the exported file is run on every one-pixel image
 pixels apart anywhere and the export is refused (the file deleted). ``--bench`` then prints batch-1 and
 batch-1024 ms/image of the PyTorch model and the exported file side by side.
 
+A ``data=spot`` run's file takes what its network takes, photon counts / ``data.spot.input_scale`` (not an
+image in [0, 1]); its contract says so (``value_range`` null, ``input_scale``, the counts ``scaling``), and
+parity is checked on ``SPOT_PROBE_LIMIT`` spot images rendered by ``SpotSynthesizer`` with the run's own
+``data.spot`` parameters. A network that cannot go to ONNX (``model=spot_fit``: its Levenberg–Marquardt fit
+solves linear systems in its forward) is refused in one line naming ``--format torchscript``; whatever the
+exporters print on the way is swallowed.
+
 ``pixel_spotter.exported`` reads such a file back for ``pixel-spotter predict model.onnx IMAGE...``.
 """
 
@@ -23,6 +30,10 @@ import contextlib
 import io
 import json
 import math
+import os
+import re
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -48,6 +59,18 @@ OPSET = 18
 SCALING = ("files are scaled by their type's range, never by their content: 8-bit PNG/JPEG / 255, 16-bit PNG "
            "/ 65535, integer arrays / their dtype's maximum, float arrays must already be in [0, 1]; colour "
            "is converted to grey (Pillow convert('L'))")
+SPOT_PROBE_LIMIT = 1024  # spot images checked at export (data=spot runs)
+
+
+def spot_scaling(input_scale: float) -> str:
+    return (f"files hold photon counts: integer arrays and 8-/16-bit PNGs are counts as they are (no scaling by "
+            f"their type), float arrays any finite counts (read noise can make them negative); the network input "
+            f"is counts / input_scale = counts / {input_scale:g}, float32")
+
+
+SPOT_OUTPUT_MEANING = ("(N, 2) float32: x = column, y = row of the spot's centre, in pixels, origin top-left (pixel "
+                       "centres 0..W-1, 0..H-1; a spot in a border pixel may lie up to half a pixel outside them, "
+                       "to the outer pixel edges -0.5..W-0.5, -0.5..H-0.5)")
 OUTPUT_MEANING = ("(N, 2) float32: x = column, y = row of the bright pixel, in pixels, origin top-left "
                   "(0..W-1, 0..H-1; an answer may lie a hair outside and should be clamped)")
 
@@ -59,6 +82,21 @@ def probe_images(height: int, width: int, limit: int = PROBE_LIMIT) -> np.ndarra
     images = np.zeros((len(positions), 1, height * width), dtype=np.float32)
     images[np.arange(len(positions)), 0, positions] = 1.0
     return images.reshape(len(positions), 1, height, width)
+
+
+def spot_probe_images(params, height: int, width: int, limit: int = SPOT_PROBE_LIMIT) -> np.ndarray:
+    """(N, 1, H, W) float32 network inputs (counts / input_scale) of spots rendered by ``SpotSynthesizer``
+    with ``params`` (the run's data.spot), at every pixel (row by row) or ``limit`` evenly spaced ones,
+    image i drawn from seed i."""
+    import torch
+
+    from pixel_spotter.spot_synthesis import SpotSynthesizer
+
+    count = height * width
+    positions = np.unique(np.linspace(0, count - 1, min(count, limit)).round().astype(np.int64))
+    xy = torch.from_numpy(np.stack([positions % width, positions // width], axis=1))
+    images, _ = SpotSynthesizer(height, width, params)(xy, range(len(positions)))
+    return images.numpy()
 
 
 # ---- writing one
@@ -92,6 +130,39 @@ def _pixels_module(model):
     return Pixels().eval()
 
 
+@contextlib.contextmanager
+def _silenced():
+    """Nothing the exporters print reaches the terminal: Python's and the C++ side's stdout and stderr go to
+    a temporary file (a failing ONNX export prints the whole graph)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink, contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        saved = []
+        try:
+            for fd in (1, 2):
+                saved.append((fd, os.dup(fd)))
+                os.dup2(sink.fileno(), fd)
+        except OSError:  # no real file descriptors (e.g. an embedding host): the Python-level redirect only
+            pass
+        try:
+            yield
+        finally:
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
+def _onnx_refusal(err: Exception | None, why: str | None = None) -> UserError:
+    """The one line for a network ONNX cannot hold: the unsupported operator when the exporter names one."""
+    if why is None:
+        ops = sorted(set(re.findall(r"aten::[A-Za-z0-9_.]+", str(err)))) if err is not None else []
+        why = (f"unsupported operator {', '.join(ops[:3])}" if ops else
+               f"{type(err).__name__}" if err is not None else "unsupported")
+    return UserError(f"this model cannot be exported to ONNX ({why}); export it with --format torchscript "
+                     "(predict reads the .pt file the same way)")
+
+
 def _write(fmt: str, module, size: tuple[int, int], out: Path) -> str:
     """Write the traced module; returns the exporter used. ONNX: torch.onnx.export's default (dynamo) path,
     the older TorchScript-based exporter only where the dynamo one fails on a network."""
@@ -106,14 +177,20 @@ def _write(fmt: str, module, size: tuple[int, int], out: Path) -> str:
             return "torch.jit.trace"
         names = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": OPSET}
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # its progress lines
+            with _silenced():  # its progress lines
                 torch.onnx.export(module, (example,), str(out), dynamo=True, verbose=False, external_data=False,
                                   dynamic_shapes={"images": {0: torch.export.Dim("batch")}}, **names)
             return "torch.onnx.export(dynamo=True)"
-        except Exception:
+        except Exception as first:
             out.unlink(missing_ok=True)
-            torch.onnx.export(module, (example,), str(out), dynamo=False,
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, **names)
+            try:
+                with _silenced():  # a failure here prints the whole graph
+                    torch.onnx.export(module, (example,), str(out), dynamo=False,
+                                      dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, **names)
+            except Exception as second:
+                out.unlink(missing_ok=True)
+                found = [e for e in (second, first) if "aten::" in str(e)]
+                raise _onnx_refusal(found[0] if found else first) from None
             return "torch.onnx.export(dynamo=False)"
 
 
@@ -155,11 +232,12 @@ def parity(model, exported, images: np.ndarray, batch_size: int = 512) -> float:
 
 def export(run: Path, fmt: str, out: Path | None = None) -> tuple[Path, dict]:
     """Write ``run``'s model as ``fmt`` to ``out`` (default ./<run name><suffix>) and its contract next to it."""
-    from pixel_spotter.predict import load_model
+    from pixel_spotter.predict import _locate, load_model, spot_params
 
     if fmt not in SUFFIXES:
         raise UserError(f"unknown export format {fmt!r}; use one of {', '.join(SUFFIXES)}")
     model, size = load_model(run)  # the one loading path: checks the run folder as predict does
+    spot = spot_params(_locate(Path(run))[0])  # data=spot: the network takes counts / input_scale
     out = Path(out) if out is not None else Path.cwd() / f"{_run_name(run)}{SUFFIXES[fmt]}"
     if out.suffix.lower() != SUFFIXES[fmt]:
         raise UserError(f"{out}: a {fmt} export must end in {SUFFIXES[fmt]} (predict picks the runtime by it)")
@@ -168,6 +246,10 @@ def export(run: Path, fmt: str, out: Path | None = None) -> tuple[Path, dict]:
         raise UserError(f"{out} lies inside the run folder {folder}; export elsewhere (--out PATH)")
     if not out.parent.is_dir():
         raise UserError(f"{out.parent} does not exist; create it or pass another --out")
+    if fmt == "onnx" and getattr(model.net, "refine", 0):
+        # spot_fit: minutes of tracing to fail on torch.linalg.solve inside the Levenberg-Marquardt loop
+        raise _onnx_refusal(None, f"{_net_target(model)} with refine={model.net.refine} runs a "
+                                  "Levenberg-Marquardt fit with torch.linalg.solve in its forward")
     try:
         exporter = _write(fmt, _pixels_module(model), size, out)
     except UserError:
@@ -178,12 +260,19 @@ def export(run: Path, fmt: str, out: Path | None = None) -> tuple[Path, dict]:
                         f"{str(err).splitlines()[0] if str(err) else ''}); try --format "
                         f"{'torchscript' if fmt == 'onnx' else 'onnx'}") from None
     exported = (OnnxModel(out, size) if fmt == "onnx" else TorchScriptModel(out, size))
-    probes = probe_images(*size)
+    if spot is None:
+        probes = probe_images(*size)
+        probed = f"{len(probes)} one-pixel images of {size[0]}x{size[1]}"
+    else:
+        probes = spot_probe_images(spot, *size)
+        probed = (f"{len(probes)} spot images of {size[0]}x{size[1]} rendered by SpotSynthesizer with the run's "
+                  f"data.spot (photons {spot.photons[0]:g}..{spot.photons[1]:g}, background {spot.background[0]:g}.."
+                  f"{spot.background[1]:g}, sigma_psf {spot.sigma_psf[0]:g}..{spot.sigma_psf[1]:g}), seeds 0..")
     worst = parity(model, exported, probes)
     if not worst <= PARITY_PX:
         out.unlink(missing_ok=True)
         raise UserError(f"the exported {fmt} model differs from the PyTorch model by up to {worst:.3g} px on "
-                        f"one-pixel images (limit {PARITY_PX:g}); nothing written")
+                        f"{'one-pixel' if spot is None else 'spot'} images (limit {PARITY_PX:g}); nothing written")
     contract = {
         "contract_version": CONTRACT_VERSION,
         "format": fmt,
@@ -199,9 +288,13 @@ def export(run: Path, fmt: str, out: Path | None = None) -> tuple[Path, dict]:
         "output": {"name": OUTPUT_NAME, "shape": ["N", 2], "meaning": OUTPUT_MEANING},
         "run": {"folder": str(folder), "name": folder.name, "model": _net_target(model)},
         "exporter": {"used": exporter, **_versions(fmt)},
-        "parity": {"images": f"{len(probes)} one-pixel images of {size[0]}x{size[1]}", "max_abs_px": worst,
-                   "limit_px": PARITY_PX},
+        "parity": {"images": probed, "max_abs_px": worst, "limit_px": PARITY_PX},
     }
+    if spot is not None:  # what the network takes: photon counts / input_scale, any finite float32
+        contract.update(value_range=None, input_scale=spot.input_scale, scaling=spot_scaling(spot.input_scale))
+        contract["input"]["values"] = (f"photon counts / input_scale (= counts / {spot.input_scale:g}), any finite "
+                                       "float32; not an image in [0, 1]")
+        contract["output"]["meaning"] = SPOT_OUTPUT_MEANING
     contract_path(out).write_text(json.dumps(contract, indent=2) + "\n")
     return out, contract
 
@@ -252,8 +345,10 @@ def run_command(args: argparse.Namespace) -> int:
     import torch
 
     out, contract = export(args.run, args.fmt, args.out)
+    takes = ("float32 in [0, 1]" if contract.get("input_scale") is None else
+             f"float32 photon counts / {contract['input_scale']:g}")
     print(f"wrote {out} ({args.fmt}) and its contract {contract_path(out)}; "
-          f"{contract['height']}x{contract['width']} float32 in [0, 1] -> (x, y) px; "
+          f"{contract['height']}x{contract['width']} {takes} -> (x, y) px; "
           f"parity max |{args.fmt} - torch| = {contract['parity']['max_abs_px']:.2e} px over "
           f"{contract['parity']['images']}")
     if args.bench:

@@ -1,11 +1,13 @@
 """Reading an exported model back (``pixel-spotter predict model.onnx|model.pt IMAGE...``): the file and its
-input contract (``<file>.json``, written by ``pixel_spotter.export``), checked against each other; a missing
+input contract (``<file>.json``, written by ``pixel_spotter.export``; a data=spot export's says ``input_scale``:
+it takes photon counts / input_scale), checked against each other; a missing
 or mismatching contract is a one-line error. .onnx runs with onnxruntime, .pt with ``torch.jit.load``."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -108,15 +110,19 @@ def read_contract(path: Path) -> dict:
     try:
         contract = json.loads(where.read_text())
         height, width = contract["height"], contract["width"]
+        scale = contract.get("input_scale")  # data=spot: the network takes photon counts / input_scale
+        spot_ok = (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale)
+                   and scale > 0 and contract["value_range"] is None)
         fields_ok = (contract["format"] == fmt and contract["dtype"] == "float32"
-                     and contract["value_range"] == [0.0, 1.0] and isinstance(contract["sha256"], str))
+                     and (contract["value_range"] == [0.0, 1.0] and scale is None or spot_ok)
+                     and isinstance(contract["sha256"], str))
     except Exception as err:
         raise UserError(f"{where} is not a usable export contract ({type(err).__name__}); export the model "
                         "again") from None
     if not (fields_ok and isinstance(height, int) and isinstance(width, int) and 2 <= height <= 10_000
             and 2 <= width <= 10_000):
-        raise UserError(f"{where} does not describe a float32 {fmt} model on [0, 1] images of a possible size; "
-                        "export the model again")
+        raise UserError(f"{where} does not describe a float32 {fmt} model on [0, 1] images or photon counts / "
+                        "a finite input_scale > 0, of a possible size; export the model again")
     if _sha256(path) != contract["sha256"]:
         raise UserError(f"{path} does not match its contract {where} (sha256 differs: the file was changed or "
                         "the contract belongs to another export); export the model again")
@@ -132,9 +138,11 @@ def _format_of(path: Path) -> str:
 
 
 def open_exported(path: Path, threads: int | None = None):
-    """The model source for an exported file (after checking its contract)."""
+    """The model source for an exported file (after checking its contract); its ``input_scale`` is the
+    contract's (a data=spot export: predict reads photon counts and feeds counts / input_scale), else None."""
     contract = read_contract(path)
     size = (contract["height"], contract["width"])
-    if contract["format"] == "onnx":
-        return OnnxModel(Path(path), size, threads)
-    return TorchScriptModel(Path(path), size)
+    model = OnnxModel(Path(path), size, threads) if contract["format"] == "onnx" else TorchScriptModel(Path(path), size)
+    scale = contract.get("input_scale")
+    model.input_scale = None if scale is None else float(scale)
+    return model

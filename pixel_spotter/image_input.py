@@ -1,5 +1,11 @@
 """Image files -> checked (H, W) float32 arrays in [0, 1], and whether an image or an answer is doubtful.
 
+For a ``data=spot`` run (``counts=True``) files hold photon counts instead: integer arrays and 8-/16-bit PNGs
+are counts as they are (no scaling by the type), float arrays any finite values (read noise can make a count
+negative); the caller divides by the run's ``input_scale``. There is no brightest pixel to check there (the
+brightest pixel of a noisy spot image is often noise), and answers are clamped to the outer pixel edges
+[-0.5, W - 0.5] (a spot in a border pixel may lie up to half a pixel outside the pixel centres).
+
 Values are scaled by the range of the file's *type*, never by the data: an 8-bit image divides by 255, a
 16-bit PNG by 65535, an integer ``.npy`` by its dtype's maximum, and a float ``.npy`` must already be in
 [0, 1]. Scaling by the data (e.g. "divide by 255 when the max is above 1") would turn a dim 16-bit pixel or
@@ -49,11 +55,13 @@ def _unreadable(path: Path, err: Exception) -> UserError:
                      ".npy array")
 
 
-def _checked_float(path: Path, image: np.ndarray) -> np.ndarray:
-    """A float array that must be finite and already in [0, 1]."""
+def _checked_float(path: Path, image: np.ndarray, counts: bool = False) -> np.ndarray:
+    """A float array that must be finite and (unless ``counts``) already in [0, 1]."""
     if not np.isfinite(image).all():
-        raise UserError(f"image {_name(path)} contains NaN or infinite values; replace them with numbers in "
-                        "[0, 1]")
+        wanted = "photon counts" if counts else "numbers in [0, 1]"
+        raise UserError(f"image {_name(path)} contains NaN or infinite values; replace them with {wanted}")
+    if counts:
+        return image.astype(np.float32)
     low, high = float(image.min()), float(image.max())
     if low < 0 or high > 1:
         hint = ("divide it by 255 or save it as uint8" if low >= 0 and high <= 255
@@ -63,10 +71,10 @@ def _checked_float(path: Path, image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32)
 
 
-def _scaled(path: Path, image: np.ndarray) -> np.ndarray:
-    """Any numeric array -> float32 in [0, 1], scaled by its dtype's range."""
+def _scaled(path: Path, image: np.ndarray, counts: bool = False) -> np.ndarray:
+    """Any numeric array -> float32 in [0, 1], scaled by its dtype's range (``counts``: unscaled counts)."""
     kind = image.dtype.kind
-    if kind == "b":
+    if kind == "b" or (counts and kind in "ui"):
         return image.astype(np.float32)
     if kind in "ui":
         if kind == "i" and image.size and image.min() < 0:
@@ -75,12 +83,12 @@ def _scaled(path: Path, image: np.ndarray) -> np.ndarray:
                             "as an unsigned integer array")
         return (image.astype(np.float64) / np.iinfo(image.dtype).max).astype(np.float32)
     if kind == "f":
-        return _checked_float(path, image)
+        return _checked_float(path, image, counts)
     raise UserError(f"image {_name(path)} has dtype {image.dtype}, not a number type; save a bool, integer or "
                     "float array")
 
 
-def _read_npy(path: Path, size: tuple[int, int]) -> np.ndarray:
+def _read_npy(path: Path, size: tuple[int, int], counts: bool = False) -> np.ndarray:
     # The header first: the dtype and shape are checked before any data is read, and a pickled
     # (object) array is refused without ever being unpickled.
     try:
@@ -111,10 +119,10 @@ def _read_npy(path: Path, size: tuple[int, int]) -> np.ndarray:
         image = np.load(path, allow_pickle=False).reshape(squeezed)
     except Exception as err:
         raise _unreadable(path, err) from None
-    return _scaled(path, image)
+    return _scaled(path, image, counts)
 
 
-def _read_picture(path: Path, size: tuple[int, int]) -> np.ndarray:
+def _read_picture(path: Path, size: tuple[int, int], counts: bool = False) -> np.ndarray:
     from PIL import Image
 
     try:
@@ -124,7 +132,7 @@ def _read_picture(path: Path, size: tuple[int, int]) -> np.ndarray:
                 raise _wrong_size(path, (height, width), size)
             mode, fmt = picture.mode, picture.format
             if mode in _EIGHT_BIT_MODES:
-                return np.asarray(picture.convert("L"), dtype=np.float32) / 255.0
+                return np.asarray(picture.convert("L"), dtype=np.float32) / (1.0 if counts else 255.0)
             if mode == "1":
                 return np.asarray(picture, dtype=np.float32)
             if mode in _SIXTEEN_BIT_MODES or (mode == "I" and fmt == "PNG"):
@@ -139,21 +147,24 @@ def _read_picture(path: Path, size: tuple[int, int]) -> np.ndarray:
     except Exception as err:
         raise _unreadable(path, err) from None
     if mode == "F":
-        return _checked_float(path, image)
+        return _checked_float(path, image, counts)
+    if counts:
+        return image.astype(np.float32)
     if image.min() < 0 or image.max() > 65535:
         raise UserError(f"image {_name(path)} has values from {image.min()} to {image.max()}, outside the 16-bit "
                         "range 0..65535; save it as a uint16 PNG or a .npy array")
     return (image / 65535.0).astype(np.float32)
 
 
-def read_image(path: Path | str, size: tuple[int, int]) -> np.ndarray:
-    """The (H, W) float32 image in [0, 1] stored in ``path`` (PNG/JPEG or .npy) of ``size`` = (H, W)."""
+def read_image(path: Path | str, size: tuple[int, int], counts: bool = False) -> np.ndarray:
+    """The (H, W) float32 image in [0, 1] stored in ``path`` (PNG/JPEG or .npy) of ``size`` = (H, W); with
+    ``counts`` its photon counts as stored (any finite values, no scaling by the file's type)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image {_name(path)} does not exist or is not a file; check the path")
     if path.suffix.lower() == ".npy":
-        return _read_npy(path, size)
-    return _read_picture(path, size)
+        return _read_npy(path, size, counts)
+    return _read_picture(path, size, counts)
 
 
 def _positions(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -176,21 +187,25 @@ def doubts(image: np.ndarray) -> str | None:
     return None
 
 
-def check_answer(xy, image: np.ndarray) -> tuple[tuple[float | None, float | None], str | None]:
+def check_answer(xy, image: np.ndarray, spot: bool = False) -> tuple[tuple[float | None, float | None], str | None]:
     """The model's (x, y) in pixels, made safe: a non-finite coordinate becomes None, a finite one is clamped
-    into the image; a warning says what was changed, or that a clear brightest pixel was missed."""
+    into the image; a warning says what was changed, or that a clear brightest pixel was missed. ``spot``
+    (photon-count images of a sub-pixel spot): clamped to the outer pixel edges [-0.5, W - 0.5] instead of
+    the pixel centres [0, W - 1], and no brightest-pixel check (noise makes the brightest pixel a poor guide)."""
     height, width = image.shape
     raw = tuple(float(v) for v in xy)
     warnings = []
     if not all(math.isfinite(v) for v in raw):
         warnings.append(f"the model's answer ({raw[0]}, {raw[1]}) is not a finite number; no coordinate given")
-    limits = (float(width - 1), float(height - 1))
-    answer = tuple(min(max(v, 0.0), top) + 0.0 if math.isfinite(v) else None for v, top in zip(raw, limits))
+    low = -0.5 if spot else 0.0
+    limits = (float(width - 1) - low, float(height - 1) - low)
+    answer = tuple(min(max(v, low), top) + 0.0 if math.isfinite(v) else None for v, top in zip(raw, limits))
     if any(a is not None and abs(a - v) > CLAMP_TOLERANCE for a, v in zip(answer, raw)):
         shown = ", ".join("-" if a is None else f"{a:.3f}" for a in answer)
+        edges = f" (its outer pixel edges: x {low:g}..{limits[0]:g}, y {low:g}..{limits[1]:g})" if spot else ""
         warnings.append(f"the model's answer ({raw[0]:.3f}, {raw[1]:.3f}) lies outside the {height}x{width} "
-                        f"image (height x width); clamped to ({shown})")
-    if None not in answer and doubts(image) is None:
+                        f"image (height x width){edges}; clamped to ({shown})")
+    if not spot and None not in answer and doubts(image) is None:
         row, col = np.unravel_index(int(np.argmax(image)), image.shape)
         rounded = tuple(math.floor(a + 0.5) for a in answer)
         if rounded != (int(col), int(row)):

@@ -9,7 +9,10 @@ source, images are read, checked and answered by the same code below.
 
 Images are PNG/JPEG (grey or colour, converted to grey) or ``.npy`` arrays, of the size the run trained
 on, scaled to [0, 1] by their type's range (8-bit /255, 16-bit /65535, integer arrays by their dtype's
-maximum, float arrays must already be in [0, 1]; see ``pixel_spotter.image_input``). Prints one line
+maximum, float arrays must already be in [0, 1]; see ``pixel_spotter.image_input``). A ``data=spot`` run (its
+config has ``data.spot``), or a model exported from one, takes photon counts instead: integer arrays and 8-/16-bit
+PNGs are counts as they are, float arrays any finite counts; the network gets counts / ``data.spot.input_scale``,
+there is no brightest-pixel check, and answers are clamped to the outer pixel edges [-0.5, W - 0.5]. Prints one line
 per image, ``FILE x y`` in pixels (x = column, y = row), or a JSON list of {"image", "x", "y", "warning"}
 with ``--json``.
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -90,6 +94,61 @@ def _trusted_model_config(folder: RunFolder) -> tuple[dict, int, int]:
     return model, height, width
 
 
+def _spot_section(folder: RunFolder):
+    """The run's ``data.spot`` config (a DictConfig) for a data=spot run, else None."""
+    from omegaconf import DictConfig
+
+    cfg = folder.load_config()
+    data = cfg.get("data")
+    spot = data.get("spot") if isinstance(data, DictConfig) else None
+    if spot is None:
+        return None
+    if not isinstance(spot, DictConfig):
+        raise UserError(f"{folder.config_file} has a data.spot that is not a mapping; the run folder is corrupt: "
+                        "retrain")
+    return spot
+
+
+def spot_input_scale(folder: RunFolder) -> float | None:
+    """Photons per unit of network input of a data=spot run (``data.spot.input_scale``), checked (the run
+    folder is untrusted): a finite number > 0. None for a pixel-task run (images in [0, 1])."""
+    spot = _spot_section(folder)
+    if spot is None:
+        return None
+    try:
+        scale = spot.get("input_scale")
+    except Exception as err:
+        raise UserError(f"{folder.config_file} has an unreadable data.spot.input_scale ({type(err).__name__}); "
+                        "the run folder is corrupt: retrain") from None
+    if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0):
+        raise UserError(f"{folder.config_file} gives data.spot.input_scale = {scale!r}, not a finite number > 0 "
+                        "(photons per unit of network input); the run folder is corrupt: retrain")
+    return float(scale)
+
+
+def spot_params(folder: RunFolder):
+    """The run's ``SpotParams`` (built field by field, never by its _target_), or None for a pixel-task run."""
+    from dataclasses import fields
+
+    from omegaconf import OmegaConf
+
+    from pixel_spotter.spot_synthesis import SpotParams
+
+    scale = spot_input_scale(folder)
+    if scale is None:
+        return None
+    spot = _spot_section(folder)
+    try:
+        values = {f.name: OmegaConf.to_object(spot[f.name]) if OmegaConf.is_config(spot[f.name]) else spot[f.name]
+                  for f in fields(SpotParams) if f.name in spot and f.name != "input_scale"}
+        return SpotParams(**values, input_scale=scale)
+    except UserError as err:
+        raise UserError(f"{folder.config_file}: {err}; the run folder is corrupt: retrain") from None
+    except Exception as err:
+        raise UserError(f"{folder.config_file} has an unusable data.spot section ({type(err).__name__}); the run "
+                        "folder is corrupt: retrain") from None
+
+
 def _targets(node) -> list:
     """Every _target_ in a config tree, depth first."""
     if isinstance(node, dict):
@@ -123,10 +182,12 @@ def load_model(target: Path):
 
 class RunModel:
     """A run folder (or a checkpoint inside one) as a model source: ``size`` = (H, W) and ``__call__``
-    mapping an (N, 1, H, W) float32 array in [0, 1] to (N, 2) pixel coordinates (x, y)."""
+    mapping an (N, 1, H, W) float32 network input (images in [0, 1], or counts / ``input_scale``) to (N, 2)
+    pixel coordinates (x, y); ``input_scale`` is None for the pixel task, photons per unit for data=spot."""
 
     def __init__(self, target: Path):
         self.model, self.size = load_model(target)
+        self.input_scale = spot_input_scale(_locate(Path(target))[0])
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -147,15 +208,21 @@ def open_model(target: Path):
 
 
 def predict(target: Path, images: list[Path]) -> list[dict]:
-    """One {"image", "x", "y", "warning"} per image: x/y in pixels inside the image or None, warning a
+    """One {"image", "x", "y", "warning"} per image: x/y in pixels inside the image (for data=spot: within its outer
+    pixel edges) or None, warning a
     sentence or None. Every image is read and checked before the model runs (a UserError for a bad one)."""
     model = open_model(target)
-    arrays = [read_image(p, model.size) for p in images]
-    raw = np.asarray(model(np.stack(arrays)[:, None]), dtype=np.float64).tolist()
+    scale = getattr(model, "input_scale", None)  # photons per unit of input (data=spot), None: images in [0, 1]
+    spot = scale is not None
+    arrays = [read_image(p, model.size, counts=spot) for p in images]
+    batch = np.stack(arrays)[:, None]
+    if spot:  # as training fed it: float64 counts / input_scale, then float32
+        batch = (batch.astype(np.float64) / scale).astype(np.float32)
+    raw = np.asarray(model(batch), dtype=np.float64).tolist()
     results = []
     for path, image, xy in zip(images, arrays, raw):
-        (x, y), answer_warning = check_answer(xy, image)
-        warning = "; ".join(w for w in (doubts(image), answer_warning) if w) or None
+        (x, y), answer_warning = check_answer(xy, image, spot=spot)
+        warning = "; ".join(w for w in (None if spot else doubts(image), answer_warning) if w) or None
         results.append({"image": str(path), "x": x, "y": y, "warning": warning})
     return results
 

@@ -210,3 +210,39 @@ def test_returned_coordinates_are_always_inside_or_none():
         (x, y), _ = check_answer(xy, image)
         assert x is None or 0 <= x <= W - 1
         assert y is None or 0 <= y <= H - 1
+
+
+# ---- photon counts (data=spot runs): no scaling by the type, any finite floats, answers to the outer edges
+
+
+def test_counts_are_read_as_they_are(tmp_path):
+    counts = np.array([[0, 3, 7000, 65535, 12]] * 4, dtype=np.uint16)
+    for path in (_save_npy(tmp_path / "c.npy", counts), _save_png(tmp_path / "c.png", counts)):
+        image = read_image(path, SIZE, counts=True)
+        assert image.dtype == np.float32 and np.array_equal(image, counts.astype(np.float32))
+    floats = np.full(SIZE, -3.5)  # read noise: negative counts are counts too
+    floats[1, 2] = 2500.25
+    assert np.array_equal(read_image(_save_npy(tmp_path / "f.npy", floats), SIZE, counts=True),
+                          floats.astype(np.float32))
+    eight = np.full(SIZE, 9, dtype=np.uint8)
+    assert read_image(_save_png(tmp_path / "e.png", eight), SIZE, counts=True).max() == 9.0  # not / 255
+
+
+def test_counts_refuse_nan_and_wrong_sizes_in_one_line(tmp_path):
+    floats = np.zeros(SIZE)
+    floats[0, 0] = np.inf
+    with pytest.raises(UserError, match="NaN or infinite values; replace them with photon counts"):
+        read_image(_save_npy(tmp_path / "n.npy", floats), SIZE, counts=True)
+    with pytest.raises(UserError, match="is 5x4 but the model was trained on 4x5"):
+        read_image(_save_npy(tmp_path / "t.npy", np.zeros((5, 4))), SIZE, counts=True)
+
+
+def test_spot_answers_are_clamped_to_the_outer_pixel_edges_without_brightest_pixel_checks():
+    image = np.full(SIZE, 10.0, dtype=np.float32)
+    image[0, 0] = 500.0  # the brightest pixel, far from the answer: no warning for spot images
+    assert check_answer((-0.4, H - 0.6), image, spot=True) == ((-0.4, H - 0.6), None)
+    (x, y), warning = check_answer((-0.9, 9.0), image, spot=True)
+    assert (x, y) == (-0.5, H - 0.5)
+    assert "lies outside the 4x5 image" in warning and "outer pixel edges: x -0.5..4.5, y -0.5..3.5" in warning
+    assert "clamped to (-0.500, 3.500)" in warning
+

@@ -181,3 +181,185 @@ def run_spot(make_cfg, *overrides):
     from pixel_spotter.train import run
 
     return run(make_cfg(*overrides, "threads_per_job=1", "callbacks.model_checkpoint.save_top_k=0"))
+
+
+# ---- inference on a data=spot run: predict takes photon counts, export states it, ONNX refusals are one line
+
+
+def test_lower_median_equals_torch_median_exactly():
+    from pixel_spotter.models.spot_patch import lower_median
+
+    gen = torch.Generator().manual_seed(0)
+    for n in (255, 256, 1024):  # odd and even counts (even: torch.median's lower middle value)
+        values = torch.poisson(torch.full((64, n), 3.0), generator=gen) / 100  # many ties, as in dim images
+        assert torch.equal(lower_median(values), values.median(dim=1).values)
+        noisy = torch.randn(64, n, generator=gen)
+        assert torch.equal(lower_median(noisy), noisy.median(dim=1).values)
+
+
+SPOT_SIZE = 16
+BRIGHT = dict(photons=1e5, background=10.0, sigma_psf=1.0)
+
+
+def _train_spot_run(folder, model):
+    """A finished tiny data=spot run (16x16, 1 epoch, 256 training images) in ``folder``, with its
+    .hydra/config.yaml written as train.py's Hydra would."""
+    from conftest import TINY
+    from omegaconf import OmegaConf
+
+    from pixel_spotter.compose import compose
+    from pixel_spotter.train import run
+
+    cfg = compose(*TINY, "data=spot", f"model={model}", "data.train_samples_per_epoch=256", "data.eval_repeats=1",
+                  "data.eval_photons=null", "data.spot.sigma_psf=1", output_dir=folder, hydra_config=True)
+    run(cfg)
+    (folder / ".hydra").mkdir(exist_ok=True)
+    OmegaConf.save(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), folder / ".hydra" / "config.yaml")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def spot_run(tmp_path_factory):
+    return _train_spot_run(tmp_path_factory.mktemp("spot_run"), "spot_patch")
+
+
+def _bright_spot(x, y, seed=0):
+    """Photon counts (float64, 16x16) of a 1e5-photon spot at (x, y) px with Poisson noise."""
+    from pixel_spotter.spots.psf import expected_counts
+
+    mu = expected_counts(torch.tensor([[x, y]], dtype=torch.float64), BRIGHT["photons"], BRIGHT["background"],
+                         BRIGHT["sigma_psf"], SPOT_SIZE, SPOT_SIZE)[0]
+    return torch.poisson(mu, generator=torch.Generator().manual_seed(seed)).numpy()
+
+
+def _cli(*args, cwd=None):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "pixel_spotter.cli", *map(str, args)], cwd=cwd or ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+# away from the border: a barely trained spot_patch answers the three-point estimate, which a border pixel's
+# missing neighbour throws off (clamping to the outer edges is checked in test_image_input.py)
+TRUE_SPOTS = [(6.3, 8.7), (10.45, 4.2), (2.2, 12.6)]
+
+
+def test_predict_reads_photon_counts_of_a_spot_run(spot_run, tmp_path):
+    import numpy as np
+
+    from pixel_spotter.predict import predict
+
+    files = []
+    for i, (x, y) in enumerate(TRUE_SPOTS):
+        counts = _bright_spot(x, y, seed=i)
+        assert counts.max() > 1000  # far outside [0, 1]: a pixel-task image would be refused
+        np.save(tmp_path / f"f{i}.npy", counts.astype(np.float32))  # float counts
+        np.save(tmp_path / f"u{i}.npy", counts.astype(np.uint16))  # integer counts, not scaled by 65535
+        files += [tmp_path / f"f{i}.npy", tmp_path / f"u{i}.npy"]
+    results = predict(spot_run, files)
+    for i, (x, y) in enumerate(TRUE_SPOTS):
+        for result in results[2 * i:2 * i + 2]:
+            assert abs(result["x"] - x) < 0.2 and abs(result["y"] - y) < 0.2, (result, x, y)
+            assert result["warning"] is None  # no brightest-pixel doubts
+    assert results[0]["x"] == results[1]["x"] and results[0]["y"] == results[1]["y"]  # float32 = uint16 counts
+    # read noise: negative float counts are fine; NaN is one line as for the pixel task
+    noisy = _bright_spot(*TRUE_SPOTS[0]) - 12.0
+    assert noisy.min() < 0
+    np.save(tmp_path / "neg.npy", noisy)
+    assert abs(predict(spot_run, [tmp_path / "neg.npy"])[0]["x"] - TRUE_SPOTS[0][0]) < 0.2
+    noisy[3, 3] = np.nan
+    np.save(tmp_path / "nan.npy", noisy)
+    proc = _cli("predict", spot_run, tmp_path / "nan.npy")
+    assert proc.returncode == 2 and proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
+    assert "NaN or infinite" in proc.stderr
+    np.save(tmp_path / "big.npy", np.zeros((20, 16)))
+    proc = _cli("predict", spot_run, tmp_path / "big.npy")
+    assert proc.returncode == 2 and "is 20x16 but the model was trained on 16x16" in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["abc", -1, ".nan"])
+def test_an_untrusted_input_scale_is_one_line(spot_run, tmp_path, value):
+    import shutil
+
+    import numpy as np
+
+    broken = tmp_path / "run"
+    shutil.copytree(spot_run, broken)
+    config = broken / ".hydra" / "config.yaml"
+    text = config.read_text()
+    assert "input_scale: 100.0" in text
+    config.write_text(text.replace("input_scale: 100.0", f"input_scale: {value}"))
+    np.save(tmp_path / "s.npy", _bright_spot(5, 5))
+    for args in (("predict", broken, tmp_path / "s.npy"),
+                 ("export", broken, "--format", "torchscript", "--out", tmp_path / "m.pt")):
+        proc = _cli(*args)
+        assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "data.spot.input_scale" in proc.stderr, proc.stderr
+
+
+def test_export_contract_of_a_spot_run_names_photon_counts(spot_run, tmp_path):
+    import json
+
+    import numpy as np
+
+    out = tmp_path / "spot.pt"
+    proc = _cli("export", spot_run, "--format", "torchscript", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "photon counts / 100" in proc.stdout
+    contract = json.loads((tmp_path / "spot.pt.json").read_text())
+    assert contract["input_scale"] == 100.0 and contract["value_range"] is None
+    assert "photon counts / input_scale" in contract["input"]["values"] and "counts / 100" in contract["scaling"]
+    assert "spot images" in contract["parity"]["images"] and "SpotSynthesizer" in contract["parity"]["images"]
+    assert contract["parity"]["max_abs_px"] <= 1e-4
+    # predict on the export reads counts too, and answers as the run does
+    np.save(tmp_path / "s.npy", _bright_spot(*TRUE_SPOTS[1]).astype(np.uint16))
+    on_run, on_file = (_cli("predict", source, tmp_path / "s.npy") for source in (spot_run, out))
+    assert on_run.returncode == on_file.returncode == 0, (on_run.stderr, on_file.stderr)
+    assert on_run.stdout.split()[1:] == on_file.stdout.split()[1:]
+
+
+def test_onnx_export_of_spot_patch_runs_on_counts(spot_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import json
+
+    import numpy as np
+
+    out = tmp_path / "spot.onnx"
+    proc = _cli("export", spot_run, "--format", "onnx", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "spot.onnx.json").read_text())["input_scale"] == 100.0
+    np.save(tmp_path / "s.npy", _bright_spot(*TRUE_SPOTS[0]).astype(np.float32))
+    on_run, on_file = (_cli("predict", source, tmp_path / "s.npy") for source in (spot_run, out))
+    assert on_run.returncode == on_file.returncode == 0, (on_run.stderr, on_file.stderr)
+    assert on_run.stdout.split()[1:] == on_file.stdout.split()[1:]
+
+
+def test_onnx_refusal_of_spot_fit_is_one_line(tmp_path):
+    pytest.importorskip("onnxruntime")
+    run_dir = _train_spot_run(tmp_path / "fit_run", "spot_fit")
+    proc = _cli("export", run_dir, "--format", "onnx", "--out", tmp_path / "fit.onnx")
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--format torchscript" in lines[0], proc.stderr
+    assert not (tmp_path / "fit.onnx").exists()
+
+
+def test_onnx_failure_prints_one_line_and_nothing_else(spot_run, tmp_path, monkeypatch, capfd):
+    """Whatever network the exporters fail on (here: torch.median put back), only the one line is printed."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from pixel_spotter import cli
+    from pixel_spotter.models import spot_patch
+
+    monkeypatch.setattr(spot_patch, "lower_median", lambda values: values.median(dim=1).values)
+    code = cli.main(["export", str(spot_run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")])
+    out, err = capfd.readouterr()  # the file descriptors too: C++ prints count
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "aten::median" in err and "--format torchscript" in err, err
+    assert not (tmp_path / "m.onnx").exists()

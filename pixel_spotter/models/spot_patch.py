@@ -121,7 +121,7 @@ class SpotPatch(nn.Module):
         steps = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
         g1 = torch.exp(-0.5 * (steps / sigma) ** 2)
         kernel = (g1[:, None] * g1[None, :])[None, None]
-        background = images.flatten(1).median(dim=1).values[:, None, None, None]
+        background = lower_median(images.flatten(1))[:, None, None, None]
         signal = F.conv2d(images - background, kernel, padding=radius)
         energy = F.conv2d(torch.ones_like(images[:1]), kernel * kernel, padding=radius)
         return signal / energy.sqrt()
@@ -132,7 +132,7 @@ class SpotPatch(nn.Module):
         batch, _, height, width = images.shape
         im = images[:, 0]
         row, col, peak = self.detect(images)
-        background = im.flatten(1).median(dim=1).values
+        background = lower_median(im.flatten(1))
         amplitude = (peak - background).clamp(min=_TINY)
         k = self.patch // 2
         offsets = torch.arange(-k, k + 1, device=images.device)
@@ -146,8 +146,10 @@ class SpotPatch(nn.Module):
         flip_x, flip_y = col > (width - 1) / 2, row > (height - 1) / 2
         cut = torch.where(flip_x[:, None, None], cut.flip(2), cut)
         cut = torch.where(flip_y[:, None, None], cut.flip(1), cut)
-        mask = torch.where(flip_x[:, None, None], mask.flip(2), mask)
-        mask = torch.where(flip_y[:, None, None], mask.flip(1), mask)
+        # (and/or, not torch.where: onnxruntime has no Where on bool tensors)
+        fx, fy = flip_x[:, None, None], flip_y[:, None, None]
+        mask = (fx & mask.flip(2)) | (~fx & mask)
+        mask = (fy & mask.flip(1)) | (~fy & mask)
         z = (cut - background[:, None, None]) / amplitude[:, None, None] * mask
         logs = [amplitude.log(), background.clamp(min=_TINY).log()]
         if self.position:  # where the detection is (canonical: 0 at the near border, 0.5 at the centre)
@@ -229,6 +231,12 @@ class SpotPatch(nn.Module):
         x = (col.to(offset.dtype) + offset[:, 0]) / (width - 1)
         y = (row.to(offset.dtype) + offset[:, 1]) / (height - 1)
         return torch.stack([x, y], dim=1)
+
+
+def lower_median(values: torch.Tensor) -> torch.Tensor:
+    """``values.median(dim=1).values`` (B, N) -> (B,), the lower of the two middle values for an even N, exactly,
+    written with sort so that ONNX can export it (the exporters have no ``aten::median``)."""
+    return values.sort(dim=1).values[:, (values.shape[1] - 1) // 2]
 
 
 def _three_point(left: torch.Tensor, centre: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
