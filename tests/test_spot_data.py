@@ -187,7 +187,7 @@ def run_spot(make_cfg, *overrides):
 
 
 def test_lower_median_equals_torch_median_exactly():
-    from pixel_spotter.models.spot_patch import lower_median
+    from pixel_spotter.spots.detect import lower_median
 
     gen = torch.Generator().manual_seed(0)
     for n in (255, 256, 1024):  # odd and even counts (even: torch.median's lower middle value)

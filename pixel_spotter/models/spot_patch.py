@@ -33,8 +33,6 @@ Output: normalized (c + dx) / (W - 1), (r + dy) / (H - 1), as every network here
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from omegaconf import ListConfig
@@ -42,6 +40,7 @@ from torch import nn
 
 from pixel_spotter.errors import ConfigError
 from pixel_spotter.models import require_bool, require_int
+from pixel_spotter.spots.detect import lower_median, matched_filter
 from pixel_spotter.spots.fit import fit_ml_free_sigma
 
 _TINY = 1e-6  # floor of the background and amplitude (input units) before their log
@@ -98,33 +97,14 @@ class SpotPatch(nn.Module):
 
     def detect(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(row, column, smoothed peak value) (B,) of each image's brightest ``smooth`` x ``smooth`` box; with
-        ``detect_sigma`` the position is instead the maximum of a matched filter's signal-to-noise map (below),
-        the peak value still the box's there."""
+        ``detect_sigma`` the position is instead the maximum of a matched filter's signal-to-noise map
+        (``spots.detect.matched_filter``), the peak value still the box's there."""
         box = F.avg_pool2d(images, self.smooth, stride=1, padding=self.smooth // 2, count_include_pad=False)
-        score = box if self.detect_sigma is None else self._matched_filter(images)
+        score = box if self.detect_sigma is None else matched_filter(images, self.detect_sigma)
         flat = score.flatten(1).argmax(dim=1)
         peak = box.flatten(1).gather(1, flat[:, None])[:, 0]
         width = images.shape[-1]
         return flat // width, flat % width, peak
-
-    def _matched_filter(self, images: torch.Tensor) -> torch.Tensor:
-        """sum g (k - b) / sqrt(sum g^2) over the pixels that exist, g a Gaussian of ``detect_sigma`` centred on
-        each pixel, b the image's median: the signal-to-noise of a spot of that width there, up to the constant
-        sqrt(b) (Poisson noise ~ b everywhere under a dim spot). Dividing by the kernel's energy inside the image
-        gives the noise one level everywhere: the box, averaged over fewer pixels at the border, is noisier there,
-        and on pure noise puts 60 % of its maxima on the outer ring of a 16x16 image (23 % of the pixels; this
-        filter 36 %: a truncated kernel's noise field is rougher, so has more local maxima). A kernel wider than
-        the box also collects a wide PSF's photons: on the mix at N = 100 / 200 it loses 15 % / 1.6 % of the
-        spots to noise peaks, the box 20 % / 3.5 %."""
-        sigma = self.detect_sigma
-        radius = max(1, math.ceil(2.5 * sigma))
-        steps = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
-        g1 = torch.exp(-0.5 * (steps / sigma) ** 2)
-        kernel = (g1[:, None] * g1[None, :])[None, None]
-        background = lower_median(images.flatten(1))[:, None, None, None]
-        signal = F.conv2d(images - background, kernel, padding=radius)
-        energy = F.conv2d(torch.ones_like(images[:1]), kernel * kernel, padding=radius)
-        return signal / energy.sqrt()
 
     def features(self, images: torch.Tensor):
         """The canonical (mirrored) normalized patch z (B, K, K) and its validity mask, [log amplitude, log
@@ -231,12 +211,6 @@ class SpotPatch(nn.Module):
         x = (col.to(offset.dtype) + offset[:, 0]) / (width - 1)
         y = (row.to(offset.dtype) + offset[:, 1]) / (height - 1)
         return torch.stack([x, y], dim=1)
-
-
-def lower_median(values: torch.Tensor) -> torch.Tensor:
-    """``values.median(dim=1).values`` (B, N) -> (B,), the lower of the two middle values for an even N, exactly,
-    written with sort so that ONNX can export it (the exporters have no ``aten::median``)."""
-    return values.sort(dim=1).values[:, (values.shape[1] - 1) // 2]
 
 
 def _three_point(left: torch.Tensor, centre: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
