@@ -183,3 +183,17 @@ def test_floor_command_prints_a_row_per_photon_count(capsys):
     rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["300"], ["3000"])]
     assert [row[1] for row in rows] == ["12", "12"]
     assert all(0 < float(row[3]) < 3 for row in rows)  # floor / CRLB: near 1 at these photon counts
+
+
+def test_the_whole_image_prior_covers_every_pixel_and_is_worse_when_spots_are_lost():
+    """--prior image: the same oracle without knowing where test spots can be. On dim spots (many lost) its
+    error is larger than the true prior's, which is what makes the default a bound and this a comparison."""
+    from pixel_spotter.spots import floor
+
+    dm = floor.datamodule(0, ["data.height=12", "data.width=12"])
+    assert len(floor.prior_pixels(dm, "image")) == 144 and len(floor.prior_pixels(dm, "test")) < 144
+    with pytest.raises(ValueError, match="prior must be"):
+        floor.prior_pixels(dm, "train")
+    dim = {prior: floor.run(dm, (15,), spots=200, prior=prior, background=10, sigma_psf=1.5)[0]
+           for prior in ("test", "image")}
+    assert dim["image"]["floor"] > dim["test"]["floor"], dim

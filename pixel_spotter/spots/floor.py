@@ -1,7 +1,7 @@
 """The Bayes floor of ``data=spot``: the smallest RMSE any estimator can reach on its test images, per photon count.
 
     python -m pixel_spotter.spots.floor [hydra overrides...] [--spots 1530] [--photons 100 200 ...] [--seed 0]
-                                        [--fixed background=10 sigma_psf=1] [--check]
+                                        [--fixed background=10 sigma_psf=1] [--check] [--prior test|image]
 
 (hydra overrides of the data, e.g. data.height=16, go first, or after ``--``.)
 
@@ -20,7 +20,9 @@ per N the 2D CRLB rmse (sqrt(mean of CRLB_xx + CRLB_yy), as ``spot_metrics``) an
   spots that even the ideal estimator cannot place near the truth (mostly undetectable ones), and their
   share of the floor's squared error (share).
 
-A floor/CRLB above a target ratio at some N proves that no model can meet it there. ``--check`` repeats the
+A floor/CRLB above a target ratio at some N proves that no model can meet it there. ``--prior image`` spreads
+the prior over every pixel instead of the test pixels: no longer a bound for every estimator, but what the same
+oracle reaches without knowing where test spots can be, as no model trained on the honest split knows. ``--check`` repeats the
 posterior with twice the coarse resolution, half the fine step and a wider fine box on the same images.
 """
 
@@ -78,9 +80,24 @@ def images(dm, photons: float, spots: int, **fixed: float):
     return synth.counts(xy, [sample_seed(dm.seed, STREAMS["test"], k) for k in keys]), params
 
 
+def prior_pixels(dm, prior: str) -> torch.Tensor:
+    """The pixels (P, 2) the posterior's uniform prior covers: ``test``, the test positions (the true prior: a
+    lower bound for every estimator), or ``image``, every pixel (the posterior mean of an estimator that, like
+    every model trained on the honest split, does not know which pixels the test spots are in: not a bound on
+    estimators that do know, but the fair comparison for a model)."""
+    if prior == "test":
+        return dm.positions["test"]
+    if prior == "image":
+        rows, cols = torch.meshgrid(torch.arange(dm.height), torch.arange(dm.width), indexing="ij")
+        return torch.stack([cols.flatten(), rows.flatten()], dim=1)
+    raise ValueError(f"prior must be 'test' or 'image', not {prior!r}")
+
+
 def run(dm, photons=(100, 200, 500, 1000, 2000, 5000), spots: int = 1530, check: bool = False,
-        **fixed: float) -> list[dict]:
-    """One row per photon count (see the module docstring); ``fixed``: e.g. background=10, sigma_psf=1."""
+        prior: str = "test", **fixed: float) -> list[dict]:
+    """One row per photon count (see the module docstring); ``fixed``: e.g. background=10, sigma_psf=1;
+    ``prior``: see ``prior_pixels``."""
+    pixels = prior_pixels(dm, prior)
     rows = []
     for n in photons:
         start = time.perf_counter()
@@ -89,7 +106,7 @@ def run(dm, photons=(100, 200, 500, 1000, 2000, 5000), spots: int = 1530, check:
             raise ValueError("the floor's likelihood is Poisson only: set data.spot.read_noise=0")
         var_x, var_y = crlb_xy(truth.xy, truth.photons, truth.background, truth.sigma_psf, dm.height, dm.width)
         bound = var_x + var_y
-        post = posterior(counts, truth.photons, truth.background, truth.sigma_psf, dm.positions["test"])
+        post = posterior(counts, truth.photons, truth.background, truth.sigma_psf, pixels)
         sq = ((post.mean - truth.xy) ** 2).sum(dim=1)
         radius = max(2, math.ceil(3 * params.sigma_psf[1]))
         estimates = {"ml_fit": fit_ml(counts, truth.sigma_psf).xy, "centroid": centroid(counts, radius=radius)}
@@ -103,7 +120,7 @@ def run(dm, photons=(100, 200, 500, 1000, 2000, 5000), spots: int = 1530, check:
         for name, xy in estimates.items():
             row[name] = ratio_se(((xy - truth.xy) ** 2).sum(dim=1), bound)[0]
         if check:
-            finer = posterior(counts, truth.photons, truth.background, truth.sigma_psf, dm.positions["test"], **FINER)
+            finer = posterior(counts, truth.photons, truth.background, truth.sigma_psf, pixels, **FINER)
             row["floor_finer"] = ratio_se(((finer.mean - truth.xy) ** 2).sum(dim=1), bound)[0]
             row["max_shift_over_post_sd"] = float(((finer.mean - post.mean).norm(dim=1)
                                                    / finer.var.sum(dim=1).sqrt()).max())
@@ -130,6 +147,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fixed", type=_fixed, nargs="+", default=[], metavar="KEY=VALUE",
                         help="fix background and/or sigma_psf instead of drawing them, e.g. background=10")
     parser.add_argument("--check", action="store_true", help="also a finer quadrature on the same images")
+    parser.add_argument("--prior", choices=("test", "image"), default="test",
+                        help="where the posterior believes spots can be: the test pixels (default: the true prior, "
+                             "a bound for every estimator) or any pixel (what a model trained on the other pixels "
+                             "can know; not a bound, the fair comparison)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("overrides", nargs="*", help="hydra overrides of the data, e.g. data.spot.sigma_psf=[1,1]")
     args = parser.parse_args(argv)
@@ -152,7 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.check:
         header[-1:-1], widths[-1:-1] = ["finer", "shift/sd"], [7, 9]
     print(" ".join(f"{h:>{w}}" for h, w in zip(header, widths)))
-    for row in run(dm, photons, args.spots, args.check, **fixed):
+    if args.prior == "image":
+        print("prior: any pixel of the image (not a bound: the posterior mean of an estimator that does not know "
+              "the test pixels)")
+    for row in run(dm, photons, args.spots, args.check, args.prior, **fixed):
         cells = [f"{row['photons']:>6g}", f"{row['spots']:>6d}", f"{row['crlb_rmse_px']:>8.4f}",
                  f"{row['floor']:>7.3f}", f"{row['floor_se']:>6.3f}", f"{row['floor_var']:>7.3f}",
                  f"{row['ml_fit']:>7.3f}", f"{row['centroid']:>9.3f}", f"{row['lost']:>6.3f}",
