@@ -363,3 +363,29 @@ def test_onnx_failure_prints_one_line_and_nothing_else(spot_run, tmp_path, monke
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "aten::median" in err and "--format torchscript" in err, err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_matched_filter_is_the_sum_over_the_pixels_that_exist():
+    """spots.detect.matched_filter against its definition, pixel by pixel: sum g (k - b) / sqrt(sum g^2) over
+    the image's own pixels, g a Gaussian (peak 1) cut at 2.5 sigma, b the image's lower median."""
+    import math
+
+    from pixel_spotter.spots.detect import matched_filter
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 1, 7, 9, generator=gen, dtype=torch.float64)
+    sigma = 1.3
+    radius = math.ceil(2.5 * sigma)
+    got = matched_filter(images, sigma)
+    for b in range(2):
+        background = images[b].flatten().sort().values[(63 - 1) // 2]
+        for r in range(7):
+            for c in range(9):
+                num = den = 0.0
+                for i in range(7):
+                    for j in range(9):
+                        if abs(i - r) <= radius and abs(j - c) <= radius:
+                            g = math.exp(-((i - r) ** 2 + (j - c) ** 2) / (2 * sigma ** 2))
+                            num += g * float(images[b, 0, i, j] - background)
+                            den += g * g
+                assert float(got[b, 0, r, c]) == pytest.approx(num / math.sqrt(den), rel=1e-9, abs=1e-12)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 
 def lower_median(values: torch.Tensor) -> torch.Tensor:
@@ -28,14 +27,22 @@ def matched_filter(images: torch.Tensor, sigma: float) -> torch.Tensor:
     ring of a 16x16 image (23 % of the pixels; this filter 36 %: a truncated kernel's noise field is rougher,
     so has more local maxima). A kernel wider than the box also collects a wide PSF's photons: on the data=spot
     mix at N = 100 / 200 its argmax (sigma 1.5) misses 15 % / 1.6 % of the spots, the box's 20 % / 3.5 %."""
-    radius = max(1, math.ceil(2.5 * sigma))
-    steps = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
-    g1 = torch.exp(-0.5 * (steps / sigma) ** 2)
-    kernel = (g1[:, None] * g1[None, :])[None, None]
+    height, width = images.shape[-2:]
+    # separable, as two small matrix products with the Gaussian's band matrices (row r of along_y weighs the
+    # image rows near r): the sums run over the pixels that exist, and are far faster than a 1-channel conv2d
+    along_y, along_x = _band(height, sigma, images), _band(width, sigma, images)
     background = lower_median(images.flatten(1))[:, None, None, None]
-    signal = F.conv2d(images - background, kernel, padding=radius)
-    energy = F.conv2d(torch.ones_like(images[:1]), kernel * kernel, padding=radius)
+    signal = along_y @ (images - background) @ along_x.T
+    energy = (along_y ** 2).sum(dim=1)[:, None] * (along_x ** 2).sum(dim=1)[None, :]
     return signal / energy.sqrt()
+
+
+def _band(n: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    """(n, n): exp(-(i - j)^2 / (2 sigma^2)) within 2.5 sigma of the diagonal (at least 1 px), else 0."""
+    steps = torch.arange(n, device=like.device, dtype=like.dtype)
+    offset = steps[:, None] - steps[None, :]
+    radius = max(1, math.ceil(2.5 * sigma))
+    return torch.exp(-0.5 * (offset / sigma) ** 2) * (offset.abs() <= radius)
 
 
 def matched_photons(images: torch.Tensor, sigma, row: torch.Tensor, col: torch.Tensor, background: torch.Tensor):

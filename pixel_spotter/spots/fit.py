@@ -86,7 +86,7 @@ def initial_guess(images: torch.Tensor, sigma_psf) -> torch.Tensor:
     batch = im.shape[0]
     sigma = as_batch(sigma_psf, batch, im)
     radius = max(2, math.ceil(3 * float(sigma.max())))
-    score = matched_filter(im[:, None], float(sigma.mean()))[:, 0]
+    score = matched_filter(im[:, None].float(), float(sigma.mean()))[:, 0]  # float32: a float64 conv is 6x slower
     flat = score.flatten(1).argmax(dim=1)
     peak = (flat // im.shape[2], flat % im.shape[2])
     bg = border_median(im)

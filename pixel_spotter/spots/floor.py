@@ -22,8 +22,9 @@ per N the 2D CRLB rmse (sqrt(mean of CRLB_xx + CRLB_yy), as ``spot_metrics``) an
 
 A floor/CRLB above a target ratio at some N proves that no model can meet it there. ``--prior image`` spreads
 the prior over every pixel instead of the test pixels: no longer a bound for every estimator, but what the same
-oracle reaches without knowing where test spots can be, as no model trained on the honest split knows. ``--check`` repeats the
-posterior with twice the coarse resolution, half the fine step and a wider fine box on the same images.
+oracle reaches without knowing where test spots can be, as no model trained on the honest split knows.
+``--check`` repeats the posterior with twice the coarse resolution, half the fine step and a wider fine box on
+the same images.
 """
 
 from __future__ import annotations
