@@ -235,6 +235,8 @@ def test_cli_bad_seed_is_one_line_no_traceback(tmp_path):
     (["data=spot", "model=spot_fit", "model.net.input_scale=0"], "model.net.input_scale must be a number > 0"),
     (["data=spot", "model=spot_fit", "model.net.estimates=false"], "model.net.refine needs model.net.estimates"),
     (["data=spot", "model=spot_fit", "model.net.position=1"], "model.net.position must be true or false"),
+    (["data=spot", "model=spot_fit", "model.net.detect_sigma=null"], "model.net.shrink needs model.net.detect_sigma"),
+    (["data=spot", "model=spot_fit", "model.net.detect_sigma=0"], "model.net.detect_sigma must be null"),
 ])
 def test_network_hyper_parameters_are_one_line(make_cfg, overrides, words):
     from pixel_spotter.train import build

@@ -53,18 +53,25 @@ class SpotPatch(nn.Module):
     def __init__(self, height: int = 32, width: int = 32, patch: int = 7, hidden: int = 256, layers: int = 3,
                  smooth: int = 3, estimates: bool = True, symmetric: bool = True, refine: int = 0,
                  input_scale: float = 1.0, sigma_bounds=(0.5, 3.0), position: bool = False,
-                 patch_input: bool = True, detect_sigma: float | None = None):
+                 patch_input: bool = True, detect_sigma: float | None = None, shrink: bool = False):
         super().__init__()
         require_bool("estimates", estimates)
         require_bool("symmetric", symmetric)
         require_bool("position", position)
         require_bool("patch_input", patch_input)
+        require_bool("shrink", shrink)
         numeric = isinstance(detect_sigma, (int, float)) and not isinstance(detect_sigma, bool)
         if detect_sigma is not None and not (numeric and 0.3 <= detect_sigma <= 10):
             raise ConfigError(f"model.net.detect_sigma must be null (box detection) or a PSF width in px in [0.3, 10], "
                               f"got {detect_sigma!r}; e.g. model.net.detect_sigma=1.5")
         self.detect_sigma = None if detect_sigma is None else float(detect_sigma)
-        self.patch_input = patch_input
+        self.patch_input, self.shrink = patch_input, shrink
+        if shrink and detect_sigma is None:
+            raise ConfigError("model.net.shrink needs model.net.detect_sigma (the detection's signal-to-noise "
+                              "decides how far to pull); e.g. model.net.detect_sigma=1.5")
+        # the pull toward the image centre: sigmoid(slope (snr0 - snr)), at first half-way at snr 3 and 3e-4 at 7
+        self.shrink_snr = nn.Parameter(torch.tensor(3.0)) if shrink else None
+        self.shrink_log_slope = nn.Parameter(torch.tensor(0.7)) if shrink else None
         self.estimates, self.symmetric, self.position = estimates, symmetric, position
         largest = 2 * max(int(height), int(width)) + 1  # a patch or box beyond this is only padding
         require_int("patch", patch, 7, minimum=3, odd=True, maximum=largest)
@@ -99,19 +106,23 @@ class SpotPatch(nn.Module):
         """(row, column, smoothed peak value) (B,) of each image's brightest ``smooth`` x ``smooth`` box; with
         ``detect_sigma`` the position is instead the maximum of a matched filter's signal-to-noise map
         (``spots.detect.matched_filter``), the peak value still the box's there."""
+        return self._detect(images)[:3]
+
+    def _detect(self, images: torch.Tensor):
+        """``detect`` plus the detection score at the chosen pixel (B,)."""
         box = F.avg_pool2d(images, self.smooth, stride=1, padding=self.smooth // 2, count_include_pad=False)
         score = box if self.detect_sigma is None else matched_filter(images, self.detect_sigma)
-        flat = score.flatten(1).argmax(dim=1)
+        best, flat = score.flatten(1).max(dim=1)
         peak = box.flatten(1).gather(1, flat[:, None])[:, 0]
         width = images.shape[-1]
-        return flat // width, flat % width, peak
+        return flat // width, flat % width, peak, best
 
     def features(self, images: torch.Tensor):
         """The canonical (mirrored) normalized patch z (B, K, K) and its validity mask, [log amplitude, log
         background] (B,) each, the detected (row, column) (B,), and the sign (B, 2) of the patch's x and y."""
         batch, _, height, width = images.shape
         im = images[:, 0]
-        row, col, peak = self.detect(images)
+        row, col, peak, best = self._detect(images)
         background = lower_median(im.flatten(1))
         amplitude = (peak - background).clamp(min=_TINY)
         k = self.patch // 2
@@ -136,7 +147,9 @@ class SpotPatch(nn.Module):
             logs += [torch.minimum(col, width - 1 - col) / (width - 1),
                      torch.minimum(row, height - 1 - row) / (height - 1)]
         sign = torch.stack([1.0 - 2.0 * flip_x.to(z.dtype), 1.0 - 2.0 * flip_y.to(z.dtype)], dim=1)
-        return z, mask, logs, row, col, sign, (cut, background)
+        # the matched filter's signal-to-noise, score / sqrt(b) in counts (Poisson noise ~ b): ``shrink``'s input
+        snr = best / (background.clamp(min=_TINY) / self.input_scale).sqrt()
+        return z, mask, logs, row, col, sign, (cut, background, snr)
 
     def _estimates(self, z: torch.Tensor) -> tuple[list, torch.Tensor]:
         """The patch's centroid offset of max(z, 0) and three-point Gaussian offset (dx, dy) each (B,)."""
@@ -185,7 +198,7 @@ class SpotPatch(nn.Module):
         return offset if base is None else offset + base
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        z, mask, logs, row, col, sign, (cut, background) = self.features(images)
+        z, mask, logs, row, col, sign, (cut, background, snr) = self.features(images)
         scalars, base, fitted = list(logs), None, []
         if self.estimates:
             centroid, base = self._estimates(z)
@@ -210,7 +223,11 @@ class SpotPatch(nn.Module):
         height, width = images.shape[-2:]
         x = (col.to(offset.dtype) + offset[:, 0]) / (width - 1)
         y = (row.to(offset.dtype) + offset[:, 1]) / (height - 1)
-        return torch.stack([x, y], dim=1)
+        xy = torch.stack([x, y], dim=1)
+        if self.shrink:  # an unsure detection pulled toward the centre, the mean-squared-error guess for a miss
+            pull = torch.sigmoid(self.shrink_log_slope.exp() * (self.shrink_snr - snr))
+            xy = xy + pull[:, None] * (0.5 - xy)
+        return xy
 
 
 def _three_point(left: torch.Tensor, centre: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
