@@ -92,20 +92,22 @@ def test_on_pure_background_the_posterior_mean_is_the_prior_mean():
 
 
 def test_the_bayes_estimator_beats_the_ml_fit_and_the_centroid_at_low_snr():
-    # N = 100 over b = 10 with sigma 1.2: some spots are lost in the noise, where the ML fit and the centroid
-    # land anywhere and the posterior mean hedges towards the middle (3.4-8x lower squared error on 3 seeds)
+    # N = 40 over b = 10 with sigma 1.2 (matched-filter SNR ~3): many spots are lost in the noise, where the ML
+    # fit and the centroid land on a noise peak and the posterior mean hedges towards the middle (1.5-1.9x lower
+    # squared error on 3 seeds at 200 spots; at N = 100, SNR ~7, the ML fit, with its matched-filter start, loses
+    # almost none and is as good)
     height = width = 16
     gen = torch.Generator().manual_seed(0)
     pixels = _all_pixels(height, width)
-    xy = _in_pixels(pixels, 60, gen)
-    counts = simulate(xy, 100, 10, 1.2, height, width, generator=gen)
-    post = posterior(counts, 100, 10, 1.2, pixels)
+    xy = _in_pixels(pixels, 200, gen)
+    counts = simulate(xy, 40, 10, 1.2, height, width, generator=gen)
+    post = posterior(counts, 40, 10, 1.2, pixels)
 
     def mse(estimate):
         return float(((estimate - xy) ** 2).sum(dim=1).mean())
 
-    assert mse(post.mean) < 0.5 * mse(fit_ml(counts, 1.2).xy)
-    assert mse(post.mean) < 0.5 * mse(centroid(counts, radius=4))
+    assert mse(post.mean) < mse(fit_ml(counts, 1.2).xy) / 1.3
+    assert mse(post.mean) < mse(centroid(counts, radius=4)) / 1.3
 
 
 def test_posterior_is_calibrated():
