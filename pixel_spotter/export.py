@@ -307,18 +307,25 @@ def _net_target(model) -> str:
 # ---- latency
 
 
-def bench(model, exported, size: tuple[int, int], batch_sizes=(1, 1024)) -> dict:
-    """{"pytorch": {batch: ms/image}, "exported": {...}} on the same one-pixel images, same timing loop
-    (pixel_spotter.timing.ms_per_image: one warm-up batch, best of 3)."""
+def bench(model, exported, size: tuple[int, int], batch_sizes=(1, 1024), spot=None) -> dict:
+    """{"pytorch": {batch: ms/image}, "exported": {...}} on the same images, same timing loop
+    (pixel_spotter.timing.ms_per_image: one warm-up batch, best of 3): one-pixel images, or with ``spot`` (a
+    data=spot run's SpotParams) spot images as the run's network sees them (a spot model's cost depends on them:
+    its fit runs on the detected patch)."""
     import torch
 
     from pixel_spotter.timing import ms_per_image
 
-    rng = np.random.default_rng(0)
     count = max(batch_sizes)
-    images = np.zeros((count, 1, size[0] * size[1]), dtype=np.float32)
-    images[np.arange(count), 0, rng.integers(0, size[0] * size[1], count)] = 1.0
-    images = torch.from_numpy(images.reshape(count, 1, *size))
+    if spot is None:
+        rng = np.random.default_rng(0)
+        images = np.zeros((count, 1, size[0] * size[1]), dtype=np.float32)
+        images[np.arange(count), 0, rng.integers(0, size[0] * size[1], count)] = 1.0
+        images = images.reshape(count, 1, *size)
+    else:
+        images = spot_probe_images(spot, *size, limit=count)
+        images = np.concatenate([images] * -(-count // len(images)))[:count]  # small images: repeat to a batch
+    images = torch.from_numpy(images)
     out = {"pytorch": {}, "exported": {}}
     for batch in batch_sizes:
         limit = 256 if batch == 1 else None  # one image at a time: a few hundred are enough
@@ -352,12 +359,12 @@ def run_command(args: argparse.Namespace) -> int:
           f"parity max |{args.fmt} - torch| = {contract['parity']['max_abs_px']:.2e} px over "
           f"{contract['parity']['images']}")
     if args.bench:
-        from pixel_spotter.predict import load_model
+        from pixel_spotter.predict import _locate, load_model, spot_params
 
         model, size = load_model(args.run)
         threads = torch.get_num_threads()
         exported = open_exported(out, threads=threads)
-        times = bench(model, exported, size)
+        times = bench(model, exported, size, spot=spot_params(_locate(Path(args.run))[0]))
         runtime = f"onnxruntime {contract['exporter']['onnxruntime']}" if args.fmt == "onnx" else "torch.jit"
         label = f"{args.fmt} ({runtime})"
         print(f"\nlatency, ms/image, CPU, {threads} threads   batch 1    batch 1024")

@@ -302,6 +302,7 @@ def test_an_untrusted_input_scale_is_one_line(spot_run, tmp_path, value):
         assert len(proc.stderr.strip().splitlines()) == 1 and "data.spot.input_scale" in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow  # subprocess exports
 def test_export_contract_of_a_spot_run_names_photon_counts(spot_run, tmp_path):
     import json
 
@@ -323,6 +324,7 @@ def test_export_contract_of_a_spot_run_names_photon_counts(spot_run, tmp_path):
     assert on_run.stdout.split()[1:] == on_file.stdout.split()[1:]
 
 
+@pytest.mark.slow  # subprocess exports
 def test_onnx_export_of_spot_patch_runs_on_counts(spot_run, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
@@ -340,9 +342,28 @@ def test_onnx_export_of_spot_patch_runs_on_counts(spot_run, tmp_path):
     assert on_run.stdout.split()[1:] == on_file.stdout.split()[1:]
 
 
-def test_onnx_refusal_of_spot_fit_is_one_line(tmp_path):
-    pytest.importorskip("onnxruntime")
+@pytest.mark.slow  # subprocess exports
+def test_spot_fit_exports_to_torchscript_not_onnx(tmp_path):
+    """spot_fit's Levenberg-Marquardt loop (fixed steps) traces into TorchScript with parity on spot images, and
+    --bench times both on spot images; ONNX is refused in one line (torch.linalg.solve)."""
+    import json
+
+    import numpy as np
+
     run_dir = _train_spot_run(tmp_path / "fit_run", "spot_fit")
+    out = tmp_path / "fit.pt"
+    proc = _cli("export", run_dir, "--format", "torchscript", "--out", out, "--bench")
+    assert proc.returncode == 0, proc.stderr
+    contract = json.loads((tmp_path / "fit.pt.json").read_text())
+    assert contract["parity"]["max_abs_px"] <= 1e-4 and "spot images" in contract["parity"]["images"]
+    assert "pytorch (eager)" in proc.stdout and "torchscript (torch.jit)" in proc.stdout
+    np.save(tmp_path / "s.npy", _bright_spot(*TRUE_SPOTS[2]).astype(np.float32))
+    on_run, on_file = (_cli("predict", source, tmp_path / "s.npy") for source in (run_dir, out))
+    assert on_run.returncode == on_file.returncode == 0, (on_run.stderr, on_file.stderr)
+    assert on_run.stdout.split()[1:] == on_file.stdout.split()[1:]
+    answer = [float(v) for v in on_run.stdout.split()[1:3]]
+    assert abs(answer[0] - TRUE_SPOTS[2][0]) < 0.1 and abs(answer[1] - TRUE_SPOTS[2][1]) < 0.1  # the fit: exact
+    pytest.importorskip("onnxruntime")
     proc = _cli("export", run_dir, "--format", "onnx", "--out", tmp_path / "fit.onnx")
     assert proc.returncode == 2 and proc.stdout == "", proc.stdout
     lines = proc.stderr.strip().splitlines()
