@@ -21,6 +21,19 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test, restored after. The spot physics runs small batches: intra-op threads only
+    add overhead, and on a shared 2-core machine they made the ML-fit tests 20x slower (threads waiting on each
+    other). Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 SPOT_ONLY_MODELS = {"spot_fit"}  # models that fit photon counts: they need data=spot (their own check says so)
 
 

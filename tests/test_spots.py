@@ -20,15 +20,7 @@ from pixel_spotter.spots.psf import (
     simulate,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Batches here are small: intra-op threads only add overhead, and on a shared 2-core machine they made
-    # the ML-fit test 20x slower (threads waiting on each other). Restored after each test.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small batches, one thread
 
 
 def _phi(z: float) -> float:  # standard normal CDF

@@ -15,13 +15,7 @@ from pixel_spotter.spots.fit import centroid, fit_ml
 from pixel_spotter.spots.floor import FINER, ratio_se
 from pixel_spotter.spots.psf import expected_counts, random_positions, simulate
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small batches, one thread
 
 
 def _all_pixels(height, width, lo=0, hi=None):
