@@ -53,19 +53,18 @@ class SpotPatch(nn.Module):
     def __init__(self, height: int = 32, width: int = 32, patch: int = 7, hidden: int = 256, layers: int = 3,
                  smooth: int = 3, estimates: bool = True, symmetric: bool = True, refine: int = 0,
                  input_scale: float = 1.0, sigma_bounds=(0.5, 3.0), position: bool = False,
-                 patch_input: bool = True, detect_sigma: float | None = None, shrink: bool = False):
+                 detect_sigma: float | None = None, shrink: bool = False):
         super().__init__()
         require_bool("estimates", estimates)
         require_bool("symmetric", symmetric)
         require_bool("position", position)
-        require_bool("patch_input", patch_input)
         require_bool("shrink", shrink)
         numeric = isinstance(detect_sigma, (int, float)) and not isinstance(detect_sigma, bool)
         if detect_sigma is not None and not (numeric and 0.3 <= detect_sigma <= 10):
             raise ConfigError(f"model.net.detect_sigma must be null (box detection) or a PSF width in px in [0.3, 10], "
                               f"got {detect_sigma!r}; e.g. model.net.detect_sigma=1.5")
         self.detect_sigma = None if detect_sigma is None else float(detect_sigma)
-        self.patch_input, self.shrink = patch_input, shrink
+        self.shrink = shrink
         if shrink and detect_sigma is None:
             raise ConfigError("model.net.shrink needs model.net.detect_sigma (the detection's signal-to-noise "
                               "decides how far to pull); e.g. model.net.detect_sigma=1.5")
@@ -93,7 +92,7 @@ class SpotPatch(nn.Module):
         self.refine, self.input_scale, self.sigma_bounds = int(refine), float(input_scale), tuple(map(float, bounds))
         self.height, self.width, self.patch, self.smooth = int(height), int(width), int(patch), int(smooth)
         extra = (4 if estimates else 0) + (6 if refine else 0) + (2 if position else 0)  # see forward's scalars
-        sizes = [(2 * patch * patch if patch_input else 0) + 2 + extra] + [hidden] * (layers - 1)
+        sizes = [2 * patch * patch + 2 + extra] + [hidden] * (layers - 1)
         blocks = []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             blocks += [nn.Linear(fan_in, fan_out), nn.GELU()]
@@ -192,8 +191,7 @@ class SpotPatch(nn.Module):
 
     def _offset(self, z: torch.Tensor, mask: torch.Tensor, scalars: list, base: torch.Tensor | None) -> torch.Tensor:
         """(dx, dy) (B, 2) of canonical patches z (B, K, K): the MLP, plus the offset ``base`` it corrects."""
-        pixels = [z.flatten(1), mask.flatten(1).to(z.dtype)] if self.patch_input else []
-        feats = torch.cat([*pixels, torch.stack(scalars, dim=1)], dim=1)
+        feats = torch.cat([z.flatten(1), mask.flatten(1).to(z.dtype), torch.stack(scalars, dim=1)], dim=1)
         offset = self.mlp(feats)
         return offset if base is None else offset + base
 
