@@ -193,3 +193,20 @@ def test_the_whole_image_prior_covers_every_pixel_and_is_worse_when_spots_are_lo
     dim = {prior: floor.run(dm, (15,), spots=200, prior=prior, background=10, sigma_psf=1.5)[0]
            for prior in ("test", "image")}
     assert dim["image"]["floor"] > dim["test"]["floor"], dim
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--fixed", "sigma_psf=abc"], "each a number > 0"),
+    (["--fixed", "background=-1"], "each a number > 0"),
+    (["--prior", "train"], "invalid choice"),
+    (["data.height=abc", "--spots", "4"], "error: data.height must be an integer"),
+    (["data.nosuch=1", "--spots", "4"], "error: Could not override 'data.nosuch'"),
+])
+def test_floor_command_bad_input_is_one_line(capsys, args, words):
+    from pixel_spotter.spots.floor import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and words in err and "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if line.strip().startswith(("error", "python -m"))]) == 1

@@ -39,6 +39,7 @@ from hydra.utils import instantiate
 
 from pixel_spotter.compose import compose
 from pixel_spotter.config import validate
+from pixel_spotter.errors import UserError
 from pixel_spotter.spot_synthesis import SpotSynthesizer
 from pixel_spotter.spots.bayes import posterior
 from pixel_spotter.spots.crlb import crlb_xy
@@ -132,9 +133,14 @@ def run(dm, photons=(100, 200, 500, 1000, 2000, 5000), spots: int = 1530, check:
 
 def _fixed(text: str) -> tuple[str, float]:
     key, sep, value = text.partition("=")
-    if not sep or key not in ("background", "sigma_psf"):
-        raise argparse.ArgumentTypeError(f"--fixed takes background=<photons/px> or sigma_psf=<px>, not {text!r}")
-    return key, float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or key not in ("background", "sigma_psf") or not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"--fixed takes background=<photons/px> or sigma_psf=<px>, each a number "
+                                         f"> 0, not {text!r}")
+    return key, number
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,7 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.spots < 2:
         parser.error("--spots must be at least 2")
     torch.set_num_threads(args.threads)
-    dm = datamodule(args.seed, args.overrides)
+    from hydra.errors import HydraException
+
+    try:
+        dm = datamodule(args.seed, args.overrides)
+    except (UserError, HydraException) as err:  # a bad override: one line, not a traceback
+        parser.exit(2, "error: " + " ".join(str(err).split()) + "\n")
     fixed = dict(args.fixed)
     photons = args.photons or dm.eval_photons
     p = dm.spot.fixed(**fixed)
