@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from pixel_spotter.errors import UserError, unwrapped_user_errors
-from pixel_spotter.image_input import check_answer, doubts, read_image
+from pixel_spotter.image_input import check_answer, doubts, read_image, spot_doubts
 from pixel_spotter.run_folder import RunFolder
 
 # A run folder may come from anywhere: only these are ever built from its config (anything else could be
@@ -222,7 +222,7 @@ def predict(target: Path, images: list[Path]) -> list[dict]:
     results = []
     for path, image, xy in zip(images, arrays, raw):
         (x, y), answer_warning = check_answer(xy, image, spot=spot)
-        warning = "; ".join(w for w in (None if spot else doubts(image), answer_warning) if w) or None
+        warning = "; ".join(w for w in (spot_doubts(image) if spot else doubts(image), answer_warning) if w) or None
         results.append({"image": str(path), "x": x, "y": y, "warning": warning})
     return results
 

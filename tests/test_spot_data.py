@@ -430,3 +430,22 @@ def test_shrink_pulls_noise_detections_to_the_centre_and_leaves_bright_spots_alo
                                                                                        ("pulled", pulled))}
         assert from_centre["pulled"] < 0.9 * from_centre["plain"], from_centre
         assert (pulled(bright) - plain(bright)).abs().max() * 31 < 1e-4
+
+
+def test_spot_doubts_flag_images_without_a_clear_spot():
+    """predict on a data=spot run warns when no spot stands clearly above the Poisson noise: always on pure
+    background and on a 100-photon spot spread (sigma 2) over b = 100 (matched-filter SNR ~1.4); never on a
+    1000-photon spot over b = 10; an all-zero image has signal-to-noise 0."""
+    import numpy as np
+
+    from pixel_spotter.image_input import spot_doubts
+    from pixel_spotter.spots.psf import simulate
+
+    gen = torch.Generator().manual_seed(0)
+    background = torch.poisson(torch.full((100, 32, 32), 50.0, dtype=torch.float64), generator=gen).numpy()
+    xy = torch.tensor([[15.2, 14.7]] * 100, dtype=torch.float64)
+    dim = simulate(xy, 100, 100, 2.0, 32, 32, generator=gen).numpy()
+    clear = simulate(xy, 1000, 10, 1.0, 32, 32, generator=gen).numpy()
+    assert all(spot_doubts(im) for im in background) and np.mean([bool(spot_doubts(im)) for im in dim]) > 0.9
+    assert not any(spot_doubts(im) for im in clear)
+    assert "signal-to-noise 0.0" in spot_doubts(np.zeros((32, 32)))
