@@ -22,18 +22,18 @@ from pixel_spotter.errors import UserError
 COMMANDS = {
     "report": ("pixel_spotter.report",
                "compare the runs of sweep folders: report.md/.html, runs.csv, plots/"),
-    "predict": ("pixel_spotter.predict",
+    "predict": ("pixel_spotter.serving.predict",
                 "(x, y) of the bright pixel in image files, from a trained run or an exported model"),
-    "export": ("pixel_spotter.export",
+    "export": ("pixel_spotter.serving.export",
                "a run's model as an ONNX or TorchScript file plus its input contract (.json); --bench"),
-    "robustness": ("pixel_spotter.robustness",
+    "robustness": ("pixel_spotter.evaluation.robustness",
                    "runs' best checkpoints under noise, blur, background, dimming and decoys vs argmax and a "
                    "matched filter: robustness.csv/.png"),
-    "spots": ("pixel_spotter.spot_report",
+    "spots": ("pixel_spotter.tasks.spot.table",
               "data=spot runs: RMSE / Cramér–Rao bound per photon count of each model, the centroid and the ML fit"),
-    "bench": ("pixel_spotter.bench",
+    "bench": ("pixel_spotter.benchmarks.models",
               "per model: training time until validation is exact, throughput, latency; vs the argmax oracle"),
-    "bench-overhead": ("pixel_spotter.bench_overhead",
+    "bench-overhead": ("pixel_spotter.benchmarks.overhead",
                        "the Lightning + Hydra pipeline's time over a bare PyTorch loop, same CNN and data"),
 }
 

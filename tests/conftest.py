@@ -1,4 +1,4 @@
-"""Shared fixtures: compose the *real* configs (pixel_spotter.compose), small and offline."""
+"""Shared fixtures: compose the *real* configs (pixel_spotter.training.compose), small and offline."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pixel_spotter.compose import CONF, compose
+from pixel_spotter.training.compose import CONF, compose
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small, fast settings every test run starts from (16x16 = 256 positions, one epoch, CPU).

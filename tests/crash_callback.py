@@ -1,7 +1,7 @@
 """A callback that kills its own process with SIGKILL (no cleanup, like `kill -9` or the OOM killer) when
 the environment variable PIXEL_SPOTTER_TEST_KILL is "<job>:<epoch>:<batch>" and this job reaches that
-batch. <job> is the sweep job number, or "run" for a single run. Used by tests/test_resume.py and
-tests/test_launchers.py (a parallel sweep's worker killed)."""
+batch. <job> is the sweep job number, or "run" for a single run. Used by tests/training/test_resume.py and
+tests/sweeps/test_launchers.py (a parallel sweep's worker killed)."""
 
 import os
 import signal

@@ -3,7 +3,7 @@ launcher only from the hydra_plugins package, and imports every module here at e
 the classes only, each defined when its plugin (the sweep extra) is installed; the work is in pixel_spotter/.
 
 - JoblibLauncher (hydra/launcher=parallel): a worker killed from outside costs the jobs running then, not
-  the sweep (pixel_spotter/joblib_launcher.py).
+  the sweep (pixel_spotter/sweeps/joblib_launcher.py).
 - LocalLauncher, SlurmLauncher (submitit_local, slurm): a job submitit requeues (preempted, or timed out
   while max_num_timeout allows) comes back with resume=true, so it continues its run folder from last.ckpt
   instead of being refused as a used folder (and a job already ok is skipped).
@@ -19,7 +19,7 @@ if find_spec("hydra_plugins.hydra_joblib_launcher"):
 
     class JoblibLauncher(_JoblibLauncher):
         def launch(self, job_overrides, initial_job_idx: int):
-            from pixel_spotter.joblib_launcher import launch
+            from pixel_spotter.sweeps.joblib_launcher import launch
 
             return launch(self, job_overrides, initial_job_idx)
 
@@ -31,7 +31,7 @@ if find_spec("hydra_plugins.hydra_submitit_launcher"):
         def checkpoint(self, sweep_overrides: list[str], *args: Any, **kwargs: Any) -> Any:
             # submitit calls this in the job when the scheduler's signal arrives and requeues what it returns:
             # the same job (number, folder), now resuming.
-            from pixel_spotter.launchers import resuming
+            from pixel_spotter.sweeps.launchers import resuming
 
             return super().checkpoint(resuming(list(sweep_overrides)), *args, **kwargs)
 

@@ -29,7 +29,7 @@ if OptunaSweeper is not None:
     class OptunaSearch(OptunaSweeper):
         def setup(self, *, hydra_context, task_function, config) -> None:
             from pixel_spotter.errors import ConfigError
-            from pixel_spotter.search import check_search
+            from pixel_spotter.sweeps.search import check_search
 
             try:
                 check_search(config.get("optimized_metric"), self.sweeper._get_directions())
@@ -39,7 +39,7 @@ if OptunaSweeper is not None:
 
         def sweep(self, arguments: list[str]) -> None:
             from pixel_spotter.run_folder import save_sweep_config
-            from pixel_spotter.search import trials_held
+            from pixel_spotter.sweeps.search import trials_held
 
             impl = self.sweeper
             save_sweep_config(impl.config)  # multirun.yaml, as Hydra's basic sweeper writes: the report reads it

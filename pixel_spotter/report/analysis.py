@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pixel_spotter import search as search_values
 from pixel_spotter.report import comparisons, fmt
 from pixel_spotter.report.comparisons import Comparison, OverlapCheck
 from pixel_spotter.report.load import Run
 from pixel_spotter.report.robustness import Robustness, analyze_robustness
 from pixel_spotter.run_folder import Search, natural_key
+from pixel_spotter.sweeps import search as search_values
 
 # Data keys that describe *what is measured* (runs differing here are not comparable); batch sizes,
 # workers and seeds are training details, shown as columns when they vary but never grouped on.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pixel_spotter.formatting import format_px  # noqa: F401  (re-exported: one import for the report's formats)
+from pixel_spotter.evaluation.formatting import format_px  # noqa: F401  (re-exported: one import for the report's formats)
 
 
 def setting(value) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pixel_spotter.distances import euclidean
 from pixel_spotter.errors import UserError
+from pixel_spotter.evaluation.distances import euclidean
 from pixel_spotter.report.fmt import short
 from pixel_spotter.run_folder import (
     NOT_STARTED,

@@ -12,7 +12,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pixel_spotter.figures import overlay_figure
+from pixel_spotter.evaluation.figures import overlay_figure
 from pixel_spotter.report.fmt import format_px
 from pixel_spotter.report.plot_style import save, title
 

@@ -68,7 +68,7 @@ def table(series) -> tuple[list[str], list[list[str]]]:
 
 def plot(series, path):
     """RMSE/CRLB against photons (log-log), one line per run, dashed for the references; returns ``path``."""
-    from pixel_spotter.figures import plt
+    from pixel_spotter.evaluation.figures import plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     for label, rows in series:

@@ -34,6 +34,7 @@ from pixel_spotter.run_folder.layout import (
     UNFINISHED,
     UNREADABLE,
 )
+from pixel_spotter.run_folder.legacy import modernize
 from pixel_spotter.run_folder.record import Results, _short
 
 try:  # advisory locks; absent on Windows, where concurrent runs are simply not detected
@@ -186,7 +187,7 @@ class RunFolder:
                             "corrupt: retrain") from None
         if not isinstance(cfg, DictConfig):
             raise UserError(f"{self.config_file} is not a config mapping; the run folder is corrupt: retrain")
-        return cfg
+        return modernize(cfg)  # classes named where they lived before the package took its areas (legacy.py)
 
     # -- writing (this process owns the folder between claim() and the end of the run)
     @contextmanager

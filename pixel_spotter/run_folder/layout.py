@@ -17,7 +17,7 @@ INTERRUPTED, UNFINISHED, UNREADABLE, NOT_STARTED = "interrupted", "unfinished", 
 HYDRA_DIR, CONFIG, HYDRA_CONFIG, OVERRIDES = ".hydra", "config.yaml", "hydra.yaml", "overrides.yaml"
 RESULTS, PREDICTIONS, ERROR = "results.json", "predictions.csv", "error.txt"
 CHECKPOINTS, LAST_CHECKPOINT, TENSORBOARD, LOCK = "checkpoints", "last.ckpt", "tensorboard", "run.lock"
-CSV_LOG, CSV_METRICS = "csv", "metrics.csv"  # pixel_spotter/loggers.py writes CSV_METRICS into CSV_LOG
+CSV_LOG, CSV_METRICS = "csv", "metrics.csv"  # pixel_spotter/training/loggers.py writes CSV_METRICS into CSV_LOG
 SWEEP_CONFIG, SWEEP_LOCK = "multirun.yaml", "sweep.lock"
 # `pixel-spotter robustness` writes these into a sweep folder (or --out); the report reads ROBUSTNESS back.
 ROBUSTNESS, ROBUSTNESS_PLOT = "robustness.csv", "robustness.png"

@@ -28,7 +28,7 @@ many local modes) to ~0.01 px, so:
   to ~2 exp(-2 pi^2 sd^2 / h^2).
 
 Secondary modes away from the peak keep the coarse grid; they carry weight only at low SNR, where the
-posterior is wide enough for it (tests/test_spots_bayes.py checks that halving the steps changes nothing that
+posterior is wide enough for it (tests/spots/test_spots_bayes.py checks that halving the steps changes nothing that
 matters). A quadrature error delta only ADDS E|delta|^2 to the mean squared error (the posterior mean is
 orthogonal to any function of the image), so an error of 5% of the posterior sd inflates the floor by 0.1%.
 """

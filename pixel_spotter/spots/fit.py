@@ -2,7 +2,7 @@
 fit of the pixelated Gaussian model of ``psf.py`` (the estimator that reaches the Cramér–Rao bound).
 
 Images are (B, H, W) or (B, 1, H, W) photon counts (any real dtype; computed in float64); positions are
-(B, 2) float64 (x = column, y = row, pixel centres at integers, as in ``pixel_spotter.data``).
+(B, 2) float64 (x = column, y = row, pixel centres at integers, as in ``pixel_spotter.data.datamodule``).
 """
 
 from __future__ import annotations

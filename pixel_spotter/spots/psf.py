@@ -1,6 +1,6 @@
 """Expected photon counts of a pixelated 2D Gaussian spot, their derivatives, and noisy images of it.
 
-Coordinates (``pixel_spotter.data``): x is the column, y the row, origin top-left, pixel centres at the
+Coordinates (``pixel_spotter.data.datamodule``): x is the column, y the row, origin top-left, pixel centres at the
 integers 0..W-1 / 0..H-1, so pixel (row r, column c) covers [c - 0.5, c + 0.5] x [r - 0.5, r + 0.5] (pixel
 size a = 1). A spot at (x, y) with ``photons`` N and ``sigma_psf`` s (px) puts into that pixel the expected count
 

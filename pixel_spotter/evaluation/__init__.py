@@ -1,0 +1,1 @@
+"""Evaluation: metrics in pixels, their names, distances, figures, number formatting and the robustness grid."""

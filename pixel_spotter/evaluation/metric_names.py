@@ -1,0 +1,10 @@
+"""The names of what a run measures, without torch: the config checks, the search and the report (which never
+imports torch) agree on them here. The metrics themselves are defined in pixel_spotter/evaluation/metrics.py."""
+
+METRIC_NAMES = ("mse_px", "mae_px", "rmse_px", "euclid_px", "exact_acc", "within1_acc")
+# Which direction is better, for checkpoint monitoring, searches and "best run" choices in reports.
+HIGHER_IS_BETTER = {"exact_acc", "within1_acc"}
+# The training loss, also logged per stage (val/loss) and recorded for the best checkpoint (best_val.loss).
+LOSS = "loss"
+# Metrics a checkpoint, early stopping or a search can watch: the validation loss and every pixel metric.
+MONITORS = (f"val/{LOSS}", *(f"val/{name}" for name in METRIC_NAMES))

@@ -1,0 +1,1 @@
+"""Serving: trained runs and exported files as untrusted inputs; image input, predict, export and reading an export."""

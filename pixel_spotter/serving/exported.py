@@ -1,0 +1,148 @@
+"""Reading an exported model back (``pixel-spotter predict model.onnx|model.pt IMAGE...``): the file and its
+input contract (``<file>.json``, written by ``pixel_spotter.serving.export``; a data=spot export's says ``input_scale``:
+it takes photon counts / input_scale), checked against each other; a missing
+or mismatching contract is a one-line error. .onnx runs with onnxruntime, .pt with ``torch.jit.load``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from pixel_spotter.errors import UserError
+
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
+CONTRACT_VERSION = 1
+SIZE_FILE = "pixel_spotter_size.json"  # inside a TorchScript export: the size it was traced on
+
+
+def contract_path(model_file: Path) -> Path:
+    """``model.onnx`` -> ``model.onnx.json``."""
+    model_file = Path(model_file)
+    return model_file.with_name(model_file.name + ".json")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class OnnxModel:
+    """An exported .onnx file run with onnxruntime: ``size`` = (H, W); (N, 1, H, W) float32 -> (N, 2)."""
+
+    def __init__(self, path: Path, size: tuple[int, int], threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UserError(f"{path} is an ONNX model but onnxruntime is not installed; install the export "
+                            "extra: pip install -e '.[export]'") from None
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: no warnings on stderr around the answers
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            (inp,), (_,) = self.session.get_inputs(), self.session.get_outputs()
+        except Exception as err:
+            raise UserError(f"{path} cannot be loaded by onnxruntime ({type(err).__name__}); it is corrupt or not "
+                            "an ONNX model: export it again") from None
+        if list(inp.shape[1:]) != [1, *size] or inp.type != "tensor(float)":
+            raise UserError(f"{path} takes {inp.type} {inp.shape} but its contract says float32 (N, 1, {size[0]}, "
+                            f"{size[1]}); the contract belongs to another export: export it again")
+        self.input_name, self.size = inp.name, size
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        except Exception as err:
+            raise _failed(self, err) from None
+
+
+class TorchScriptModel:
+    """An exported TorchScript .pt file: ``size`` = (H, W); (N, 1, H, W) float32 -> (N, 2)."""
+
+    def __init__(self, path: Path, size: tuple[int, int]):
+        import torch
+
+        extra = {SIZE_FILE: ""}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.jit.load's deprecation note: not the user's concern
+                self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
+            traced = json.loads(extra[SIZE_FILE])
+            traced = (traced["height"], traced["width"])
+        except Exception as err:
+            raise UserError(f"{path} cannot be loaded as TorchScript ({type(err).__name__}); it is corrupt, not "
+                            "a TorchScript file or not from pixel-spotter export: export it again") from None
+        if traced != tuple(size):
+            # the nets are convolutional: a wrong size would run and answer wrongly, so it is checked here
+            raise UserError(f"{path} was traced on {traced[0]}x{traced[1]} images but its contract says "
+                            f"{size[0]}x{size[1]}; the contract belongs to another export: export it again")
+        self.size = size
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        try:
+            with torch.inference_mode():
+                return self.module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
+        except Exception as err:
+            raise _failed(self, err) from None
+
+
+def _failed(model, err: Exception) -> UserError:
+    return UserError(f"the exported model failed on {model.size[0]}x{model.size[1]} images "
+                     f"({type(err).__name__}); its contract does not match it: export the model again")
+
+
+def read_contract(path: Path) -> dict:
+    """The checked contract of exported file ``path``: a UserError when it is missing or does not match."""
+    path, fmt = Path(path), _format_of(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; pass a run folder or a file written by pixel-spotter export")
+    where = contract_path(path)
+    if not where.is_file():
+        raise UserError(f"{path} has no input contract {where} next to it; export the model again with "
+                        "pixel-spotter export (the contract gives the image size)")
+    try:
+        contract = json.loads(where.read_text())
+        height, width = contract["height"], contract["width"]
+        scale = contract.get("input_scale")  # data=spot: the network takes photon counts / input_scale
+        spot_ok = (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale)
+                   and scale > 0 and contract["value_range"] is None)
+        fields_ok = (contract["format"] == fmt and contract["dtype"] == "float32"
+                     and (contract["value_range"] == [0.0, 1.0] and scale is None or spot_ok)
+                     and isinstance(contract["sha256"], str))
+    except Exception as err:
+        raise UserError(f"{where} is not a usable export contract ({type(err).__name__}); export the model "
+                        "again") from None
+    if not (fields_ok and isinstance(height, int) and isinstance(width, int) and 2 <= height <= 10_000
+            and 2 <= width <= 10_000):
+        raise UserError(f"{where} does not describe a float32 {fmt} model on [0, 1] images or photon counts / "
+                        "a finite input_scale > 0, of a possible size; export the model again")
+    if _sha256(path) != contract["sha256"]:
+        raise UserError(f"{path} does not match its contract {where} (sha256 differs: the file was changed or "
+                        "the contract belongs to another export); export the model again")
+    return contract
+
+
+def _format_of(path: Path) -> str:
+    suffix = Path(path).suffix.lower()
+    for fmt, known in SUFFIXES.items():
+        if suffix == known:
+            return fmt
+    raise UserError(f"{path} is not an exported model ({', '.join(SUFFIXES.values())})")
+
+
+def open_exported(path: Path, threads: int | None = None):
+    """The model source for an exported file (after checking its contract); its ``input_scale`` is the
+    contract's (a data=spot export: predict reads photon counts and feeds counts / input_scale), else None."""
+    contract = read_contract(path)
+    size = (contract["height"], contract["width"])
+    model = OnnxModel(Path(path), size, threads) if contract["format"] == "onnx" else TorchScriptModel(Path(path), size)
+    scale = contract.get("input_scale")
+    model.input_scale = None if scale is None else float(scale)
+    return model

@@ -1,0 +1,1 @@
+"""Sweeps: Hydra launchers, the end-of-sweep summary and hyper-parameter search."""

@@ -1,0 +1,1 @@
+"""The clean-pixel task: one bright pixel per image, with the corruptions of ``augment``."""

@@ -1,0 +1,263 @@
+"""run(cfg): claim the run folder, validate, build data/model/trainer from config, fit (or resume), test
+the best checkpoint, record. The folder's layout and record belong to ``run_folder.py``; what a run writes
+besides its record (predictions.csv, TensorBoard's figure and HPARAMS tab) to ``side_outputs.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+import warnings
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from pixel_spotter.benchmarks.timing import ms_per_image
+from pixel_spotter.errors import UserError, unwrapped_user_errors
+from pixel_spotter.evaluation.formatting import format_px
+from pixel_spotter.evaluation.metric_names import LOSS
+from pixel_spotter.evaluation.metrics import pixel_metrics
+from pixel_spotter.run_folder import DIVERGED, FAILED, OK, Results, RunFolder, Start, all_finite
+from pixel_spotter.sweeps.launchers import share_machine
+from pixel_spotter.sweeps.search import optimized_value
+from pixel_spotter.tasks.spot.metrics import evaluate_spots, per_photons
+from pixel_spotter.training.callbacks import DivergenceGuard, FitClock, RngStateInCheckpoint
+from pixel_spotter.training.environment import hardware, versions
+from pixel_spotter.training.side_outputs import TestPredictions, record_hooks
+from pixel_spotter.training.validation import resume_flag, validate
+
+log = logging.getLogger(__name__)
+
+
+def _hydra_info() -> dict:
+    """Overrides, group choices and job number of this job (empty when Hydra is not running it)."""
+    if not HydraConfig.initialized():
+        return {"overrides": [], "choices": {}, "multirun": False, "job_num": None}
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    return {"overrides": list(hc.overrides.task), "choices": dict(hc.runtime.choices), "multirun": multirun,
+            "job_num": int(hc.job.num) if multirun and hc.job.get("num") is not None else None}
+
+
+def build(cfg: DictConfig):
+    """Instantiate (datamodule, module, trainer) from a validated config."""
+    with unwrapped_user_errors():  # e.g. ResNet18's "weights unavailable" stays one line, not a trace
+        return _build(cfg)
+
+
+def _build(cfg: DictConfig):
+    datamodule = instantiate(cfg.data)
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
+                        height=cfg.data.height, width=cfg.data.width)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    # Not config: the record's truth (status, resume) and the run folder's contents (predictions.csv)
+    # depend on these, whatever callbacks a user picks.
+    callbacks += [DivergenceGuard(), RngStateInCheckpoint(), FitClock(), TestPredictions(cfg.output_dir)]
+    # Loggers by name (conf/logger: tensorboard, csv): ~logger.csv drops one, ~logger all of them.
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return datamodule, model, trainer
+
+
+def _callback(trainer, kind):
+    return next((cb for cb in trainer.callbacks if isinstance(cb, kind)), None)
+
+
+def _best_checkpoint(trainer) -> str | None:
+    # The one that monitors a metric (callbacks.model_checkpoint), not last_checkpoint, which keeps the latest.
+    checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
+    return checkpoint.best_model_path or None if checkpoint else None
+
+
+def _metrics(raw: list[dict], stage: str) -> dict:
+    return {k.split("/", 1)[1]: float(v) for k, v in (raw[0] if raw else {}).items() if k.startswith(f"{stage}/")}
+
+
+@torch.inference_mode()
+def evaluate(model, datamodule, stage: str) -> dict:
+    """The loss and pixel metrics of ``model`` on the ``stage`` split's images, computed outside the trainer
+    (nothing is logged). The loss is averaged per image, as Lightning averages the logged ``<stage>/loss`` over
+    batches weighted by their size, so best_val.loss is the val/loss the best epoch logged."""
+    model.eval()
+    metrics = pixel_metrics(stage).to(model.device)
+    loss, images_seen = 0.0, 0
+    for images, target, *weight in datamodule.batches(stage, model.device):
+        batch_loss, preds = model.loss_and_predictions(images, target, *weight)
+        loss += float(batch_loss) * len(images)
+        images_seen += len(images)
+        metrics.update(preds * model.px_scale, target * model.px_scale)  # = model.predict_pixels(images)
+    values = {k.split("/", 1)[1]: float(v) for k, v in metrics.compute().items()}
+    return {LOSS: loss / max(images_seen, 1), **values}
+
+
+def base_record(cfg: DictConfig, info: dict) -> Results:
+    """What is known about a run before it trains (also what a failed run leaves)."""
+    net = cfg.model.net.get("_target_")
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    weights = cfg.model.net.get("weights")
+    return Results(
+        model=info["choices"].get("model") or str(net or "?").rsplit(".", 1)[-1],
+        net=net,
+        job_num=info["job_num"],
+        overrides=info["overrides"],
+        lr=cfg.model.get("lr"),
+        max_epochs=cfg.trainer.get("max_epochs"),
+        seed=cfg.get("seed"),
+        data={k: v for k, v in data.items() if not k.startswith("_")},
+        weights_requested=None if weights is None else str(weights),
+        versions=versions(),
+        hardware=hardware(),
+    )
+
+
+def run(cfg: DictConfig) -> Results:
+    """Claim the run folder, then train and test one configuration (or, resuming, continue or skip it);
+    return its record, which is also written to the folder, whatever happens after the claim."""
+    info = _hydra_info()
+    folder = RunFolder(cfg.output_dir)
+    with folder.claim(resume=resume_flag(cfg), overrides=info["overrides"]) as start:  # conflict: nothing written
+        if start.skip is not None:
+            log.info("%s already finished ok; nothing to resume", folder.path)
+            return start.skip
+        folder.save_config(cfg)
+        try:
+            record = base_record(cfg, info)
+        except Exception:  # the config itself may be what is broken; validate() below names the problem
+            record = Results(overrides=info["overrides"], job_num=info["job_num"])
+        folder.write(record)  # status 'running': a reader can now tell a killed run from a missing one
+        try:
+            validate(cfg)
+            _train(cfg, folder, start, record)
+        except Exception as err:
+            record.status = FAILED
+            record.error = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            if not isinstance(err, UserError):
+                folder.write_error(traceback.format_exc())
+            folder.write(record)
+            raise
+        folder.write(record)
+        return record
+
+
+def _train(cfg: DictConfig, folder: RunFolder, start: Start, record: Results) -> None:
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, model, trainer = build(cfg)
+    if start.checkpoint:
+        log.info("resuming from %s", start.checkpoint)
+        record.resumed_from = os.path.relpath(start.checkpoint, folder.path)
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=start.checkpoint, weights_only=True)
+    train_seconds = _callback(trainer, FitClock).seconds  # now: trainer.test restores callback states
+    best = _best_checkpoint(trainer)
+    if best is None and folder.last_checkpoint.is_file() and not _callback(trainer, DivergenceGuard).diverged_at:
+        best = str(folder.last_checkpoint)  # no best kept (save_top_k=0): the final epoch's weights, as saved
+    test = _metrics(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False,
+                                 weights_only=True), "test")  # TestPredictions writes predictions.csv
+    # Still needed: Lightning's teardown after trainer.test moves the model to the CPU, but best_val and the
+    # inference timing below are measured on the device it trained on (record.device names it).
+    model.to(trainer.strategy.root_device).eval()
+    best_val = evaluate(model, datamodule, "val")  # same weights; not logged as a new epoch
+    _record(record, trainer, datamodule, model, folder, best, train_seconds, best_val, test)
+    if getattr(datamodule, "spot", None) is not None and record.ok:
+        _record_spots(record, datamodule, model)
+    record_hooks(trainer, model, record)  # side outputs that need the complete record (side_outputs.py)
+
+
+def _record(record: Results, trainer, datamodule, model, folder: RunFolder, best: str | None,
+            train_seconds: float, best_val: dict, test: dict) -> None:
+    """Complete ``record`` with what the trained and tested run measured."""
+    diverged_at = _callback(trainer, DivergenceGuard).diverged_at
+    if diverged_at or not all_finite(test) or not all_finite(best_val):
+        record.status = DIVERGED
+        record.error = f"non-finite {'loss at ' + diverged_at if diverged_at else 'test or validation metric'}"
+    else:
+        record.status = OK
+    # One batch of up to 1024 images, fewer for large images (2**24 pixels: 64 at 512x512), rendered once
+    batch = max(1, min(1024, 2**24 // (datamodule.height * datamodule.width)))
+    images = datamodule.images("test", model.device, limit=batch)
+    record.epochs_run = int(trainer.current_epoch)
+    record.params = sum(p.numel() for p in model.parameters())
+    record.weights_used = getattr(model.net, "weights_used", "random init")
+    record.train_seconds = round(train_seconds, 3)
+    record.inference_ms_per_image = {
+        "batched": ms_per_image(model, images, batch_size=batch),
+        "batch_size": batch,
+        "single": ms_per_image(model, images, batch_size=1, repeats=1, max_images=min(100, batch)),
+    }
+    record.test_overlap = datamodule.test_overlap
+    record.data = {**record.data, **{f"n_{k}": len(v) for k, v in datamodule.positions.items()}}
+    record.best_checkpoint = os.path.relpath(best, folder.path) if best else None
+    record.best_val, record.test = best_val, test
+    record.device = str(model.device)
+
+
+def _record_spots(record: Results, datamodule, model) -> None:
+    """data=spot: the test images against the Cramér–Rao bound, the reference estimators on the same images,
+    and (``data.eval_photons``) RMSE/CRLB per photon count (spot_metrics.py)."""
+    spot = evaluate_spots(model, datamodule, "test")
+    mine = spot["model"]
+    record.test = {**record.test, "crlb_rmse_px": spot["crlb_rmse_px"], "rmse2d_px": mine["rmse2d_px"],
+                   "rmse_over_crlb": mine["rmse_over_crlb"], "crlb_sigma_unknown_px": spot["crlb_sigma_unknown_px"]}
+    record.references = {name: spot[name] for name in ("centroid", "ml_fit")}
+    batched = record.inference_ms_per_image.get("batched")
+    record.images_per_s = 1000.0 / batched if batched else None
+    if datamodule.eval_photons:
+        record.per_photons = per_photons(model, datamodule, datamodule.eval_photons, datamodule.eval_repeats)
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def quiet_libraries() -> None:
+    """One copy of each Lightning message (through Hydra's log handlers), minus adverts and noise."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).handlers.clear()  # Lightning adds its own; Hydra's root handler suffices
+        logging.getLogger(name).propagate = True
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
+    # In-memory tensors need no loader workers; Lightning's advice to add some would only slow runs.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+
+
+def main(cfg: DictConfig) -> float | None:
+    """Hydra task: run, and turn failures into one line (a single run) or a logged, recorded job (a sweep).
+
+    Returns ``optimized_metric`` (a validation metric) of the run's best checkpoint, the value an optimizing
+    sweeper (hparams_search=optuna) minimizes or maximizes; None when the job failed or diverged, which the
+    Optuna sweeper records as a failed trial. A single run exits with one line for a user error and status 1
+    when it diverged. In a sweep a failing or diverged job is recorded and the sweep goes on (the
+    end-of-sweep summary lists it and exits 1).
+    """
+    quiet_libraries()
+    share_machine(cfg)  # threads from the launcher's config; no loader workers in a joblib worker
+    multirun = _hydra_info()["multirun"]
+    try:
+        record = run(cfg)
+    except Exception as err:
+        message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+        if multirun:
+            log.error("job failed: %s", message)
+            return None
+        if isinstance(err, UserError):
+            sys.exit(f"error: {message}")
+        raise
+    results = RunFolder(cfg.output_dir).results_file
+    if not record.ok:
+        log.error("%s: %s -> %s", record.status, record.error, results)
+        if not multirun:
+            sys.exit(f"error: the run {record.status}: {record.error}; see {results}")
+        return None
+    test = record.test
+    log.info("test: euclid %s px, rmse %s px, exact %.1f%% -> %s", format_px(test.get("euclid_px")),
+             format_px(test.get("rmse_px")), 100 * test.get("exact_acc", 0.0), results)
+    return optimized_value(record, cfg.get("optimized_metric", "val/euclid_px"))
