@@ -4,7 +4,7 @@ detectors (``detectors.py``: argmax and the matched filter).
 
 Each RUN is a run folder that finished ok, or a sweep folder (its ok jobs; the others are skipped with a
 note). A run's test positions come from its recorded data config (.hydra/config.yaml), validated as
-training validates it; the network is rebuilt by ``predict.load_model`` (only pixel_spotter's classes,
+training validates it; the network is rebuilt by ``serving.loading.load_model`` (only pixel_spotter's classes,
 weights_only=True), never from an untrusted config.
 
 Images: each test position is rendered ``--repeats`` times per severity, image k of draw r seeded by
@@ -75,7 +75,7 @@ def test_set_label(data: dict) -> str:
 
 def augment_for(corruption: str, severity: float):
     """The synthesis.Augment that applies exactly ``severity`` of ``corruption`` to every image, nothing else."""
-    from pixel_spotter.data.rendering import Augment
+    from pixel_spotter.data.augment import Augment
 
     field, _ = GRID[corruption]
     value = int(severity) if field == "distractors" else float(severity)
@@ -112,7 +112,7 @@ def recorded_data(folder, model_cfg: dict) -> dict:
 def load_subject(path: Path, name: str, device: str) -> Subject:
     """A finished run's best network on ``device`` and its test-set settings; UserError when it is no ok run."""
     from pixel_spotter.run_folder import RunFolder
-    from pixel_spotter.serving.predict import _trusted_model_config, load_model
+    from pixel_spotter.serving.loading import load_model, run_task, trusted_model_config
 
     folder = RunFolder(path)
     record = folder.read()
@@ -120,7 +120,11 @@ def load_subject(path: Path, name: str, device: str) -> Subject:
         reason = f": {record.error}" if record.error else ""
         raise UserError(f"run {path} has status '{record.status}'{reason}; robustness needs a run that "
                         "finished ok")
-    model_cfg, _, _ = _trusted_model_config(folder)
+    model_cfg, height, width = trusted_model_config(folder)
+    task = run_task(folder, height, width)
+    if not task.robustness:
+        raise UserError(f"run {path} is a {task.name}-task run; the robustness grid corrupts clean one-pixel images "
+                        "(the pixel task), which is not what it was trained on: pass pixel-task runs only")
     data = recorded_data(folder, model_cfg)
     net, _ = load_model(path)
     return Subject(name=name, model=record.model or "?", net=net.to(device), data=data)
@@ -196,9 +200,10 @@ def benchmark(subjects: list[Subject], repeats: int = DEFAULT_REPEATS, device: s
     import torch
 
     from pixel_spotter.data.datamodule import PixelDataModule
-    from pixel_spotter.data.rendering import ROBUSTNESS_STREAM, Synthesizer, sample_seed
+    from pixel_spotter.data.seeds import ROBUSTNESS_STREAM, sample_seed
     from pixel_spotter.run_folder import REFERENCE_RUN, RobustnessRow
     from pixel_spotter.tasks.pixel.references import DETECTORS, detect
+    from pixel_spotter.tasks.pixel.rendering import Synthesizer
 
     grid = GRID if grid is None else grid
     by_set: dict[str, list[Subject]] = {}

@@ -4,6 +4,8 @@
 last), picks each model's best run and the best per (model, data setting), finds what varies, and
 measures factor effects, seed spread, head-to-head comparisons (with paired per-image differences),
 the random split's train/test overlap, and ranks a search's trials by the validation metric it optimized.
+This module places the runs (Entry: rank, best of model, data setting) and gathers the rest from factors
+(effects, seed spread), comparisons (head to head, overlap), search_ranking and robustness.
 Narrative, tables and plots only read the result.
 """
 
@@ -13,14 +15,13 @@ import json
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from pixel_spotter.report import comparisons, fmt
 from pixel_spotter.report.comparisons import Comparison, OverlapCheck
+from pixel_spotter.report.factors import FactorEffect, SeedSpread, factor_effects, seed_spreads
 from pixel_spotter.report.load import Run
 from pixel_spotter.report.robustness import Robustness, analyze_robustness
-from pixel_spotter.run_folder import Search, natural_key
-from pixel_spotter.sweeps import search as search_values
+from pixel_spotter.report.search_ranking import SearchRanking, rank_searches
+from pixel_spotter.run_folder import natural_key
 
 # Data keys that describe *what is measured* (runs differing here are not comparable); batch sizes,
 # workers and seeds are training details, shown as columns when they vary but never grouped on.
@@ -28,7 +29,6 @@ SETTING_KEYS = ("height", "width", "split", "fractions", "heldout_quadrant", "ra
 # Override keys already shown by a fixed table column (other varying overrides get their own column); resume
 # says how a job started, not what it computes.
 COVERED_OVERRIDES = {"model", "model.lr", "trainer.max_epochs", "model.net.weights", "seed", "resume"}
-FACTORS = ("lr", "max_epochs")  # record keys whose effect on the test error is measured
 
 # What an Entry passes through from its run.
 _FROM_RUN = {"path", "id", "record", "curves", "notes", "status", "ok", "model", "data", "overlap", "honest",
@@ -55,58 +55,6 @@ class Entry:
         if name in _FROM_RUN:
             return getattr(self.run, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-
-@dataclass(frozen=True)
-class FactorEffect:
-    """Mean test error per value of one factor within one group of comparable runs of a model."""
-
-    factor: str  # "lr" or "max_epochs"
-    model: str
-    group: str
-    means: list[tuple[object, float, int]]  # (value, mean test error in px, runs averaged), by value
-    best: object  # the value with the lowest mean error
-    worst: object
-    change_pct: float  # how much lower the best value's error is, in % of the worst value's
-
-
-@dataclass(frozen=True)
-class SeedSpread:
-    """The same training repeated with several seeds: the range of its results."""
-
-    model: str
-    group: str
-    lr: float | None
-    epochs: int | None
-    n_seeds: int
-    exact: tuple[float, float]  # (lowest, highest) exact fraction
-    euclid: tuple[float, float]  # (lowest, highest) test mean Euclidean error (px)
-    train_seconds: tuple[float, float] | None
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One trial of a search, as the search saw it."""
-
-    entry: Entry
-    rank: int | None  # 1 = best; None: it returned no value (failed, diverged, unfinished), so it is not ranked
-    value: float | None  # the optimized metric of its best checkpoint on the validation split: what the study got
-    params: dict[str, str]  # the searched overrides' values, as the job ran them
-
-
-@dataclass(frozen=True)
-class SearchRanking:
-    """The trials of one search (hparams_search=optuna), ranked by the metric it optimized."""
-
-    metric: str  # val/<name>
-    direction: str  # minimize or maximize
-    params: tuple[str, ...]
-    trials: list[Trial]  # ranked ones best first, then the unranked in job order
-    command: str | None  # `python train.py ...`: the best trial again, as a single run
-
-    @property
-    def best(self) -> Trial | None:
-        return self.trials[0] if self.trials and self.trials[0].rank else None
 
 
 @dataclass
@@ -213,77 +161,6 @@ def _by_setting(entries: list[Entry]) -> dict[tuple[str, str], Entry]:
     return dict(sorted(best.items(), key=lambda kv: (kv[0][1], kv[0][0])))
 
 
-# ------------------------------------------------------------------------------------ factors and seeds
-
-
-def _groups(entries: list[Entry]) -> dict[tuple[str, str], list[Entry]]:
-    """Finished runs by (model, data setting and weights): only runs inside one group measure the same thing."""
-    groups: dict[tuple[str, str], list[Entry]] = {}
-    for entry in entries:
-        if entry.ok:
-            groups.setdefault((entry.model, entry.group), []).append(entry)
-    return dict(sorted(groups.items()))
-
-
-def _effect(factor: str, model: str, group_name: str, group: list[Entry]) -> FactorEffect | None:
-    """Mean test error per value of ``factor``, averaged over the group's other factors (None: one value)."""
-    by_value: dict = {}
-    for entry in group:
-        by_value.setdefault(entry.record.get(factor), []).append(entry.test())
-    if len(by_value) < 2:
-        return None
-    means = {v: float(np.mean(errs)) for v, errs in by_value.items()}
-    best, worst = min(means, key=means.get), max(means, key=means.get)
-    change = 100 * (means[worst] - means[best]) / means[worst] if means[worst] else 0.0
-    return FactorEffect(factor, model, group_name, [(v, means[v], len(by_value[v])) for v in
-                                                    sorted(means, key=lambda v: (v is None, v))], best, worst, change)
-
-
-def _seed_spreads(entries: list[Entry]) -> list[SeedSpread]:
-    """Run-to-run spread where the same training was repeated with several seeds."""
-    repeats: dict[tuple, list[Entry]] = {}
-    for entry in entries:
-        if entry.ok:
-            key = (entry.model, entry.group, entry.record.get("lr"), entry.record.get("max_epochs"))
-            repeats.setdefault(key, []).append(entry)
-    spreads = []
-    for (model, group, lr, epochs), mine in repeats.items():
-        seeds = {e.record.get("seed") for e in mine}
-        if len(seeds) < 2:
-            continue
-        exact, euclid = [e.test("exact_acc") for e in mine], [e.test() for e in mine]
-        times = [e.record["train_seconds"] for e in mine if e.record.get("train_seconds") is not None]
-        spreads.append(SeedSpread(model, group, lr, epochs, len(seeds), (min(exact), max(exact)),
-                                  (min(euclid), max(euclid)), (min(times), max(times)) if times else None))
-    return spreads
-
-
-# ----------------------------------------------------------------------------------------------- searches
-
-
-def _ranking(search: Search, entries: list[Entry]) -> SearchRanking:
-    """Rank a search's trials by the value each returned to the study (search.validation_value of its record)."""
-    entries = sorted(entries, key=lambda e: natural_key(e.id))
-    values = {e: search_values.validation_value(e.record.get("best_val"), search.metric) if e.ok else None
-              for e in entries}
-    sign = -1 if (way := search_values.direction(search.metric)) == "maximize" else 1
-    ranked = sorted((e for e in entries if values[e] is not None), key=lambda e: sign * values[e])  # ties: job order
-    unranked = [e for e in entries if values[e] is None]
-    trials = [Trial(e, rank, values[e], {k: e.overrides.get(k, "(default)") for k in search.params})
-              for rank, e in [*enumerate(ranked, 1), *((None, e) for e in unranked)]]
-    best = ranked[0] if ranked else None
-    command = search_values.rerun_command(best.record.get("overrides") or []) if best else None
-    return SearchRanking(search.metric, way, search.params, trials, command)
-
-
-def _searches(entries: list[Entry]) -> list[SearchRanking]:
-    by_search: dict[Search, list[Entry]] = {}
-    for entry in entries:
-        if entry.run.search is not None:
-            by_search.setdefault(entry.run.search, []).append(entry)
-    return [_ranking(search, mine) for search, mine in by_search.items()]
-
-
 # ------------------------------------------------------------------------------------------------- all
 
 
@@ -298,9 +175,6 @@ def analyze(runs: list[Run], compare: list[tuple[str, str]] | None = None,
     best = {model: flagged[model] for model in models if model in flagged}
     by_setting = _by_setting(entries)
     settings_vary = len({e.setting for e in entries if e.ok}) > 1
-    groups = _groups(entries)
-    effects = {factor: [effect for (model, name), group in groups.items()
-                        if (effect := _effect(factor, model, name, group))] for factor in FACTORS}
     pairs = comparisons.default_pairs(models) if compare is None else compare
     compared, missing = comparisons.compare(entries, by_setting, pairs)
     # read the test predictions of every run compared or plotted now, so that a problem reading them is
@@ -310,8 +184,8 @@ def analyze(runs: list[Run], compare: list[tuple[str, str]] | None = None,
     return Analysis(
         runs=entries, models=models, best=best, overall=min(best.values(), key=lambda e: e.test()) if best else None,
         by_setting=by_setting, settings=list(dict.fromkeys(s for _, s in by_setting)), settings_vary=settings_vary,
-        extra_columns=_extra_columns(entries), effects=effects, seed_spreads=_seed_spreads(entries),
+        extra_columns=_extra_columns(entries), effects=factor_effects(entries), seed_spreads=seed_spreads(entries),
         comparisons=compared, not_compared=missing if compare is not None else [],
         overlaps=comparisons.overlaps(entries),
-        seeds=list(dict.fromkeys(e.record.get("seed") for e in entries if e.ok)), searches=_searches(entries),
+        seeds=list(dict.fromkeys(e.record.get("seed") for e in entries if e.ok)), searches=rank_searches(entries),
         robustness=analyze_robustness(robustness))

@@ -19,12 +19,13 @@ A run folder read here may come from anywhere, so reading never trusts it: any c
 reads as a Results record (an unreadable one says why), and a checkpoint path must lie inside the run.
 
 Modules: layout (names, statuses, config resolvers) · record (Results, results.json) · folder (RunFolder:
-claim, lock, resume rules, atomic writes, safe reading) · readers (.hydra/, predictions.csv, CSV log) · jobs
+paths, safe reading, atomic writes, claim) · locks (run and sweep flocks) · resume (how a claimed run starts:
+fresh, resumed or skipped) · readers (.hydra/, predictions.csv, CSV log) · jobs
 (finding runs, job numbers, a sweep's planned jobs, its config and the search it ran) · robustness_csv
 (robustness.csv, written and read back untrusted).
 """
 
-from pixel_spotter.run_folder.folder import RunFolder, Start, hold_lock, lock_sweep
+from pixel_spotter.run_folder.folder import RunFolder
 from pixel_spotter.run_folder.jobs import (
     Job,
     Search,
@@ -58,7 +59,9 @@ from pixel_spotter.run_folder.layout import (
     UNREADABLE,
     unique_tag,
 )
+from pixel_spotter.run_folder.locks import hold_lock, lock_sweep
 from pixel_spotter.run_folder.record import Results, all_finite
+from pixel_spotter.run_folder.resume import Start
 from pixel_spotter.run_folder.robustness_csv import REFERENCE_RUN, RobustnessRow, read_robustness, write_robustness
 
 __all__ = [

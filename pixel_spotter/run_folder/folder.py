@@ -1,11 +1,11 @@
-"""RunFolder: claim a run folder (lock, resume rules), write its files atomically, read its record."""
+"""RunFolder: a run folder's paths, its record and other files read safely or written atomically, and
+claim() — owning the folder for a run, through locks.py (who writes it) and resume.py (how it starts)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -16,11 +16,9 @@ from pixel_spotter.run_folder.layout import (
     CHECKPOINTS,
     CONFIG,
     CSV_LOG,
-    DIVERGED,
     ERROR,
     HYDRA_CONFIG,
     HYDRA_DIR,
-    INTERRUPTED,
     LAST_CHECKPOINT,
     LOCK,
     OK,
@@ -28,27 +26,14 @@ from pixel_spotter.run_folder.layout import (
     PREDICTIONS,
     RESULTS,
     RUNNING,
-    SWEEP_CONFIG,
-    SWEEP_LOCK,
     TENSORBOARD,
     UNFINISHED,
     UNREADABLE,
 )
 from pixel_spotter.run_folder.legacy import modernize
+from pixel_spotter.run_folder.locks import hold_lock, is_held, release
 from pixel_spotter.run_folder.record import Results, _short
-
-try:  # advisory locks; absent on Windows, where concurrent runs are simply not detected
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None
-
-
-@dataclass
-class Start:
-    """How a claimed run begins: fresh, from a checkpoint (resume), or not at all (already ok)."""
-
-    checkpoint: Path | None = None
-    skip: Results | None = None
+from pixel_spotter.run_folder.resume import Start, mark_interrupted, start
 
 
 class RunFolder:
@@ -113,31 +98,12 @@ class RunFolder:
             return Results(status=UNREADABLE, error=f"{RESULTS} cannot be read ({_short(err)})")
         record = Results.from_json(text)
         if record.status == RUNNING and not self.is_locked():
-            self._interrupted(record)
+            mark_interrupted(record, self.path)
         return record
-
-    def _interrupted(self, record: Results) -> None:
-        sweep = next((p for p in list(self.path.parents)[:3] if (p / SWEEP_CONFIG).is_file()), None)
-        how = (f"the sweep's command plus resume=true hydra.sweep.dir={sweep}" if sweep else
-               f"the same command plus resume=true hydra.run.dir={self.path}")
-        record.status = INTERRUPTED
-        record.error = f"the process stopped without finishing (killed?); continue it with {how}"
 
     def is_locked(self) -> bool:
         """Whether a live process holds this run's lock (i.e. is writing it now)."""
-        if fcntl is None or not (self.path / LOCK).is_file():
-            return False
-        try:
-            fd = os.open(self.path / LOCK, os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return False
-        except OSError:
-            return True
-        finally:
-            os.close(fd)  # closing drops a shared lock we may have taken
+        return is_held(self.path / LOCK)
 
     def inside(self, candidate: str | Path) -> Path:
         """``candidate`` (relative to the run, or absolute) resolved, if it lies inside this run folder."""
@@ -195,42 +161,13 @@ class RunFolder:
         """Own this folder for the duration of the ``with``: one process at a time, never over a finished
         or foreign run unless ``resume``. Yields how to start. Raises UserError (nothing written) on conflict."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock()
-        try:
-            yield self._start(resume, overrides)
-        finally:
-            self._unlock()
-
-    def _lock(self) -> None:
         self._lock_fd = hold_lock(self.path / LOCK, f"another process is writing {self.path} right now; wait "
                                   "for it, or start this run in a new folder (leave out hydra.run.dir)")
-
-    def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing releases the flock; a killed process releases it the same way
+        try:
+            yield start(self, resume, overrides)
+        finally:
+            release(self._lock_fd)
             self._lock_fd = None
-
-    def _start(self, resume: bool, overrides: list[str]) -> Start:
-        if not self.holds_a_run():
-            return Start()
-        record = self.read()
-        if record.status == RUNNING:  # we hold the lock, so its writer is gone
-            self._interrupted(record)
-        if not resume:
-            raise UserError(f"{self.path} already holds a run (status '{record.status}'); add resume=true to "
-                            "continue it, or leave out hydra.run.dir / hydra.sweep.dir to start a new folder")
-        comparable = record.status not in (UNFINISHED, UNREADABLE)  # else there is nothing to compare with
-        then, now = _comparable(record.overrides), _comparable(overrides)
-        if comparable and then != now:
-            diff = [f"now {o}" for o in now if o not in then] + [f"was {o}" for o in then if o not in now]
-            raise UserError(f"resume=true, but {self.path} holds a run with other settings ({', '.join(diff)}); "
-                            "resume with the same overrides, or start a new folder")
-        if record.ok:
-            return Start(skip=record)
-        if record.status != DIVERGED and self.last_checkpoint.is_file():
-            return Start(checkpoint=self.last_checkpoint)
-        self.clear_outputs()  # nothing to continue from: start over, without the old run's leftovers
-        return Start()
 
     def clear_outputs(self) -> None:
         """Remove what a previous attempt left (checkpoints, curves, predictions) so a fresh start never mixes."""
@@ -263,33 +200,6 @@ class RunFolder:
     def write_predictions(self, rows: list[tuple[float, float, float, float]]) -> None:
         lines = ["x_true,y_true,x_pred,y_pred"] + [f"{xt:.0f},{yt:.0f},{xp:.4f},{yp:.4f}" for xt, yt, xp, yp in rows]
         _atomic_write(self.predictions_file, "\n".join(lines) + "\n")
-
-
-def hold_lock(path: Path, busy: str) -> int | None:
-    """Take an exclusive flock on ``path`` (created if missing) and return its descriptor; closing it, or the
-    process dying in any way, releases the lock. UserError(busy) when another process holds it."""
-    if fcntl is None:
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise UserError(busy) from None
-    return fd
-
-
-def lock_sweep(sweep: Path) -> int | None:
-    """Hold <sweep>/sweep.lock while a sweep runs, so two sweeps never write one sweep folder at once."""
-    return hold_lock(Path(sweep) / SWEEP_LOCK, f"another sweep is writing {sweep} right now; wait for it, or leave "
-                     "out hydra.sweep.dir to start a new folder")
-
-
-def _comparable(overrides: list[str]) -> list[str]:
-    """Overrides that decide what a run computes: not resume, paths, or Hydra's own settings."""
-    skip = ("resume=", "hydra.", "output_dir=", "trainer.max_epochs=")
-    return sorted(o for o in overrides if not o.lstrip("+~").startswith(skip))
 
 
 def _atomic_write(path: Path, text: str) -> None:

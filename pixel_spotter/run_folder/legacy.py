@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 MOVED = {
     "pixel_spotter.module.CoordinateRegressor": "pixel_spotter.models.regressor.CoordinateRegressor",
     "pixel_spotter.data.PixelDataModule": "pixel_spotter.data.datamodule.PixelDataModule",
-    "pixel_spotter.synthesis.Augment": "pixel_spotter.data.rendering.Augment",
+    "pixel_spotter.synthesis.Augment": "pixel_spotter.data.augment.Augment",
     "pixel_spotter.spot_synthesis.SpotParams": "pixel_spotter.tasks.spot.rendering.SpotParams",
     "pixel_spotter.side_outputs.SampleFigure": "pixel_spotter.training.side_outputs.SampleFigure",
     "pixel_spotter.side_outputs.HparamsRecord": "pixel_spotter.training.side_outputs.HparamsRecord",

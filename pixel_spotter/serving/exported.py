@@ -1,6 +1,7 @@
 """Reading an exported model back (``pixel-spotter predict model.onnx|model.pt IMAGE...``): the file and its
-input contract (``<file>.json``, written by ``pixel_spotter.serving.export``; a data=spot export's says ``input_scale``:
-it takes photon counts / input_scale), checked against each other; a missing
+input contract (``<file>.json``, written by ``pixel_spotter.serving.export``; it names the task, whose contract
+fields it must hold: a spot export's ``input_scale`` says it takes photon counts / input_scale), checked against
+each other; a missing
 or mismatching contract is a one-line error. .onnx runs with onnxruntime, .pt with ``torch.jit.load``."""
 
 from __future__ import annotations
@@ -137,12 +138,29 @@ def _format_of(path: Path) -> str:
     raise UserError(f"{path} is not an exported model ({', '.join(SUFFIXES.values())})")
 
 
+def contract_task(contract: dict, where: Path):
+    """The task a checked contract describes (``task``; contracts written before it was recorded are the spot task
+    exactly when they give an ``input_scale``), refused when its fields are not what that task writes."""
+    from pixel_spotter import tasks
+
+    name = contract.get("task") or ("spot" if contract.get("input_scale") is not None else "pixel")
+    try:
+        task = tasks.get(name).from_contract(contract)
+    except UserError as err:
+        raise UserError(f"{where}: {err}; export the model again") from None
+    expected = task.contract()
+    if contract["value_range"] != expected["value_range"] or contract.get("input_scale") != expected.get("input_scale"):
+        raise UserError(f"{where} says task {name!r} but holds another task's input fields (value_range, "
+                        "input_scale); the contract was edited or is corrupt: export the model again")
+    return task
+
+
 def open_exported(path: Path, threads: int | None = None):
-    """The model source for an exported file (after checking its contract); its ``input_scale`` is the
-    contract's (a data=spot export: predict reads photon counts and feeds counts / input_scale), else None."""
+    """The model source for an exported file (after checking its contract); its ``task`` is the contract's
+    (what predict feeds it: images in [0, 1], or photon counts / input_scale for the spot task)."""
     contract = read_contract(path)
     size = (contract["height"], contract["width"])
+    task = contract_task(contract, contract_path(path))
     model = OnnxModel(Path(path), size, threads) if contract["format"] == "onnx" else TorchScriptModel(Path(path), size)
-    scale = contract.get("input_scale")
-    model.input_scale = None if scale is None else float(scale)
+    model.task = task
     return model

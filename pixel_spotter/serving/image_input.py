@@ -1,10 +1,9 @@
-"""Image files -> checked (H, W) float32 arrays in [0, 1], and whether an image or an answer is doubtful.
+"""Image files -> checked (H, W) float32 arrays in [0, 1] (or photon counts), and answers clamped into the image.
 
-For a ``data=spot`` run (``counts=True``) files hold photon counts instead: integer arrays and 8-/16-bit PNGs
+For a task whose files hold photon counts (``counts=True``, the spot task) integer arrays and 8-/16-bit PNGs
 are counts as they are (no scaling by the type), float arrays any finite values (read noise can make a count
-negative); the caller divides by the run's ``input_scale``. There is no brightest pixel to check there (the
-brightest pixel of a noisy spot image is often noise), and answers are clamped to the outer pixel edges
-[-0.5, W - 0.5] (a spot in a border pixel may lie up to half a pixel outside the pixel centres).
+negative); the task turns them into the network's input. What makes an image or an answer doubtful is the
+task's (``Task.image_doubts`` / ``answer_doubts``); clamping an answer into the image is here.
 
 Values are scaled by the range of the file's *type*, never by the data: an 8-bit image divides by 255, a
 16-bit PNG by 65535, an integer ``.npy`` by its dtype's maximum, and a float ``.npy`` must already be in
@@ -22,17 +21,9 @@ import numpy as np
 
 from pixel_spotter.errors import UserError
 
-# Training images are a 0 background with one 1.0 pixel. Below a tenth of the full range between the
-# brightest pixel and the background (median), no pixel stands out and any answer is a guess.
-MIN_CONTRAST = 0.1
-# Pixels this close to the maximum count as equally bright: below one step of a 16-bit image (1/65535,
-# ~1.5e-5), so distinct 8- and 16-bit levels are never merged, while float round-off is.
-TIE_TOLERANCE = 1e-6
 # A soft-argmax at the border can land a hair outside the image by float round-off (31.000002 of 0..31):
 # clamped without a word up to this many pixels, with a warning beyond.
 CLAMP_TOLERANCE = 1e-3
-# How many of several equally bright candidates a warning lists (the count is always given).
-MAX_LISTED = 3
 
 # Pillow modes of 8 bits per channel that convert("L") turns into grey 0..255.
 _EIGHT_BIT_MODES = {"L", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"}
@@ -167,68 +158,23 @@ def read_image(path: Path | str, size: tuple[int, int], counts: bool = False) ->
     return _read_picture(path, size, counts)
 
 
-def _positions(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(x, y) of the true pixels, row by row."""
-    return [(int(col), int(row)) for row, col in np.argwhere(mask)]
-
-
-def doubts(image: np.ndarray) -> str | None:
-    """One sentence when ``image`` has no single clear brightest pixel, else None."""
-    peak, background = float(image.max()), float(np.median(image))
-    if peak - background < MIN_CONTRAST:
-        return (f"no pixel is clearly brighter than the rest (max {peak:.3f}, background {background:.3f}), "
-                "so the answer is a guess")
-    ties = _positions(image >= peak - TIE_TOLERANCE)
-    if len(ties) > 1:
-        listed = ", ".join(f"({x}, {y})" for x, y in ties[:MAX_LISTED])
-        more = ", ..." if len(ties) > MAX_LISTED else ""
-        return (f"{len(ties)} pixels are equally bright ({peak:.3f}) at {listed}{more}, so there is no single "
-                "answer")
-    return None
-
-
-MIN_SPOT_SNR = 5.0  # below this matched-filter signal-to-noise a spot is as likely a noise peak (data=spot)
-
-
-def spot_doubts(counts: np.ndarray) -> str | None:
-    """One sentence when a photon-count image (data=spot) has no spot clearly above its Poisson noise: the
-    largest signal-to-noise of a 1.5 px matched filter (``spots.detect``; background the image's median, noise
-    its square root, at least 1 photon) is below ``MIN_SPOT_SNR``, where detections are often noise peaks."""
-    import torch
-
-    from pixel_spotter.spots.detect import matched_filter
-
-    image = torch.from_numpy(np.asarray(counts, dtype=np.float64))[None, None]
-    background = float(np.median(counts))
-    snr = float(matched_filter(image, 1.5).max()) / math.sqrt(max(background, 1.0))
-    if snr < MIN_SPOT_SNR:
-        return (f"no spot clearly above the noise (matched-filter signal-to-noise {snr:.1f} < {MIN_SPOT_SNR:g}), "
-                "so the answer may be a noise peak or a guess")
-    return None
-
-
-def check_answer(xy, image: np.ndarray, spot: bool = False) -> tuple[tuple[float | None, float | None], str | None]:
+def check_answer(xy, image: np.ndarray, task) -> tuple[tuple[float | None, float | None], str | None]:
     """The model's (x, y) in pixels, made safe: a non-finite coordinate becomes None, a finite one is clamped
-    into the image; a warning says what was changed, or that a clear brightest pixel was missed. ``spot``
-    (photon-count images of a sub-pixel spot): clamped to the outer pixel edges [-0.5, W - 0.5] instead of
-    the pixel centres [0, W - 1], and no brightest-pixel check (noise makes the brightest pixel a poor guide)."""
+    into the image as far as ``task.answer_low`` allows (pixel centres 0..W-1, or a spot's outer pixel edges
+    -0.5..W-0.5); a warning says what was changed, or what the task finds doubtful about the answer."""
     height, width = image.shape
     raw = tuple(float(v) for v in xy)
     warnings = []
     if not all(math.isfinite(v) for v in raw):
         warnings.append(f"the model's answer ({raw[0]}, {raw[1]}) is not a finite number; no coordinate given")
-    low = -0.5 if spot else 0.0
+    low = task.answer_low
     limits = (float(width - 1) - low, float(height - 1) - low)
     answer = tuple(min(max(v, low), top) + 0.0 if math.isfinite(v) else None for v, top in zip(raw, limits))
     if any(a is not None and abs(a - v) > CLAMP_TOLERANCE for a, v in zip(answer, raw)):
         shown = ", ".join("-" if a is None else f"{a:.3f}" for a in answer)
-        edges = f" (its outer pixel edges: x {low:g}..{limits[0]:g}, y {low:g}..{limits[1]:g})" if spot else ""
+        edges = f" (its outer pixel edges: x {low:g}..{limits[0]:g}, y {low:g}..{limits[1]:g})" if low else ""
         warnings.append(f"the model's answer ({raw[0]:.3f}, {raw[1]:.3f}) lies outside the {height}x{width} "
                         f"image (height x width){edges}; clamped to ({shown})")
-    if not spot and None not in answer and doubts(image) is None:
-        row, col = np.unravel_index(int(np.argmax(image)), image.shape)
-        rounded = tuple(math.floor(a + 0.5) for a in answer)
-        if rounded != (int(col), int(row)):
-            warnings.append(f"the model's answer ({answer[0]:.3f}, {answer[1]:.3f}) is not the brightest pixel "
-                            f"({int(col)}, {int(row)})")
-    return answer, "; ".join(warnings) or None
+    if None not in answer:
+        warnings.append(task.answer_doubts(answer, image))
+    return answer, "; ".join(w for w in warnings if w) or None

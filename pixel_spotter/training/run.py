@@ -27,7 +27,6 @@ from pixel_spotter.evaluation.metrics import pixel_metrics
 from pixel_spotter.run_folder import DIVERGED, FAILED, OK, Results, RunFolder, Start, all_finite
 from pixel_spotter.sweeps.launchers import share_machine
 from pixel_spotter.sweeps.search import optimized_value
-from pixel_spotter.tasks.spot.metrics import evaluate_spots, per_photons
 from pixel_spotter.training.callbacks import DivergenceGuard, FitClock, RngStateInCheckpoint
 from pixel_spotter.training.environment import hardware, versions
 from pixel_spotter.training.side_outputs import TestPredictions, record_hooks
@@ -166,8 +165,8 @@ def _train(cfg: DictConfig, folder: RunFolder, start: Start, record: Results) ->
     model.to(trainer.strategy.root_device).eval()
     best_val = evaluate(model, datamodule, "val")  # same weights; not logged as a new epoch
     _record(record, trainer, datamodule, model, folder, best, train_seconds, best_val, test)
-    if getattr(datamodule, "spot", None) is not None and record.ok:
-        _record_spots(record, datamodule, model)
+    if record.ok:
+        datamodule.task.record_results(record, datamodule, model)  # the task's bound and references
     record_hooks(trainer, model, record)  # side outputs that need the complete record (side_outputs.py)
 
 
@@ -197,20 +196,6 @@ def _record(record: Results, trainer, datamodule, model, folder: RunFolder, best
     record.best_checkpoint = os.path.relpath(best, folder.path) if best else None
     record.best_val, record.test = best_val, test
     record.device = str(model.device)
-
-
-def _record_spots(record: Results, datamodule, model) -> None:
-    """data=spot: the test images against the Cramér–Rao bound, the reference estimators on the same images,
-    and (``data.eval_photons``) RMSE/CRLB per photon count (spot_metrics.py)."""
-    spot = evaluate_spots(model, datamodule, "test")
-    mine = spot["model"]
-    record.test = {**record.test, "crlb_rmse_px": spot["crlb_rmse_px"], "rmse2d_px": mine["rmse2d_px"],
-                   "rmse_over_crlb": mine["rmse_over_crlb"], "crlb_sigma_unknown_px": spot["crlb_sigma_unknown_px"]}
-    record.references = {name: spot[name] for name in ("centroid", "ml_fit")}
-    batched = record.inference_ms_per_image.get("batched")
-    record.images_per_s = 1000.0 / batched if batched else None
-    if datamodule.eval_photons:
-        record.per_photons = per_photons(model, datamodule, datamodule.eval_photons, datamodule.eval_repeats)
 
 
 class _DropTips(logging.Filter):

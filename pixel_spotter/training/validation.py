@@ -7,9 +7,7 @@ networks' own hyper-parameters (``model.net.*``) are checked by their constructo
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -17,48 +15,30 @@ from hydra.utils import get_class
 from lightning.pytorch.accelerators import AcceleratorRegistry
 from omegaconf import DictConfig, ListConfig
 
-from pixel_spotter.data.datamodule import QUADRANTS, SPLITS, split_sizes
-from pixel_spotter.data.rendering import Augment
+from pixel_spotter import tasks
+from pixel_spotter.checks import is_int, is_number, require, require_int
+from pixel_spotter.data.splits import QUADRANTS, SPLITS, split_sizes
 from pixel_spotter.errors import ConfigError
 from pixel_spotter.evaluation.metric_names import HIGHER_IS_BETTER, MONITORS
 from pixel_spotter.models.regressor import LOSSES, PIXEL_LOSSES
 from pixel_spotter.models.resnet import WEIGHT_CHOICES
 from pixel_spotter.sweeps.search import check_metric
-from pixel_spotter.tasks.spot.rendering import SpotParams
 
 MAX_SEED = 2**32 - 1  # numpy's seed range, which seed_everything also uses
 MAX_PIXELS = 2**26  # positions of one image (8192 x 8192): their int64 index is 1 GiB
 MAX_BATCH_PIXELS = 2**27  # pixels rendered in one batch (512 MiB of float32 input; e.g. 512 images of 512x512)
 
 
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _require_int(key: str, value, minimum: int, example) -> None:
-    _require(_is_int(value) and value >= minimum,
-             f"{key} must be an integer >= {minimum}, got {value!r}; e.g. {key}={example}")
-
-
 def resume_flag(cfg: DictConfig) -> bool:
     """``resume`` (default false), checked: it is read before the run folder is claimed, so before validate()."""
     resume = cfg.get("resume", False)
-    _require(isinstance(resume, bool), f"resume must be true or false, got {resume!r}; e.g. resume=true")
+    require(isinstance(resume, bool), f"resume must be true or false, got {resume!r}; e.g. resume=true")
     return resume
 
 
 def validate(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
-    _require(_is_int(seed) and 0 <= seed <= MAX_SEED,
+    require(is_int(seed) and 0 <= seed <= MAX_SEED,
              f"seed must be an integer >= 0 (at most 2**32-1), got {seed!r}; e.g. seed=0")
     resume_flag(cfg)
     _validate_run_settings(cfg)
@@ -73,21 +53,21 @@ def _validate_run_settings(cfg: DictConfig) -> None:
     check_metric(cfg.get("optimized_metric", "val/euclid_px"))
     threads = cfg.get("threads_per_job")
     if threads is not None:
-        _require_int("threads_per_job", threads, 1, 1)
+        require_int("threads_per_job", threads, 1, 1)
 
 
 def _validate_model(model: DictConfig) -> None:
     lr = model.get("lr")
-    _require(_is_number(lr) and lr > 0, f"model.lr must be a number > 0, got {lr!r}; e.g. model.lr=1e-3")
+    require(is_number(lr) and lr > 0, f"model.lr must be a number > 0, got {lr!r}; e.g. model.lr=1e-3")
     loss = model.get("loss", "mse")
-    _require(isinstance(loss, str) and loss in (*LOSSES, *PIXEL_LOSSES),
+    require(isinstance(loss, str) and loss in (*LOSSES, *PIXEL_LOSSES),
              f"model.loss={loss!r} is unknown; choose one of {', '.join((*LOSSES, *PIXEL_LOSSES))}")
     try:
         net_class = get_class(model.net._target_)
     except Exception:  # an unknown network is reported when it is built, in its own words
         net_class = None
     if loss in PIXEL_LOSSES:
-        _require(net_class is not None and hasattr(net_class, "score_map"),
+        require(net_class is not None and hasattr(net_class, "score_map"),
                  f"model.loss={loss} trains a per-pixel score map, which {model.net.get('_target_')} does not have; "
                  "use a heatmap model (e.g. model=heatmap_ce) or model.loss=mse")
     elif model.net.get("readout") == "argmax":
@@ -97,90 +77,64 @@ def _validate_model(model: DictConfig) -> None:
     weights = model.net.get("weights")
     if weights is not None and str(weights) not in WEIGHT_CHOICES:
         path = Path(str(weights)).expanduser()
-        _require(path.is_file() and os.access(path, os.R_OK),
+        require(path.is_file() and os.access(path, os.R_OK),
                  f"model.net.weights={weights!r} is neither one of {', '.join(WEIGHT_CHOICES)} nor a readable file; "
                  "fix the path or use model.net.weights=none")
 
 
 def _validate_data(data: DictConfig, model: DictConfig) -> None:
     for key in ("height", "width"):
-        _require_int(f"data.{key}", data.get(key), 2, 50)
+        require_int(f"data.{key}", data.get(key), 2, 50)
     net_cls = get_class(model.net._target_)
     min_size = getattr(net_cls, "min_input_size", 1)
-    _require(min(data.height, data.width) >= min_size,
+    require(min(data.height, data.width) >= min_size,
              f"a {data.height}x{data.width} image is too small for {net_cls.__name__}, which needs at least "
              f"{min_size}x{min_size}; raise data.height/data.width or pick another model")
 
-    _require(data.split in SPLITS, f"data.split={data.split!r} is unknown; choose one of {', '.join(SPLITS)}")
-    _require(data.heldout_quadrant in QUADRANTS,
+    require(data.split in SPLITS, f"data.split={data.split!r} is unknown; choose one of {', '.join(SPLITS)}")
+    require(data.heldout_quadrant in QUADRANTS,
              f"data.heldout_quadrant={data.heldout_quadrant!r} is unknown; choose one of {', '.join(QUADRANTS)}")
     fractions = data.get("fractions")
     fractions = list(fractions) if isinstance(fractions, (ListConfig, list, tuple)) else fractions
-    _require(isinstance(fractions, list) and len(fractions) == 3 and all(_is_number(f) and f > 0 for f in fractions),
+    require(isinstance(fractions, list) and len(fractions) == 3 and all(is_number(f) and f > 0 for f in fractions),
              f"data.fractions must be three numbers > 0 (train, val, test), got {fractions}; "
              "e.g. data.fractions=[0.7,0.15,0.15]")
-    _require(abs(sum(fractions) - 1) < 1e-6,
+    require(abs(sum(fractions) - 1) < 1e-6,
              f"data.fractions must sum to 1, got {fractions} (sum {sum(fractions):g}); "
              "e.g. data.fractions=[0.7,0.15,0.15]")
-    _require_int("data.random_train_size", data.get("random_train_size"), 1, 2500)
+    require_int("data.random_train_size", data.get("random_train_size"), 1, 2500)
     for key, minimum, example in (("batch_size", 1, 64), ("eval_batch_size", 1, 1024), ("num_workers", 0, 0)):
-        _require_int(f"data.{key}", data.get(key), minimum, example)
+        require_int(f"data.{key}", data.get(key), minimum, example)
     data_seed = data.get("seed")
-    _require(_is_int(data_seed) and 0 <= data_seed <= MAX_SEED,
+    require(is_int(data_seed) and 0 <= data_seed <= MAX_SEED,
              f"data.seed must be an integer >= 0 (at most 2**32-1), got {data_seed!r}; e.g. data.seed=0 "
              "(or leave it at ${seed})")
     for key in ("train_samples_per_epoch", "max_eval_images"):
         value = data.get(key)
-        _require(value is None or (_is_int(value) and value >= 1),
+        require(value is None or (is_int(value) and value >= 1),
                  f"data.{key} must be an integer >= 1 or null, got {value!r}; e.g. data.{key}=1000")
-    _require(isinstance(data.get("augment_eval", True), bool),
-             f"data.augment_eval must be true or false, got {data.get('augment_eval')!r}; e.g. data.augment_eval=true")
-    augment = data.get("augment")
-    if augment is not None:  # the dataclass checks its own ranges (synthesis.Augment), in the same one-line style
-        known = [f.name for f in fields(Augment)]
-        unknown = sorted(set(augment) - {*known, "_target_"})
-        _require(not unknown, f"data.augment.{unknown[0] if unknown else ''} is not a corruption setting; "
-                              f"use {', '.join(known)}")
-        Augment(**{k: (list(v) if isinstance(v, ListConfig) else v) for k, v in augment.items() if k != "_target_"})
-    photons = data.get("eval_photons")
-    photons = list(photons) if isinstance(photons, ListConfig) else photons
-    _require(photons is None or (isinstance(photons, list) and all(_is_number(n) and n > 0 for n in photons)),
-             f"data.eval_photons must be a list of photon counts > 0 or null, got {photons!r}; "
-             "e.g. data.eval_photons=[200,1000,5000]")
-    _require_int("data.eval_repeats", data.get("eval_repeats", 1), 1, 10)
-    spot = data.get("spot")
-    _require(data.get("loss_weight") in (None, "crlb") and (spot is not None or data.get("loss_weight") is None),
-             f"data.loss_weight={data.get('loss_weight')!r}: choose null, or crlb with data=spot")
+    task = tasks.get(tasks.name_of(data))
+    task.check_config(data, model)  # the task's own settings (data.augment, data.spot, ...)
     huber = model.get("huber_bounds")
-    _require(huber is None or (_is_number(huber) and huber > 0),
-             f"model.huber_bounds must be a number > 0 (bound standard deviations) or null, got {huber!r}; "
-             "e.g. model.huber_bounds=3")
-    _require(huber is None or (data.get("loss_weight") == "crlb" and model.get("loss", "mse") == "mse"),
-             "model.huber_bounds measures errors in units of the Cramér–Rao bound: it needs data=spot with "
-             "data.loss_weight=crlb and model.loss=mse; or set model.huber_bounds=null")
-    _require(not model.net.get("refine") or spot is not None,
-             "model.net.refine fits the spot's photon counts, which only data=spot has: use data=spot, or "
-             "model.net.refine=0 (model=spot_patch)")
-    if spot is not None:  # data=spot: its own ranges (spot_synthesis.SpotParams), and no pixel corruptions
-        known = [f.name for f in fields(SpotParams)]
-        unknown = sorted(set(spot) - {*known, "_target_"})
-        _require(not unknown,
-                 f"data.spot.{unknown[0] if unknown else ''} is not a spot setting; use {', '.join(known)}")
-        SpotParams(**{k: (list(v) if isinstance(v, ListConfig) else v) for k, v in spot.items() if k != "_target_"})
-        _require(augment is None or Augment(**{k: (list(v) if isinstance(v, ListConfig) else v)
-                                               for k, v in augment.items() if k != "_target_"}).identity,
-                 "data=spot renders its own noise (data.spot.*); the corruptions of augment= do not apply to it: "
-                 "use augment=none")
+    require(huber is None or (is_number(huber) and huber > 0),
+            f"model.huber_bounds must be a number > 0 (bound standard deviations) or null, got {huber!r}; "
+            "e.g. model.huber_bounds=3")
+    require(huber is None or (task.weights_images(data) and model.get("loss", "mse") == "mse"),
+            "model.huber_bounds measures errors in units of the Cramér–Rao bound: it needs data=spot with "
+            "data.loss_weight=crlb and model.loss=mse; or set model.huber_bounds=null")
+    require(not model.net.get("refine") or task.counts,
+            f"model.net.refine fits a spot's photon counts, which only data=spot has (the {task.name} task's images "
+            "are not counts): use data=spot, or model.net.refine=0 (model=spot_patch)")
 
     height, width, split = data.height, data.width, data.split
     # Nothing is materialized, but the positions are (H*W x 2 int64) and one batch is rendered whole.
-    _require(height * width <= MAX_PIXELS,
+    require(height * width <= MAX_PIXELS,
              f"data.height={height} data.width={width} has {height * width:,} positions, above the limit of "
              f"{MAX_PIXELS:,} (8192x8192; their index alone would take over 1 GiB); use a smaller image")
     for key in ("batch_size", "eval_batch_size"):
         pixels = data[key] * height * width
         most = max(1, MAX_BATCH_PIXELS // (height * width))
-        _require(pixels <= MAX_BATCH_PIXELS,
+        require(pixels <= MAX_BATCH_PIXELS,
                  f"data.{key}={data[key]} renders {data[key]} images of {height}x{width} at once "
                  f"({pixels * 4 / 2**30:.1f} GiB before the network's activations); use data.{key}={most} or less")
     sizes = split_sizes(height, width, split, fractions, data.heldout_quadrant, data.random_train_size,
@@ -198,54 +152,54 @@ def _validate_data(data: DictConfig, model: DictConfig) -> None:
 def _validate_optimizer(optimizer: DictConfig, scheduler: DictConfig) -> None:
     if "weight_decay" in optimizer:
         wd = optimizer.weight_decay
-        _require(_is_number(wd) and wd >= 0,
+        require(is_number(wd) and wd >= 0,
                  f"optimizer.weight_decay must be a number >= 0, got {wd!r}; e.g. optimizer.weight_decay=0")
     if "factor" in scheduler:
         factor = scheduler.factor
-        _require(_is_number(factor) and 0 < factor < 1,
+        require(is_number(factor) and 0 < factor < 1,
                  f"scheduler.factor must be a number between 0 and 1 (exclusive), got {factor!r}; "
                  "e.g. scheduler.factor=0.5")
     if "patience" in scheduler:
-        _require_int("scheduler.patience", scheduler.patience, 0, 5)
+        require_int("scheduler.patience", scheduler.patience, 0, 5)
     if "mode" in scheduler:
-        _require(scheduler.mode == "min",
+        require(scheduler.mode == "min",
                  f"scheduler.mode must be min (the scheduler watches val/loss, where lower is better), "
                  f"got {scheduler.mode!r}; use scheduler.mode=min")
 
 
 def _validate_trainer(trainer: DictConfig) -> None:
     fast_dev_run = trainer.get("fast_dev_run", False)
-    _require(isinstance(fast_dev_run, bool) or (_is_int(fast_dev_run) and fast_dev_run >= 0),
+    require(isinstance(fast_dev_run, bool) or (is_int(fast_dev_run) and fast_dev_run >= 0),
              f"trainer.fast_dev_run must be true, false or a number of batches >= 0, got {fast_dev_run!r}; "
              "e.g. trainer.fast_dev_run=true")
     if not fast_dev_run:
-        _require_int("trainer.max_epochs", trainer.get("max_epochs"), 1, 16)
+        require_int("trainer.max_epochs", trainer.get("max_epochs"), 1, 16)
 
     accelerator = trainer.get("accelerator", "auto")
     known = sorted({"auto", "gpu", *AcceleratorRegistry.keys()})
-    _require(isinstance(accelerator, str) and accelerator in known,
+    require(isinstance(accelerator, str) and accelerator in known,
              f"trainer.accelerator={accelerator!r} is unknown; choose one of {', '.join(known)}")
     if accelerator in ("gpu", "cuda"):
-        _require(torch.cuda.is_available(),
+        require(torch.cuda.is_available(),
                  f"trainer.accelerator={accelerator} but no CUDA GPU is visible; use trainer.accelerator=cpu or auto")
     elif accelerator == "mps":
-        _require(torch.backends.mps.is_available(),
+        require(torch.backends.mps.is_available(),
                  "trainer.accelerator=mps but no Apple MPS device is available; use trainer.accelerator=cpu or auto")
     elif accelerator not in ("auto", "cpu"):
-        _require(AcceleratorRegistry[accelerator]["accelerator"].is_available(),
+        require(AcceleratorRegistry[accelerator]["accelerator"].is_available(),
                  f"trainer.accelerator={accelerator} but no such device is available; "
                  "use trainer.accelerator=cpu or auto")
 
     devices = trainer.get("devices", "auto")
-    _require(devices == "auto" or (_is_int(devices) and devices >= 1),
+    require(devices == "auto" or (is_int(devices) and devices >= 1),
              f"trainer.devices must be an integer >= 1 or auto, got {devices!r}; e.g. trainer.devices=1")
     if accelerator in ("gpu", "cuda") and devices != "auto":
         visible = torch.cuda.device_count()
-        _require(devices <= visible,
+        require(devices <= visible,
                  f"trainer.devices={devices} but only {visible} CUDA GPU{'s' if visible != 1 else ''} "
                  f"{'are' if visible != 1 else 'is'} visible; use trainer.devices={visible} or auto")
     if "log_every_n_steps" in trainer:
-        _require_int("trainer.log_every_n_steps", trainer.log_every_n_steps, 1, 10)
+        require_int("trainer.log_every_n_steps", trainer.log_every_n_steps, 1, 10)
 
 
 def _validate_callbacks(cfg: DictConfig) -> None:
@@ -259,12 +213,12 @@ def _validate_callbacks(cfg: DictConfig) -> None:
         if not callback:
             continue
         monitor, mode = callback.get("monitor"), callback.get("mode", "min")
-        _require(isinstance(monitor, str) and monitor in MONITORS,
+        require(isinstance(monitor, str) and monitor in MONITORS,
                  f"callbacks.{name}.monitor={monitor!r} is not a validation metric this project logs; "
                  f"choose one of {', '.join(MONITORS)}")
-        _require(mode in ("min", "max"), f"callbacks.{name}.mode must be min or max, got {mode!r}; "
+        require(mode in ("min", "max"), f"callbacks.{name}.mode must be min or max, got {mode!r}; "
                                          f"e.g. callbacks.{name}.mode=min")
         better = "max" if monitor.removeprefix("val/") in HIGHER_IS_BETTER else "min"
-        _require(mode == better,
+        require(mode == better,
                  f"callbacks.{name}.mode={mode} is the wrong direction for {monitor}, where "
                  f"{'higher' if better == 'max' else 'lower'} is better; use callbacks.{name}.mode={better}")

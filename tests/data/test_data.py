@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from pixel_spotter.data.datamodule import PixelDataModule, in_quadrant, split_positions, split_sizes
+from pixel_spotter.data.datamodule import PixelDataModule
+from pixel_spotter.data.splits import in_quadrant, split_positions, split_sizes
 
 
 def _datamodule(**kwargs) -> PixelDataModule:

@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from pixel_spotter.data.datamodule import EpochShuffle, PixelDataModule
-from pixel_spotter.data.rendering import Augment, Synthesizer, sample_seed
+from pixel_spotter.data.augment import Augment
+from pixel_spotter.data.datamodule import PixelDataModule
+from pixel_spotter.data.samplers import EpochShuffle
+from pixel_spotter.data.seeds import sample_seed
 from pixel_spotter.errors import ConfigError
+from pixel_spotter.tasks.pixel.rendering import Synthesizer
 
 H, W = 24, 32
 

@@ -14,7 +14,7 @@ from conftest import train_heatmap_run
 
 from pixel_spotter import cli
 from pixel_spotter.data import corruptions
-from pixel_spotter.data.rendering import CLEAN, Augment, Synthesizer, one_hot_images
+from pixel_spotter.data.augment import CLEAN, Augment
 from pixel_spotter.evaluation.robustness import GRID, augment_for
 from pixel_spotter.report.cli import make_report
 from pixel_spotter.run_folder import (
@@ -28,6 +28,7 @@ from pixel_spotter.run_folder import (
     write_robustness,
 )
 from pixel_spotter.tasks.pixel.references import argmax, matched_filter
+from pixel_spotter.tasks.pixel.rendering import Synthesizer, one_hot_images
 
 SIZE = 16
 

@@ -90,8 +90,9 @@ def test_contract_describes_the_file(exported, trained_run, fmt):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_parity_on_every_position_and_any_batch_size(exported, trained_run, fmt):
     _needs(fmt)
-    from pixel_spotter.serving.export import open_exported, parity, probe_images
+    from pixel_spotter.serving.export import open_exported, parity
     from pixel_spotter.serving.predict import load_model
+    from pixel_spotter.tasks.pixel.task import probe_images
 
     model, size = load_model(trained_run)
     runner = open_exported(exported[fmt])

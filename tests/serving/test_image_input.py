@@ -8,10 +8,13 @@ import pytest
 from PIL import Image
 
 from pixel_spotter.errors import UserError
-from pixel_spotter.serving.image_input import MIN_CONTRAST, check_answer, doubts, read_image
+from pixel_spotter.serving.image_input import check_answer, read_image
+from pixel_spotter.tasks import get
+from pixel_spotter.tasks.pixel.doubts import MIN_CONTRAST, doubts
 
 SIZE = (4, 5)  # (height, width): not square, so a transposed image is caught
 H, W = SIZE
+PIXEL, SPOT = get("pixel")(H, W), get("spot")(H, W)  # the two tasks: what an answer may be checked against
 
 
 def _ramp(dtype, top):
@@ -167,31 +170,31 @@ def test_one_clear_pixel_has_no_doubt():
 
 
 def test_check_answer_accepts_the_right_pixel():
-    assert check_answer((3.9, 1.2), _one_pixel(4, 1)) == ((3.9, 1.2), None)
+    assert check_answer((3.9, 1.2), _one_pixel(4, 1), PIXEL) == ((3.9, 1.2), None)
 
 
 def test_check_answer_clamps_outside_answers_and_says_the_raw_value():
-    (x, y), warning = check_answer((-2.5, 7.25), np.zeros(SIZE, dtype=np.float32))
+    (x, y), warning = check_answer((-2.5, 7.25), np.zeros(SIZE, dtype=np.float32), PIXEL)
     assert (x, y) == (0.0, H - 1.0)
     assert "(-2.500, 7.250) lies outside the 4x5 image" in warning and "clamped to (0.000, 3.000)" in warning
 
 
 def test_check_answer_clamps_round_off_at_the_border_silently():
-    (x, y), warning = check_answer((W - 1 + 1e-5, -1e-6), _one_pixel(W - 1, 0))
+    (x, y), warning = check_answer((W - 1 + 1e-5, -1e-6), _one_pixel(W - 1, 0), PIXEL)
     assert (x, y) == (W - 1.0, 0.0) and warning is None
     assert math.copysign(1, y) == 1  # no "-0.000"
 
 
 @pytest.mark.parametrize("xy", [(math.nan, 1.0), (1.0, math.inf), (-math.inf, math.nan)])
 def test_check_answer_replaces_non_finite_coordinates_by_none(xy):
-    answer, warning = check_answer(xy, _one_pixel(1, 1))
+    answer, warning = check_answer(xy, _one_pixel(1, 1), PIXEL)
     assert "not a finite number" in warning
     for raw, got in zip(xy, answer):
         assert got is None if not math.isfinite(raw) else got == raw
 
 
 def test_check_answer_warns_when_the_clear_brightest_pixel_is_missed():
-    answer, warning = check_answer((1.0, 2.0), _one_pixel(4, 3))
+    answer, warning = check_answer((1.0, 2.0), _one_pixel(4, 3), PIXEL)
     assert answer == (1.0, 2.0)
     assert warning == "the model's answer (1.000, 2.000) is not the brightest pixel (4, 3)"
 
@@ -200,14 +203,14 @@ def test_check_answer_does_not_judge_doubtful_images():
     """With no single clear answer there is nothing to disagree with (doubts() warns instead)."""
     image = _one_pixel(0, 0)
     image[3, 4] = 1.0
-    assert check_answer((2.0, 1.5), image) == ((2.0, 1.5), None)
+    assert check_answer((2.0, 1.5), image, PIXEL) == ((2.0, 1.5), None)
 
 
 def test_returned_coordinates_are_always_inside_or_none():
     rng = np.random.default_rng(0)
     image = _one_pixel(2, 2)
     for xy in rng.normal(0, 20, size=(200, 2)).tolist() + [(math.nan, 1e300), (-1e300, math.inf)]:
-        (x, y), _ = check_answer(xy, image)
+        (x, y), _ = check_answer(xy, image, PIXEL)
         assert x is None or 0 <= x <= W - 1
         assert y is None or 0 <= y <= H - 1
 
@@ -240,8 +243,8 @@ def test_counts_refuse_nan_and_wrong_sizes_in_one_line(tmp_path):
 def test_spot_answers_are_clamped_to_the_outer_pixel_edges_without_brightest_pixel_checks():
     image = np.full(SIZE, 10.0, dtype=np.float32)
     image[0, 0] = 500.0  # the brightest pixel, far from the answer: no warning for spot images
-    assert check_answer((-0.4, H - 0.6), image, spot=True) == ((-0.4, H - 0.6), None)
-    (x, y), warning = check_answer((-0.9, 9.0), image, spot=True)
+    assert check_answer((-0.4, H - 0.6), image, SPOT) == ((-0.4, H - 0.6), None)
+    (x, y), warning = check_answer((-0.9, 9.0), image, SPOT)
     assert (x, y) == (-0.5, H - 0.5)
     assert "lies outside the 4x5 image" in warning and "outer pixel edges: x -0.5..4.5, y -0.5..3.5" in warning
     assert "clamped to (-0.500, 3.500)" in warning

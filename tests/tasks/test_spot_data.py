@@ -26,7 +26,7 @@ def test_spot_images_depend_on_their_seed_only_and_keep_the_split(make_cfg):
     offset = truth.xy - dm.positions["test"].double()
     assert offset.min() >= -0.5 and offset.max() < 0.5 and offset.abs().max() > 0.3
     assert torch.allclose(target.double() * 15, truth.xy, atol=1e-5)  # continuous, normalized by W - 1
-    p = dm.spot
+    p = dm.task.params
     assert truth.photons.min() >= p.photons[0] and truth.photons.max() <= p.photons[1]
     assert truth.background.min() >= p.background[0] and truth.sigma_psf.max() <= p.sigma_psf[1]
     assert dm.test_overlap == 0.0
@@ -438,8 +438,8 @@ def test_spot_doubts_flag_images_without_a_clear_spot():
     1000-photon spot over b = 10; an all-zero image has signal-to-noise 0."""
     import numpy as np
 
-    from pixel_spotter.serving.image_input import spot_doubts
     from pixel_spotter.spots.psf import simulate
+    from pixel_spotter.tasks.spot.doubts import spot_doubts
 
     gen = torch.Generator().manual_seed(0)
     background = torch.poisson(torch.full((100, 32, 32), 50.0, dtype=torch.float64), generator=gen).numpy()

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from pixel_spotter.data.rendering import STREAMS, sample_seed
+from pixel_spotter.data.seeds import STREAMS, sample_seed
 from pixel_spotter.spots.crlb import crlb_xy
 from pixel_spotter.spots.fit import centroid, fit_ml
 from pixel_spotter.tasks.spot.rendering import SpotParams, SpotSynthesizer
@@ -52,7 +52,7 @@ def evaluate_spots(model, datamodule, split: str = "test", repeats: int = 1, par
                    batch_size: int = 1024, references: bool = True) -> dict:
     """{"crlb_rmse_px", "images", and per estimator (``ESTIMATORS``) {rmse_px, rmse2d_px, rmse_over_crlb,
     images_per_s}} on ``split``'s images (repeats=1, params=None: exactly the images the trainer tested)."""
-    params = params or datamodule.spot
+    params = params or datamodule.task.params
     device = model.device
     model.eval()
     radius = max(2, math.ceil(3 * params.sigma_psf[1]))
@@ -108,7 +108,7 @@ def per_photons(model, datamodule, photons, repeats: int = 10, split: str = "tes
     backgrounds, noise seeds) at every N."""
     rows = []
     for n in photons:
-        result = evaluate_spots(model, datamodule, split, repeats, datamodule.spot.fixed(photons=n, **fixed),
+        result = evaluate_spots(model, datamodule, split, repeats, datamodule.task.params.fixed(photons=n, **fixed),
                                 references=references)
         row = {"photons": float(n), "crlb_rmse_px": result["crlb_rmse_px"], "images": result["images"],
                "sigma_unknown": result["crlb_sigma_unknown_px"] / result["crlb_rmse_px"]}

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import torch
 
-from pixel_spotter.data.rendering import config_range
+from pixel_spotter.data.ranges import config_range
 from pixel_spotter.errors import ConfigError
 from pixel_spotter.spots.psf import expected_counts
 

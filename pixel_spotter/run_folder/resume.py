@@ -1,0 +1,66 @@
+"""Resume rules: how a claimed run folder starts (fresh, from its last checkpoint, or skipped because it is
+already ok), why it refuses to, and what an interrupted run's record tells its user to do.
+
+RunFolder.claim() applies them while it holds the run's lock, so no other process changes the folder meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pixel_spotter.errors import UserError
+from pixel_spotter.run_folder.layout import DIVERGED, INTERRUPTED, RUNNING, SWEEP_CONFIG, UNFINISHED, UNREADABLE
+from pixel_spotter.run_folder.record import Results
+
+if TYPE_CHECKING:
+    from pixel_spotter.run_folder.folder import RunFolder
+
+
+@dataclass
+class Start:
+    """How a claimed run begins: fresh, from a checkpoint (resume), or not at all (already ok)."""
+
+    checkpoint: Path | None = None
+    skip: Results | None = None
+
+
+def mark_interrupted(record: Results, run: Path) -> None:
+    """Turn a 'running' record whose writer is gone into 'interrupted', saying how to continue it."""
+    sweep = next((p for p in list(run.parents)[:3] if (p / SWEEP_CONFIG).is_file()), None)
+    how = (f"the sweep's command plus resume=true hydra.sweep.dir={sweep}" if sweep else
+           f"the same command plus resume=true hydra.run.dir={run}")
+    record.status = INTERRUPTED
+    record.error = f"the process stopped without finishing (killed?); continue it with {how}"
+
+
+def start(folder: RunFolder, resume: bool, overrides: list[str]) -> Start:
+    """How the run in ``folder`` (locked by the caller) begins; UserError, with nothing written, when it
+    holds a run that ``resume`` does not allow continuing with these ``overrides``."""
+    if not folder.holds_a_run():
+        return Start()
+    record = folder.read()
+    if record.status == RUNNING:  # we hold the lock, so its writer is gone
+        mark_interrupted(record, folder.path)
+    if not resume:
+        raise UserError(f"{folder.path} already holds a run (status '{record.status}'); add resume=true to "
+                        "continue it, or leave out hydra.run.dir / hydra.sweep.dir to start a new folder")
+    comparable = record.status not in (UNFINISHED, UNREADABLE)  # else there is nothing to compare with
+    then, now = _comparable(record.overrides), _comparable(overrides)
+    if comparable and then != now:
+        diff = [f"now {o}" for o in now if o not in then] + [f"was {o}" for o in then if o not in now]
+        raise UserError(f"resume=true, but {folder.path} holds a run with other settings ({', '.join(diff)}); "
+                        "resume with the same overrides, or start a new folder")
+    if record.ok:
+        return Start(skip=record)
+    if record.status != DIVERGED and folder.last_checkpoint.is_file():
+        return Start(checkpoint=folder.last_checkpoint)
+    folder.clear_outputs()  # nothing to continue from: start over, without the old run's leftovers
+    return Start()
+
+
+def _comparable(overrides: list[str]) -> list[str]:
+    """Overrides that decide what a run computes: not resume, paths, or Hydra's own settings."""
+    skip = ("resume=", "hydra.", "output_dir=", "trainer.max_epochs=")
+    return sorted(o for o in overrides if not o.lstrip("+~").startswith(skip))
