@@ -1,4 +1,4 @@
-"""`pixel-spotter predict MODEL IMAGE [IMAGE ...]`: (x, y) of the bright pixel, from a trained run or an export.
+"""`pixel-spotter predict MODEL IMAGE [IMAGE ...]`: (x, y) of the bright pixel or spot, from a run or an export.
 
 MODEL is a run folder that finished ok (its config rebuilds the network, the best checkpoint its record
 names holds the weights) or a checkpoint file inside one. The folder is treated as untrusted: only
@@ -7,18 +7,18 @@ written by ``pixel-spotter export``: ``.onnx`` (run with onnxruntime) or ``.pt``
 input contract ``<file>.json`` next to it (image size; see ``pixel_spotter.serving.export``). Whatever the model
 source, images are read, checked and answered by the same code below.
 
-Images are PNG/JPEG (grey or colour, converted to grey) or ``.npy`` arrays, of the size the run trained
-on, scaled to [0, 1] by their type's range (8-bit /255, 16-bit /65535, integer arrays by their dtype's
-maximum, float arrays must already be in [0, 1]; see ``pixel_spotter.serving.image_input``). A ``data=spot`` run (its
-config has ``data.spot``), or a model exported from one, takes photon counts instead: integer arrays and 8-/16-bit
-PNGs are counts as they are, float arrays any finite counts; the network gets counts / ``data.spot.input_scale``,
-there is no brightest-pixel check, and answers are clamped to the outer pixel edges [-0.5, W - 0.5]. Prints one line
-per image, ``FILE x y`` in pixels (x = column, y = row), or a JSON list of {"image", "x", "y", "warning"}
-with ``--json``.
+Images are PNG/JPEG (grey or colour, converted to grey) or ``.npy`` arrays, of the size the run trained on. What
+they hold is the run's task's (``pixel_spotter.tasks``): for the pixel task brightness, scaled to [0, 1] by the
+file type's range (8-bit /255, 16-bit /65535, integer arrays by their dtype's maximum, float arrays must already
+be in [0, 1]; see ``pixel_spotter.serving.image_input``); for the spot task photon counts as stored, which the
+network gets divided by the run's ``input_scale``. Prints one line per image, ``FILE x y`` in pixels (x = column,
+y = row), or a JSON list of {"image", "x", "y", "warning"} with ``--json``.
 
-An image without one clear brightest pixel (blank, flat, several equally bright pixels) or an answer that
-is clamped into the image, not a number (x/y printed ``-``, JSON null) or not the clear brightest pixel gets
-a warning: ``  # warning: ...`` after its line (or the "warning" field), and ``warning: FILE: ...`` on stderr.
+An image the task finds doubtful (pixel task: blank, flat, several equally bright pixels; spot task: no spot
+clearly above the noise) or an answer that is clamped into the image (to the pixel centres, or to a spot's outer
+pixel edges), not a number (x/y printed ``-``, JSON null) or, for the pixel task, not the clear brightest pixel
+gets a warning: ``  # warning: ...`` after its line (or the "warning" field), and ``warning: FILE: ...`` on
+stderr.
 
 Exit status: 0 = every image answered without warning; 2 = bad input (unreadable image, wrong size, missing
 or corrupt run): one line on stderr, nothing on stdout; 3 = answered, but some answers are doubtful; see

@@ -39,7 +39,7 @@ def resume_flag(cfg: DictConfig) -> bool:
 def validate(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
     require(is_int(seed) and 0 <= seed <= MAX_SEED,
-             f"seed must be an integer >= 0 (at most 2**32-1), got {seed!r}; e.g. seed=0")
+            f"seed must be an integer >= 0 (at most 2**32-1), got {seed!r}; e.g. seed=0")
     resume_flag(cfg)
     _validate_run_settings(cfg)
     _validate_model(cfg.model)
@@ -61,15 +61,15 @@ def _validate_model(model: DictConfig) -> None:
     require(is_number(lr) and lr > 0, f"model.lr must be a number > 0, got {lr!r}; e.g. model.lr=1e-3")
     loss = model.get("loss", "mse")
     require(isinstance(loss, str) and loss in (*LOSSES, *PIXEL_LOSSES),
-             f"model.loss={loss!r} is unknown; choose one of {', '.join((*LOSSES, *PIXEL_LOSSES))}")
+            f"model.loss={loss!r} is unknown; choose one of {', '.join((*LOSSES, *PIXEL_LOSSES))}")
     try:
         net_class = get_class(model.net._target_)
     except Exception:  # an unknown network is reported when it is built, in its own words
         net_class = None
     if loss in PIXEL_LOSSES:
         require(net_class is not None and hasattr(net_class, "score_map"),
-                 f"model.loss={loss} trains a per-pixel score map, which {model.net.get('_target_')} does not have; "
-                 "use a heatmap model (e.g. model=heatmap_ce) or model.loss=mse")
+                f"model.loss={loss} trains a per-pixel score map, which {model.net.get('_target_')} does not have; "
+                "use a heatmap model (e.g. model=heatmap_ce) or model.loss=mse")
     elif model.net.get("readout") == "argmax":
         raise ConfigError(f"model.net.readout=argmax has no gradient for model.loss={loss}; "
                           "use model.loss=cross_entropy (e.g. model=heatmap_ce) or model.net.readout=soft_argmax")
@@ -78,8 +78,8 @@ def _validate_model(model: DictConfig) -> None:
     if weights is not None and str(weights) not in WEIGHT_CHOICES:
         path = Path(str(weights)).expanduser()
         require(path.is_file() and os.access(path, os.R_OK),
-                 f"model.net.weights={weights!r} is neither one of {', '.join(WEIGHT_CHOICES)} nor a readable file; "
-                 "fix the path or use model.net.weights=none")
+                f"model.net.weights={weights!r} is neither one of {', '.join(WEIGHT_CHOICES)} nor a readable file; "
+                "fix the path or use model.net.weights=none")
 
 
 def _validate_data(data: DictConfig, model: DictConfig) -> None:
@@ -88,31 +88,31 @@ def _validate_data(data: DictConfig, model: DictConfig) -> None:
     net_cls = get_class(model.net._target_)
     min_size = getattr(net_cls, "min_input_size", 1)
     require(min(data.height, data.width) >= min_size,
-             f"a {data.height}x{data.width} image is too small for {net_cls.__name__}, which needs at least "
-             f"{min_size}x{min_size}; raise data.height/data.width or pick another model")
+            f"a {data.height}x{data.width} image is too small for {net_cls.__name__}, which needs at least "
+            f"{min_size}x{min_size}; raise data.height/data.width or pick another model")
 
     require(data.split in SPLITS, f"data.split={data.split!r} is unknown; choose one of {', '.join(SPLITS)}")
     require(data.heldout_quadrant in QUADRANTS,
-             f"data.heldout_quadrant={data.heldout_quadrant!r} is unknown; choose one of {', '.join(QUADRANTS)}")
+            f"data.heldout_quadrant={data.heldout_quadrant!r} is unknown; choose one of {', '.join(QUADRANTS)}")
     fractions = data.get("fractions")
     fractions = list(fractions) if isinstance(fractions, (ListConfig, list, tuple)) else fractions
     require(isinstance(fractions, list) and len(fractions) == 3 and all(is_number(f) and f > 0 for f in fractions),
-             f"data.fractions must be three numbers > 0 (train, val, test), got {fractions}; "
-             "e.g. data.fractions=[0.7,0.15,0.15]")
+            f"data.fractions must be three numbers > 0 (train, val, test), got {fractions}; "
+            "e.g. data.fractions=[0.7,0.15,0.15]")
     require(abs(sum(fractions) - 1) < 1e-6,
-             f"data.fractions must sum to 1, got {fractions} (sum {sum(fractions):g}); "
-             "e.g. data.fractions=[0.7,0.15,0.15]")
+            f"data.fractions must sum to 1, got {fractions} (sum {sum(fractions):g}); "
+            "e.g. data.fractions=[0.7,0.15,0.15]")
     require_int("data.random_train_size", data.get("random_train_size"), 1, 2500)
     for key, minimum, example in (("batch_size", 1, 64), ("eval_batch_size", 1, 1024), ("num_workers", 0, 0)):
         require_int(f"data.{key}", data.get(key), minimum, example)
     data_seed = data.get("seed")
     require(is_int(data_seed) and 0 <= data_seed <= MAX_SEED,
-             f"data.seed must be an integer >= 0 (at most 2**32-1), got {data_seed!r}; e.g. data.seed=0 "
-             "(or leave it at ${seed})")
+            f"data.seed must be an integer >= 0 (at most 2**32-1), got {data_seed!r}; e.g. data.seed=0 "
+            "(or leave it at ${seed})")
     for key in ("train_samples_per_epoch", "max_eval_images"):
         value = data.get(key)
         require(value is None or (is_int(value) and value >= 1),
-                 f"data.{key} must be an integer >= 1 or null, got {value!r}; e.g. data.{key}=1000")
+                f"data.{key} must be an integer >= 1 or null, got {value!r}; e.g. data.{key}=1000")
     task = tasks.get(tasks.name_of(data))
     task.check_config(data, model)  # the task's own settings (data.augment, data.spot, ...)
     huber = model.get("huber_bounds")
@@ -126,17 +126,22 @@ def _validate_data(data: DictConfig, model: DictConfig) -> None:
             f"model.net.refine fits a spot's photon counts, which only data=spot has (the {task.name} task's images "
             "are not counts): use data=spot, or model.net.refine=0 (model=spot_patch)")
 
+    _validate_sizes(data, fractions)
+
+
+def _validate_sizes(data: DictConfig, fractions: list) -> None:
+    """What the image size asks of memory, and that every split of the image holds at least one position."""
     height, width, split = data.height, data.width, data.split
     # Nothing is materialized, but the positions are (H*W x 2 int64) and one batch is rendered whole.
     require(height * width <= MAX_PIXELS,
-             f"data.height={height} data.width={width} has {height * width:,} positions, above the limit of "
-             f"{MAX_PIXELS:,} (8192x8192; their index alone would take over 1 GiB); use a smaller image")
+            f"data.height={height} data.width={width} has {height * width:,} positions, above the limit of "
+            f"{MAX_PIXELS:,} (8192x8192; their index alone would take over 1 GiB); use a smaller image")
     for key in ("batch_size", "eval_batch_size"):
         pixels = data[key] * height * width
         most = max(1, MAX_BATCH_PIXELS // (height * width))
         require(pixels <= MAX_BATCH_PIXELS,
-                 f"data.{key}={data[key]} renders {data[key]} images of {height}x{width} at once "
-                 f"({pixels * 4 / 2**30:.1f} GiB before the network's activations); use data.{key}={most} or less")
+                f"data.{key}={data[key]} renders {data[key]} images of {height}x{width} at once "
+                f"({pixels * 4 / 2**30:.1f} GiB before the network's activations); use data.{key}={most} or less")
     sizes = split_sizes(height, width, split, fractions, data.heldout_quadrant, data.random_train_size,
                         data.get("max_eval_images"))
     empty = [name for name, size in sizes.items() if size < 1]
@@ -153,51 +158,51 @@ def _validate_optimizer(optimizer: DictConfig, scheduler: DictConfig) -> None:
     if "weight_decay" in optimizer:
         wd = optimizer.weight_decay
         require(is_number(wd) and wd >= 0,
-                 f"optimizer.weight_decay must be a number >= 0, got {wd!r}; e.g. optimizer.weight_decay=0")
+                f"optimizer.weight_decay must be a number >= 0, got {wd!r}; e.g. optimizer.weight_decay=0")
     if "factor" in scheduler:
         factor = scheduler.factor
         require(is_number(factor) and 0 < factor < 1,
-                 f"scheduler.factor must be a number between 0 and 1 (exclusive), got {factor!r}; "
-                 "e.g. scheduler.factor=0.5")
+                f"scheduler.factor must be a number between 0 and 1 (exclusive), got {factor!r}; "
+                "e.g. scheduler.factor=0.5")
     if "patience" in scheduler:
         require_int("scheduler.patience", scheduler.patience, 0, 5)
     if "mode" in scheduler:
         require(scheduler.mode == "min",
-                 f"scheduler.mode must be min (the scheduler watches val/loss, where lower is better), "
-                 f"got {scheduler.mode!r}; use scheduler.mode=min")
+                f"scheduler.mode must be min (the scheduler watches val/loss, where lower is better), "
+                f"got {scheduler.mode!r}; use scheduler.mode=min")
 
 
 def _validate_trainer(trainer: DictConfig) -> None:
     fast_dev_run = trainer.get("fast_dev_run", False)
     require(isinstance(fast_dev_run, bool) or (is_int(fast_dev_run) and fast_dev_run >= 0),
-             f"trainer.fast_dev_run must be true, false or a number of batches >= 0, got {fast_dev_run!r}; "
-             "e.g. trainer.fast_dev_run=true")
+            f"trainer.fast_dev_run must be true, false or a number of batches >= 0, got {fast_dev_run!r}; "
+            "e.g. trainer.fast_dev_run=true")
     if not fast_dev_run:
         require_int("trainer.max_epochs", trainer.get("max_epochs"), 1, 16)
 
     accelerator = trainer.get("accelerator", "auto")
     known = sorted({"auto", "gpu", *AcceleratorRegistry.keys()})
     require(isinstance(accelerator, str) and accelerator in known,
-             f"trainer.accelerator={accelerator!r} is unknown; choose one of {', '.join(known)}")
+            f"trainer.accelerator={accelerator!r} is unknown; choose one of {', '.join(known)}")
     if accelerator in ("gpu", "cuda"):
         require(torch.cuda.is_available(),
-                 f"trainer.accelerator={accelerator} but no CUDA GPU is visible; use trainer.accelerator=cpu or auto")
+                f"trainer.accelerator={accelerator} but no CUDA GPU is visible; use trainer.accelerator=cpu or auto")
     elif accelerator == "mps":
         require(torch.backends.mps.is_available(),
-                 "trainer.accelerator=mps but no Apple MPS device is available; use trainer.accelerator=cpu or auto")
+                "trainer.accelerator=mps but no Apple MPS device is available; use trainer.accelerator=cpu or auto")
     elif accelerator not in ("auto", "cpu"):
         require(AcceleratorRegistry[accelerator]["accelerator"].is_available(),
-                 f"trainer.accelerator={accelerator} but no such device is available; "
-                 "use trainer.accelerator=cpu or auto")
+                f"trainer.accelerator={accelerator} but no such device is available; "
+                "use trainer.accelerator=cpu or auto")
 
     devices = trainer.get("devices", "auto")
     require(devices == "auto" or (is_int(devices) and devices >= 1),
-             f"trainer.devices must be an integer >= 1 or auto, got {devices!r}; e.g. trainer.devices=1")
+            f"trainer.devices must be an integer >= 1 or auto, got {devices!r}; e.g. trainer.devices=1")
     if accelerator in ("gpu", "cuda") and devices != "auto":
         visible = torch.cuda.device_count()
         require(devices <= visible,
-                 f"trainer.devices={devices} but only {visible} CUDA GPU{'s' if visible != 1 else ''} "
-                 f"{'are' if visible != 1 else 'is'} visible; use trainer.devices={visible} or auto")
+                f"trainer.devices={devices} but only {visible} CUDA GPU{'s' if visible != 1 else ''} "
+                f"{'are' if visible != 1 else 'is'} visible; use trainer.devices={visible} or auto")
     if "log_every_n_steps" in trainer:
         require_int("trainer.log_every_n_steps", trainer.log_every_n_steps, 1, 10)
 
@@ -214,11 +219,11 @@ def _validate_callbacks(cfg: DictConfig) -> None:
             continue
         monitor, mode = callback.get("monitor"), callback.get("mode", "min")
         require(isinstance(monitor, str) and monitor in MONITORS,
-                 f"callbacks.{name}.monitor={monitor!r} is not a validation metric this project logs; "
-                 f"choose one of {', '.join(MONITORS)}")
+                f"callbacks.{name}.monitor={monitor!r} is not a validation metric this project logs; "
+                f"choose one of {', '.join(MONITORS)}")
         require(mode in ("min", "max"), f"callbacks.{name}.mode must be min or max, got {mode!r}; "
                                          f"e.g. callbacks.{name}.mode=min")
         better = "max" if monitor.removeprefix("val/") in HIGHER_IS_BETTER else "min"
         require(mode == better,
-                 f"callbacks.{name}.mode={mode} is the wrong direction for {monitor}, where "
-                 f"{'higher' if better == 'max' else 'lower'} is better; use callbacks.{name}.mode={better}")
+                f"callbacks.{name}.mode={mode} is the wrong direction for {monitor}, where "
+                f"{'higher' if better == 'max' else 'lower'} is better; use callbacks.{name}.mode={better}")

@@ -133,7 +133,11 @@ class SpotTask(Task):
 
     @classmethod
     def from_contract(cls, contract: dict) -> SpotTask:
-        return cls(contract["height"], contract["width"], spot=SpotParams(input_scale=float(contract["input_scale"])))
+        scale = contract.get("input_scale")
+        if not is_number(scale) or scale <= 0:
+            raise UserError(f"the spot task's input_scale must be a finite number > 0 (photons per unit of network "
+                            f"input), got {scale!r}")
+        return cls(contract["height"], contract["width"], spot=SpotParams(input_scale=float(scale)))
 
     @classmethod
     def from_run_config(cls, data, height: int, width: int, where: str) -> SpotTask:
