@@ -12,7 +12,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from pixel_spotter.report import spots
+from pixel_spotter import tasks
 from pixel_spotter.report.analysis import Analysis
 from pixel_spotter.report.plot_style import safe_name
 from pixel_spotter.report.plots_best import error_histograms, error_maps, overlay, pred_vs_true
@@ -42,10 +42,8 @@ def make_all(a: Analysis, folder: Path) -> list[tuple[str, Path]]:
                      (entry, folder / f"overlay_{safe_name(model)}.png")))
     jobs.append((f"Spatial error map of {which}", error_maps, (spread, folder / "error_map.png")))
     jobs.append((f"Error histogram of {which}", error_histograms, (spread, folder / "error_hist.png")))
-    for i, group in enumerate(spots.by_test_set(spots.spot_series(a.runs))):
-        jobs.append(("Sub-pixel spots: RMSE / Cramér–Rao bound against photon count"
-                     + (f" ({', '.join(label for label, _ in group)})" if i or len(group) > 1 else ""),
-                     spots.plot, (group, folder / f"spots{i or ''}.png")))
+    for module in tasks.report_sections():  # each task's own figures
+        jobs += module.plots(a.runs, folder)
     if a.robustness is not None and a.robustness.rows:
         jobs.append(("Robustness: exact % against severity, one corruption at a time",
                      robustness_plot, (a.robustness.rows, folder / ROBUSTNESS_PLOT)))

@@ -14,7 +14,8 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from pixel_spotter.report import fmt, narrative, spots, templates
+from pixel_spotter import tasks
+from pixel_spotter.report import fmt, narrative, templates
 from pixel_spotter.report.analysis import Analysis, Entry, SearchRanking, varying
 
 TITLE = "pixel-spotter report"
@@ -171,16 +172,19 @@ def context(a: Analysis, folders: list[Path], plots: list[tuple[str, Path]], out
             "setting_table": setting_table(a), "runs_table": runs_table(a), "summary": narrative.summary(a),
             "searches": [{"lines": narrative.search(r), "table": search_table(r), "command": r.command}
                          for r in a.searches],
-            "problems": narrative.problems(a), "robustness": _robustness_context(a), "spots": _spots_context(a),
+            "problems": narrative.problems(a), "robustness": _robustness_context(a), "sections": _task_sections(a),
             "plots": [{"caption": caption, "file": path, "path": path.relative_to(out).as_posix()}
                       for caption, path in plots]}
 
 
-def _spots_context(a: Analysis) -> dict | None:
-    """The data=spot runs' RMSE/CRLB per photon count (report/spots.py); None when no run measured it."""
-    series = spots.spot_series(a.runs)
-    tables = [Table(*spots.table(group)) for group in spots.by_test_set(series)]
-    return {"note": spots.NOTE, "tables": tables} if series else None
+def _task_sections(a: Analysis) -> list[dict]:
+    """Each task's own section ({"title", "note", "tables"}) for the runs it applies to (tasks.report_sections)."""
+    sections = []
+    for module in tasks.report_sections():
+        part = module.section(a.runs)
+        if part is not None:
+            sections.append({"title": module.TITLE, **part})
+    return sections
 
 
 def _robustness_context(a: Analysis) -> dict | None:

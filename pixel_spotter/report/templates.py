@@ -49,16 +49,16 @@ MARKDOWN = """\
 {% for line in summary %}
 - {{ line }}
 {% endfor %}
-{% if spots %}
+{% for s in sections %}
 
-## Sub-pixel spots
+## {{ s.title }}
 
-{{ spots.note }}
+{{ s.note }}
 
-{% for t in spots.tables %}
+{% for t in s.tables %}
 {{ table(t) }}
 {% endfor %}
-{% endif %}
+{% endfor %}
 {% if robustness %}
 
 ## Robustness
@@ -141,13 +141,13 @@ HTML = """\
 {{ table(runs_table) }}
 <h2>Summary</h2>
 <ul>{% for line in summary %}<li>{{ line | inline }}</li>{% endfor %}</ul>
-{% if spots %}
-<h2>Sub-pixel spots</h2>
-<p>{{ spots.note | inline }}</p>
-{% for t in spots.tables %}
+{% for s in sections %}
+<h2>{{ s.title }}</h2>
+<p>{{ s.note | inline }}</p>
+{% for t in s.tables %}
 {{ table(t) }}
 {% endfor %}
-{% endif %}
+{% endfor %}
 {% if robustness %}
 <h2>Robustness</h2>
 <p>{{ robustness.note | inline }}</p>

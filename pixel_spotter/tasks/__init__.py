@@ -8,6 +8,7 @@ untrusted run folder or export contract can name a task but never make us import
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,3 +36,14 @@ def name_of(data: Mapping) -> str:
     if name is None:
         return "spot" if data.get("spot") is not None else "pixel"
     return name
+
+
+def report_sections() -> list:
+    """The report section module of every task that has one (``tasks/<name>/report_section.py``: ``TITLE``,
+    ``section(entries)`` and ``plots(entries, folder)``; torch-free, as the report never imports torch)."""
+    found = []
+    for name in names():
+        module = f"pixel_spotter.tasks.{name}.report_section"
+        if importlib.util.find_spec(module) is not None:
+            found.append(importlib.import_module(module))
+    return found

@@ -454,7 +454,7 @@ def _spot_rows(bound: float, model: float) -> list[dict]:
 
 
 def test_spot_runs_get_one_bound_table_per_test_set_and_planted_rows_are_dropped(tmp_path):
-    from pixel_spotter.report import spots
+    from pixel_spotter.tasks.spot import report_section as spots
 
     same_a, same_b, other = _run("0", "spot_patch", 0.1), _run("1", "spot_patch", 0.2), _run("2", "spot_patch", 0.3)
     same_a.record["per_photons"] = _spot_rows(2.0, 1.04)
@@ -476,5 +476,6 @@ def test_spot_runs_get_one_bound_table_per_test_set_and_planted_rows_are_dropped
     from datetime import datetime
 
     context = render.context(a, [tmp_path], [], tmp_path, datetime.now())
-    assert len(context["spots"]["tables"]) == 2
-    assert render.context(analyze([_run("4", "cnn", 1.0)]), [tmp_path], [], tmp_path, datetime.now())["spots"] is None
+    assert [s["title"] for s in context["sections"]] == ["Sub-pixel spots"]
+    assert len(context["sections"][0]["tables"]) == 2
+    assert render.context(analyze([_run("4", "cnn", 1.0)]), [tmp_path], [], tmp_path, datetime.now())["sections"] == []

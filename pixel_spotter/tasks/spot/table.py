@@ -1,6 +1,7 @@
-"""``pixel-spotter spots FOLDER...``: RMSE / CRLB against photon count, for every ``data=spot`` run's model and
-the reference estimators (centroid, ML fit), from the runs' results.json (``per_photons``, written when
-``data.eval_photons`` is set): a table on stdout and a plot, ``spots.png`` in the first folder (or ``--plot``).
+"""``pixel-spotter spots table FOLDER...`` (also ``pixel-spotter spots FOLDER...``): RMSE / CRLB against photon
+count, for every ``data=spot`` run's model and the reference estimators (centroid, ML fit), from the runs'
+results.json (``per_photons``, written when ``data.eval_photons`` is set): a table on stdout and a plot,
+``spots.png`` in the first folder (or ``--plot``).
 
 The references are those of the first run listed that has them (every run of one data setting evaluates them on
 the same images); the images/s of each model and of the ML fit are shown side by side.
@@ -12,8 +13,8 @@ import argparse
 from pathlib import Path
 
 from pixel_spotter.errors import UserError
-from pixel_spotter.report.spots import clean_rows, ratio
 from pixel_spotter.run_folder import RunFolder, find_runs
+from pixel_spotter.tasks.spot.report_section import clean_rows, ratio
 
 REFERENCES = ("centroid", "ml_fit")
 

@@ -1,4 +1,5 @@
-"""The report's "Sub-pixel spots" part: RMSE / Cramér–Rao bound against photon count for every data=spot run
+"""The spot task's section of the report (``pixel-spotter report``; torch-free, like the whole report):
+RMSE / Cramér–Rao bound against photon count for every data=spot run
 and the reference estimators (centroid, ML fit), from each run's ``per_photons`` (untrusted: a row without a
 numeric photon count and a numeric bound is dropped, never an exception)."""
 
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+TITLE = "Sub-pixel spots"
 REFERENCES = ("centroid", "ml_fit")
 NOTE = ("RMSE / Cramér–Rao bound (2D; 1.0 = the bound) per photon count, for each data=spot run and the reference "
         "estimators (centroid, maximum-likelihood fit told the PSF width) on the same images. The bound assumes the "
@@ -85,3 +87,21 @@ def plot(series, path):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def section(entries) -> dict | None:
+    """{"note", "tables"}: RMSE/CRLB per photon count of the runs that measured it; None when none did."""
+    from pixel_spotter.report.render import Table
+
+    series = spot_series(entries)
+    return {"note": NOTE, "tables": [Table(*table(group)) for group in by_test_set(series)]} if series else None
+
+
+def plots(entries, folder) -> list[tuple]:
+    """(caption, draw, args) of the section's figures, one per group of runs measured on the same images."""
+    jobs = []
+    for i, group in enumerate(by_test_set(spot_series(entries))):
+        jobs.append(("Sub-pixel spots: RMSE / Cramér–Rao bound against photon count"
+                     + (f" ({', '.join(label for label, _ in group)})" if i or len(group) > 1 else ""),
+                     plot, (group, folder / f"spots{i or ''}.png")))
+    return jobs
