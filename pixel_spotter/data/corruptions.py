@@ -2,9 +2,9 @@
 spots, plus background offset, dimming and distractor pixels.
 
 Every function takes images (B, 1, H, W) and a (B,) tensor of per-image parameters and returns new images;
-nothing here draws random numbers (``synthesis.py`` draws them, seeded per image) so the robustness
+nothing here draws random numbers (``tasks/pixel/rendering.py`` draws them, seeded per image) so the robustness
 benchmark can apply one exact severity to every image. Images are never clipped: noise stays white and
-Gaussian, which is what makes the matched filter (``detectors.py``) the optimal detector.
+Gaussian, which is what makes the matched filter (``tasks/pixel/references.py``) the optimal detector.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pixel_spotter.errors import ConfigError
 
 def config_range(key: str, value, low: float, high: float | None, integer: bool = False) -> tuple[float, float]:
     """A checked [lo, hi] config range (a single number means exactly that value); ``key`` is the user's name
-    for it (``data.augment.noise_std``). Shared by every per-image range (also spot_synthesis.SpotParams)."""
+    for it (``data.augment.noise_std``). Shared by every per-image range (also tasks.spot.rendering.SpotParams)."""
     example = f"{key}=[{low:g},{low + 0.5 if high is None else high:g}]"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [value, value]

@@ -1,6 +1,7 @@
 """`pixel-spotter robustness RUN [RUN ...]`: each run's best checkpoint on its own test positions, under one
 corruption at a time (every other corruption off), over a grid of severities, next to two reference
-detectors (``detectors.py``: argmax and the matched filter).
+detectors (``tasks/pixel/references.py``: argmax and the matched filter); the grid itself is
+``robustness_grid.py``. Runs of a task the grid does not apply to (the spot task) are refused in one line.
 
 Each RUN is a run folder that finished ok, or a sweep folder (its ok jobs; the others are skipped with a
 note). A run's test positions come from its recorded data config (.hydra/config.yaml), validated as
@@ -8,7 +9,7 @@ training validates it; the network is rebuilt by ``serving.loading.load_model`` 
 weights_only=True), never from an untrusted config.
 
 Images: each test position is rendered ``--repeats`` times per severity, image k of draw r seeded by
-``synthesis.sample_seed(data seed, ROBUSTNESS_STREAM, r * N + k)``, so every model and both reference
+``data.seeds.sample_seed(data seed, ROBUSTNESS_STREAM, r * N + k)``, so every model and both reference
 detectors on a test set see the very same images at a given severity (a paired comparison), and the noise
 field and decoy pixels of an image are the same at every severity (only their strength changes). A
 corruption that draws nothing at random (blur, background, dimming, and every severity 0) renders each
@@ -22,72 +23,18 @@ sweep (there ``pixel-spotter report SWEEP`` picks the table up), else the curren
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from pixel_spotter.errors import ConfigError, UserError
-
-# corruption -> (synthesis.Augment field, severities); the first severity is the clean image. Distractor
-# pixels are at Augment's default distractor_intensity, half the spot's brightness.
-GRID: dict[str, tuple[str, tuple[float, ...]]] = {
-    "noise": ("noise_std", (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)),  # Gaussian sigma, image range [0, 1]
-    "blur": ("blur_sigma", (0.0, 0.5, 1.0, 1.5, 2.0)),  # Gaussian blur sigma (px), energy preserving
-    "background": ("background", (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)),  # constant offset
-    "dimming": ("intensity", (1.0, 0.7, 0.5, 0.3, 0.2, 0.1)),  # the image multiplied by this
-    "distractors": ("distractors", (0, 1, 2, 3, 4, 5)),  # decoy pixels at half intensity
-}
-DEVICES = ("cpu", "cuda")
-DEFAULT_REPEATS = 4
-# Data settings that fix a run's test positions (PixelDataModule arguments); runs equal in all of them share
-# their test set, and so their images.
-TEST_SET_KEYS = ("height", "width", "split", "fractions", "seed", "heldout_quadrant", "random_train_size",
-                 "max_eval_images")
-
-
-@dataclass
-class Subject:
-    """One run to benchmark: its name in the table, model name, network (eval mode) and test-set settings."""
-
-    name: str
-    model: str
-    net: object
-    data: dict
-
-    @property
-    def test_set(self) -> str:
-        return test_set_label(self.data)
-
-
-def test_set_label(data: dict) -> str:
-    """A short, unique description of a test set: '16x16 position seed=0 fractions=0.7/0.15/0.15'."""
-    parts = [f"{data['height']}x{data['width']}", data["split"], f"seed={data['seed']}",
-             "fractions=" + "/".join(f"{f:g}" for f in data["fractions"])]
-    if data["split"] == "quadrant":
-        parts.append(f"heldout={data['heldout_quadrant']}")
-    if data["split"] == "random":
-        parts.append(f"train_size={data['random_train_size']}")
-    if data.get("max_eval_images") is not None:
-        parts.append(f"max_eval_images={data['max_eval_images']}")
-    return " ".join(parts)
-
-
-def augment_for(corruption: str, severity: float):
-    """The synthesis.Augment that applies exactly ``severity`` of ``corruption`` to every image, nothing else."""
-    from pixel_spotter.data.augment import Augment
-
-    field, _ = GRID[corruption]
-    value = int(severity) if field == "distractors" else float(severity)
-    return Augment(**{field: (value, value)})
-
+from pixel_spotter.evaluation.robustness_grid import DEFAULT_REPEATS, DEVICES, TEST_SET_KEYS, Subject, benchmark
 
 # ---------------------------------------------------------------------------------------------- the runs
 
 
 def recorded_data(folder, model_cfg: dict) -> dict:
     """The run's data settings that fix its test positions, from .hydra/config.yaml, checked as training
-    checks them (config._validate_data) so that a planted config cannot ask for an impossible split."""
+    checks them (training.validation._validate_data) so that a planted config cannot ask for an impossible split."""
     from omegaconf import DictConfig, OmegaConf
 
     from pixel_spotter.training.validation import _validate_data  # the very checks a run passed before it trained
@@ -171,80 +118,6 @@ def default_out(runs: list[Path]) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- benchmark
-
-
-def _is_random(corruption: str, severity: float) -> bool:
-    """Whether images at this severity hold random draws (noise, decoy positions): else one render suffices."""
-    return corruption in ("noise", "distractors") and severity != 0
-
-
-class _Tally:
-    """Running sums for one row: correct answers, Euclidean errors, images."""
-
-    def __init__(self):
-        self.correct, self.euclid, self.n = 0, 0.0, 0
-
-    def add(self, pred, true) -> None:
-        import torch
-
-        pred = pred.float()
-        self.correct += int((torch.round(pred) == true.float()).all(dim=1).sum())
-        self.euclid += float(torch.linalg.vector_norm(pred - true.float(), dim=1).sum())
-        self.n += len(true)
-
-
-def benchmark(subjects: list[Subject], repeats: int = DEFAULT_REPEATS, device: str = "cpu",
-              batch_size: int = 1024, grid: dict | None = None) -> list:
-    """RobustnessRows: per test set, corruption and severity, both reference detectors, then every run
-    on that test set, all scored on the same rendered images."""
-    import torch
-
-    from pixel_spotter.data.datamodule import PixelDataModule
-    from pixel_spotter.data.seeds import ROBUSTNESS_STREAM, sample_seed
-    from pixel_spotter.run_folder import REFERENCE_RUN, RobustnessRow
-    from pixel_spotter.tasks.pixel.references import DETECTORS, detect
-    from pixel_spotter.tasks.pixel.rendering import Synthesizer
-
-    grid = GRID if grid is None else grid
-    by_set: dict[str, list[Subject]] = {}
-    for subject in subjects:
-        by_set.setdefault(subject.test_set, []).append(subject)
-    rows = []
-    for label, mine in by_set.items():
-        d = mine[0].data
-        datamodule = PixelDataModule(height=d["height"], width=d["width"], split=d["split"],
-                                     fractions=tuple(d["fractions"]), seed=d["seed"],
-                                     heldout_quadrant=d["heldout_quadrant"], random_train_size=d["random_train_size"],
-                                     max_eval_images=d["max_eval_images"])
-        datamodule.setup()
-        positions = datamodule.positions["test"]
-        n_pos = len(positions)
-        for corruption, (_, severities) in grid.items():
-            for severity in severities:
-                draws = n_pos * (repeats if _is_random(corruption, severity) else 1)
-                synth = Synthesizer(d["height"], d["width"], augment_for(corruption, severity))
-                blur = float(severity) if corruption == "blur" else 0.0
-                tallies = {key: _Tally() for key in (*DETECTORS, *(s.name for s in mine))}
-                for start in range(0, draws, batch_size):
-                    keys = range(start, min(start + batch_size, draws))
-                    xy = positions[[k % n_pos for k in keys]].to(device)
-                    images = synth(xy, [sample_seed(d["seed"], ROBUSTNESS_STREAM, k) for k in keys])
-                    for name in DETECTORS:
-                        tallies[name].add(detect(name, images, blur), xy)
-                    with torch.inference_mode():
-                        for subject in mine:
-                            tallies[subject.name].add(subject.net.predict_pixels(images), xy)
-                series = [(REFERENCE_RUN, name, name) for name in DETECTORS]
-                series += [(s.name, s.model, s.name) for s in mine]
-                for run, model, key in series:
-                    t = tallies[key]
-                    p = t.correct / t.n
-                    euclid = t.euclid / t.n
-                    rows.append(RobustnessRow(run=run, model=model, test_set=label, corruption=corruption,
-                                              severity=float(severity), n=t.n, exact_acc=p,
-                                              exact_se=math.sqrt(p * (1 - p) / t.n),
-                                              euclid_px=euclid if math.isfinite(euclid) else None))
-    return rows
 
 
 # -------------------------------------------------------------------------------------------------- cli

@@ -99,7 +99,7 @@ class CoordinateRegressor(LightningModule):
         self._step(batch, "val")
 
     def test_step(self, batch, batch_idx):
-        """The batch's true and predicted pixels, for the callbacks that write them (side_outputs.py)."""
+        """The batch's true and predicted pixels, for the callbacks that write them (training/side_outputs.py)."""
         return self._step(batch, "test")
 
     def configure_optimizers(self):

@@ -47,7 +47,7 @@ class Results:
     best_checkpoint: str | None = None  # relative to the run folder
     best_val: dict = field(default_factory=dict)
     test: dict = field(default_factory=dict)
-    # data=spot only (spot_metrics.py): the reference estimators on the same test images, {name: {rmse_px,
+    # data=spot only (tasks/spot/metrics.py): the reference estimators on the same test images, {name: {rmse_px,
     # rmse2d_px, rmse_over_crlb, images_per_s, ...}}; the model's images/s (batched, 1000 /
     # inference_ms_per_image.batched); RMSE/CRLB per photon count of the model and the references.
     references: dict = field(default_factory=dict)

@@ -1,5 +1,5 @@
-"""Sub-pixel spots at the Cramér–Rao bound: the physics behind ``data=spot`` (``spot_synthesis.py``,
-``spot_metrics.py``) and ``model=spot_fit``.
+"""Sub-pixel spots at the Cramér–Rao bound: the physics behind ``data=spot`` (``tasks/spot/rendering.py``,
+``tasks/spot/metrics.py``) and ``model=spot_fit``; imports nothing of the package outside ``spots/``.
 
 - ``psf``: expected photon counts of a pixelated Gaussian spot, their derivatives, and noisy images;
 - ``crlb``: the Cramér–Rao lower bound of that exact model (sigma_psf known, or unknown too), and Mortensen et

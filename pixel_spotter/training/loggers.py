@@ -4,7 +4,7 @@ Lightning's CSVLogger deletes an existing metrics.csv when a new logger starts w
 (``_ExperimentWriter._check_log_dir_exists``), so a run killed and resumed with resume=true would keep only
 the curves of its last start. ``ResumableCSVLogger`` keeps the rows and appends under the existing header;
 the epoch a killed run was in is logged again by the resumed one, and ``RunFolder.read_curves`` lets the
-later row win. Where the log lives and what its file is called belong to ``run_folder.py``.
+later row win. Where the log lives and what its file is called belong to ``run_folder/``.
 """
 
 from __future__ import annotations

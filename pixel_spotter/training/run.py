@@ -1,6 +1,6 @@
 """run(cfg): claim the run folder, validate, build data/model/trainer from config, fit (or resume), test
-the best checkpoint, record. The folder's layout and record belong to ``run_folder.py``; what a run writes
-besides its record (predictions.csv, TensorBoard's figure and HPARAMS tab) to ``side_outputs.py``.
+the best checkpoint, record. The folder's layout and record belong to ``run_folder/``; what a run writes
+besides its record (predictions.csv, TensorBoard's figure and HPARAMS tab) to ``training/side_outputs.py``.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def _train(cfg: DictConfig, folder: RunFolder, start: Start, record: Results) ->
     _record(record, trainer, datamodule, model, folder, best, train_seconds, best_val, test)
     if record.ok:
         datamodule.task.record_results(record, datamodule, model)  # the task's bound and references
-    record_hooks(trainer, model, record)  # side outputs that need the complete record (side_outputs.py)
+    record_hooks(trainer, model, record)  # side outputs that need the complete record (training/side_outputs.py)
 
 
 def _record(record: Results, trainer, datamodule, model, folder: RunFolder, best: str | None,

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import train_heatmap_run
 
 from pixel_spotter import cli
 from pixel_spotter.data import corruptions
 from pixel_spotter.data.augment import CLEAN, Augment
-from pixel_spotter.evaluation.robustness import GRID, augment_for
+from pixel_spotter.evaluation.robustness_grid import GRID, augment_for
 from pixel_spotter.report.cli import make_report
 from pixel_spotter.run_folder import (
     REFERENCE_RUN,
@@ -213,9 +212,9 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, case):
 # ------------------------------------------------------------------------------------ a real run (slow)
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    return train_heatmap_run(tmp_path_factory.mktemp("robust") / "run", SIZE, epochs=1)
+@pytest.fixture
+def trained_run(heatmap_run_16) -> Path:
+    return heatmap_run_16  # conftest: trained once per session (SIZE x SIZE); tests that change it copy it
 
 
 @pytest.mark.slow

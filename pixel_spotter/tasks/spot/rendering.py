@@ -1,4 +1,4 @@
-"""``data=spot``: sub-pixel Gaussian spots in photon counts, rendered on the fly like ``synthesis.py``.
+"""``data=spot``: sub-pixel Gaussian spots in photon counts, rendered on the fly like ``tasks/pixel/rendering.py``.
 
 Each image starts from an integer pixel of its split (``PixelDataModule``'s honest splits: a test spot lies in a
 pixel never used in training) and its own generator, seeded by ``sample_seed`` (so the image depends on its
