@@ -33,12 +33,12 @@ from pixel_spotter.errors import UserError
 from pixel_spotter.serving import export_writers as writers
 from pixel_spotter.serving.exported import (  # noqa: F401  (open_exported: the reading side, re-exported)
     CONTRACT_VERSION,
-    SIZE_FILE,
     SUFFIXES,
     OnnxModel,
     TorchScriptModel,
     _sha256,
     contract_path,
+    identity_of,
     open_exported,
     read_contract,
 )
@@ -77,8 +77,6 @@ def parity(model, exported, images: np.ndarray, batch_size: int = 512) -> float:
 
 def _checked_out(run: Path, fmt: str, out: Path | None) -> Path:
     """Where the export goes: ``out`` or ./<run name><suffix>, with the suffix its format needs, outside the run."""
-    if fmt not in SUFFIXES:
-        raise UserError(f"unknown export format {fmt!r}; use one of {', '.join(SUFFIXES)}")
     out = Path(out) if out is not None else Path.cwd() / f"{_run_name(run)}{SUFFIXES[fmt]}"
     if out.suffix.lower() != SUFFIXES[fmt]:
         raise UserError(f"{out}: a {fmt} export must end in {SUFFIXES[fmt]} (predict picks the runtime by it)")
@@ -90,7 +88,7 @@ def _checked_out(run: Path, fmt: str, out: Path | None) -> Path:
     return out
 
 
-def _written(fmt: str, model, size: tuple[int, int], path: Path) -> str:
+def _written(fmt: str, model, size: tuple[int, int], path: Path, identity: dict) -> str:
     """Write the traced model to ``path``; the exporter used. Any failure is one line and leaves nothing."""
     if fmt == "onnx":
         writers.require_onnx()
@@ -99,7 +97,7 @@ def _written(fmt: str, model, size: tuple[int, int], path: Path) -> str:
             raise writers.onnx_refusal(None, f"{_net_target(model)} with refine={model.net.refine} runs a "
                                              "Levenberg-Marquardt fit with torch.linalg.solve in its forward")
     try:
-        return writers.write(fmt, writers.pixels_module(model), size, path)
+        return writers.write(fmt, writers.pixels_module(model), size, path, identity)
     except UserError:
         raise
     except Exception as err:
@@ -139,13 +137,17 @@ def export(run: Path, fmt: str, out: Path | None = None) -> tuple[Path, dict]:
 
     from pixel_spotter.serving.loading import load_model, locate, run_task
 
-    out = _checked_out(run, fmt, out)
+    if fmt not in SUFFIXES:
+        raise UserError(f"unknown export format {fmt!r}; use one of {', '.join(SUFFIXES)}")
     model, size = load_model(run)  # the one loading path: checks the run folder as predict does
+    out = _checked_out(run, fmt, out)
     task = run_task(locate(Path(run))[0], *size)  # what the network takes, and what the export is checked on
     staged = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
-        exporter = _written(fmt, model, size, staged)
-        exported = OnnxModel(staged, size) if fmt == "onnx" else TorchScriptModel(staged, size)
+        identity = identity_of({"height": size[0], "width": size[1], **task.contract()}, task)
+        exporter = _written(fmt, model, size, staged, identity)
+        # the file just made: trusted (a network of one's own may use operators the check does not know)
+        exported = OnnxModel(staged, size) if fmt == "onnx" else TorchScriptModel(staged, size, trust=True)
         probes, described = task.probe_images()
         worst = parity(model, exported, probes)
         if not worst <= PARITY_PX:
@@ -209,7 +211,7 @@ def run_command(args: argparse.Namespace) -> int:
     import torch
 
     out, contract = export(args.run, args.fmt, args.out)
-    takes = contract["input"]["values"].split(";")[0].split(" (")[0]
+    takes = contract["input"]["values"].split(";")[0]
     print(f"wrote {out} ({args.fmt}) and its contract {contract_path(out)}; "
           f"{contract['height']}x{contract['width']} {takes} -> (x, y) px; "
           f"parity max |{args.fmt} - torch| = {contract['parity']['max_abs_px']:.2e} px over "
@@ -219,7 +221,7 @@ def run_command(args: argparse.Namespace) -> int:
 
         model, _ = load_model(args.run)
         threads = torch.get_num_threads()
-        exported = open_exported(out, threads=threads)
+        exported = open_exported(out, threads=threads, trust=True)  # the file just written
         times = bench(model, exported, exported.task)
         runtime = f"onnxruntime {contract['exporter']['onnxruntime']}" if args.fmt == "onnx" else "torch.jit"
         label = f"{args.fmt} ({runtime})"

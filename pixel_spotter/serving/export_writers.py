@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from pixel_spotter.errors import UserError
-from pixel_spotter.serving.exported import SIZE_FILE
+from pixel_spotter.serving.exported import IDENTITY
 
 INPUT_NAME, OUTPUT_NAME = "images", "xy"
 OPSET = 18
@@ -81,17 +81,29 @@ def onnx_refusal(err: Exception | None, why: str | None = None) -> UserError:
                      "(predict reads the .pt file the same way)")
 
 
-def write(fmt: str, module, size: tuple[int, int], out: Path) -> str:
-    """Write the traced module; returns the exporter used. ONNX: torch.onnx.export's default (dynamo) path,
-    the older TorchScript-based exporter only where the dynamo one fails on a network."""
+def write(fmt: str, module, size: tuple[int, int], out: Path, identity: dict) -> str:
+    """Write the traced module carrying ``identity`` (what its answers depend on: exported.identity_of); returns
+    the exporter used. ONNX: torch.onnx.export's default (dynamo) path, the older TorchScript-based exporter only
+    where the dynamo one fails on a network."""
+    exporter = _traced(fmt, module, size, out, identity)
+    if fmt == "onnx":
+        import onnx
+
+        model = onnx.load(str(out))
+        onnx.helper.set_model_props(model, {IDENTITY: json.dumps(identity)})
+        onnx.save(model, str(out))
+    return exporter
+
+
+def _traced(fmt: str, module, size: tuple[int, int], out: Path, identity: dict) -> str:
     import torch
 
     example = torch.zeros(2, 1, *size)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporters' deprecation and constant-folding notes
         if fmt == "torchscript":
-            size_file = json.dumps({"height": size[0], "width": size[1]})
-            torch.jit.trace(module, example, check_trace=False).save(str(out), _extra_files={SIZE_FILE: size_file})
+            extra = {f"{IDENTITY}.json": json.dumps(identity)}
+            torch.jit.trace(module, example, check_trace=False).save(str(out), _extra_files=extra)
             return "torch.jit.trace"
         names = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": OPSET}
         try:

@@ -1,8 +1,12 @@
 """Reading an exported model back (``pixel-spotter predict model.onnx|model.pt IMAGE...``): the file and its
-input contract (``<file>.json``, written by ``pixel_spotter.serving.export``; it names the task, whose contract
-fields it must hold: a spot export's ``input_scale`` says it takes photon counts / input_scale), checked against
-each other; a missing
-or mismatching contract is a one-line error. .onnx runs with onnxruntime, .pt with ``torch.jit.load``."""
+input contract (``<file>.json``, written by ``pixel_spotter.serving.export``), checked against each other.
+
+What changes answers (the task, the image size, a spot export's ``input_scale``) is written twice: into the
+contract and into the model file itself (ONNX metadata; a TorchScript extra file). A contract that disagrees with
+its file was edited or belongs to another export and is refused; so is one of an older version that carries no
+such copy. .onnx runs with onnxruntime; .pt with ``torch.jit.load``, and only after ``torchscript_check`` found
+nothing but what our own exports hold (``trust=True``, predict's ``--trust``, skips that check).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,14 @@ import numpy as np
 from pixel_spotter.errors import UserError
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
-CONTRACT_VERSION = 1
-SIZE_FILE = "pixel_spotter_size.json"  # inside a TorchScript export: the size it was traced on
+CONTRACT_VERSION = 2  # 2: the file carries its identity (task, size, input_scale); 1 did not
+IDENTITY = "pixel_spotter_identity"  # the ONNX metadata key, and (+ .json) the TorchScript extra file
+
+
+def identity_of(contract: dict, task) -> dict:
+    """What an export's answers depend on besides its weights, as the contract states it."""
+    return {"task": task.name, "height": contract["height"], "width": contract["width"],
+            "input_scale": contract.get("input_scale")}
 
 
 def contract_path(model_file: Path) -> Path:
@@ -53,6 +63,7 @@ class OnnxModel:
             raise UserError(f"{path} takes {inp.type} {inp.shape} but its contract says float32 (N, 1, {size[0]}, "
                             f"{size[1]}); the contract belongs to another export: export it again")
         self.input_name, self.size = inp.name, size
+        self.identity = _parsed(self.session.get_modelmeta().custom_metadata_map.get(IDENTITY))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         try:
@@ -62,26 +73,27 @@ class OnnxModel:
 
 
 class TorchScriptModel:
-    """An exported TorchScript .pt file: ``size`` = (H, W); (N, 1, H, W) float32 -> (N, 2)."""
+    """An exported TorchScript .pt file: ``size`` = (H, W); (N, 1, H, W) float32 -> (N, 2). Unless ``trust``,
+    refused before it is loaded or run when it holds more than our exports do (``torchscript_check``)."""
 
-    def __init__(self, path: Path, size: tuple[int, int]):
+    def __init__(self, path: Path, size: tuple[int, int], trust: bool = False):
         import torch
 
-        extra = {SIZE_FILE: ""}
+        from pixel_spotter.serving import torchscript_check
+
+        if not trust:
+            torchscript_check.check_archive(Path(path))  # torch.jit.load runs a scripted __setstate__
+        extra = {f"{IDENTITY}.json": ""}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch.jit.load's deprecation note: not the user's concern
                 self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
-            traced = json.loads(extra[SIZE_FILE])
-            traced = (traced["height"], traced["width"])
         except Exception as err:
             raise UserError(f"{path} cannot be loaded as TorchScript ({type(err).__name__}); it is corrupt, not "
                             "a TorchScript file or not from pixel-spotter export: export it again") from None
-        if traced != tuple(size):
-            # the nets are convolutional: a wrong size would run and answer wrongly, so it is checked here
-            raise UserError(f"{path} was traced on {traced[0]}x{traced[1]} images but its contract says "
-                            f"{size[0]}x{size[1]}; the contract belongs to another export: export it again")
-        self.size = size
+        if not trust:
+            torchscript_check.check_graph(self.module, Path(path))
+        self.size, self.identity = size, _parsed(extra[f"{IDENTITY}.json"])
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -91,6 +103,14 @@ class TorchScriptModel:
                 return self.module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
         except Exception as err:
             raise _failed(self, err) from None
+
+
+def _parsed(text) -> dict | None:
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _failed(model, err: Exception) -> UserError:
@@ -110,8 +130,14 @@ def read_contract(path: Path) -> dict:
     try:
         contract = json.loads(where.read_text())
         height, width = contract["height"], contract["width"]
+        if contract.get("contract_version") != CONTRACT_VERSION:
+            raise UserError(f"{where} is an export contract of version {contract.get('contract_version')!r}, "
+                            f"written before exports carried their own copy of it (version {CONTRACT_VERSION}); "
+                            "export the model again")
         fields_ok = (contract["format"] == fmt and contract["dtype"] == "float32" and "value_range" in contract
                      and isinstance(contract["sha256"], str))
+    except UserError:
+        raise
     except Exception as err:
         raise UserError(f"{where} is not a usable export contract ({type(err).__name__}); export the model "
                         "again") from None
@@ -154,12 +180,27 @@ def contract_task(contract: dict, where: Path):
     return task
 
 
-def open_exported(path: Path, threads: int | None = None):
-    """The model source for an exported file (after checking its contract); its ``task`` is the contract's
-    (what predict feeds it: images in [0, 1], or photon counts / input_scale for the spot task)."""
+def open_exported(path: Path, threads: int | None = None, trust: bool = False):
+    """The model source for an exported file (after checking its contract against it); its ``task`` is the
+    contract's (what predict feeds it: images in [0, 1], or photon counts / input_scale for the spot task)."""
     contract = read_contract(path)
     size = (contract["height"], contract["width"])
-    task = contract_task(contract, contract_path(path))
-    model = OnnxModel(Path(path), size, threads) if contract["format"] == "onnx" else TorchScriptModel(Path(path), size)
+    where = contract_path(path)
+    task = contract_task(contract, where)
+    if contract["format"] == "onnx":
+        model = OnnxModel(Path(path), size, threads)
+    else:
+        model = TorchScriptModel(Path(path), size, trust=trust)
+    stated = identity_of(contract, task)
+    if model.identity != stated:
+        raise UserError(f"{where} does not match the model file {path} (it states {_shown(stated)}, the file "
+                        f"was made for {_shown(model.identity)}): the contract was edited, or the contract belongs to "
+                        "another export; export the model again")
     model.task = task
     return model
+
+
+def _shown(identity: dict | None) -> str:
+    if not identity:
+        return "nothing it records"
+    return ", ".join(f"{k} {v}" for k, v in identity.items() if v is not None)

@@ -54,22 +54,22 @@ class RunModel:
             return self.model.predict_pixels(torch.from_numpy(batch)).numpy()
 
 
-def open_model(target: Path):
+def open_model(target: Path, trust: bool = False):
     """The model source that ``target`` names: an exported ``.onnx``/``.pt`` file (with its contract), or a
     run folder / checkpoint. Every source has ``size`` and maps (N, 1, H, W) float32 -> (N, 2) pixels."""
     from pixel_spotter.serving import exported
 
     target = Path(target)
     if target.suffix.lower() in exported.SUFFIXES.values():
-        return exported.open_exported(target)
+        return exported.open_exported(target, trust=trust)
     return RunModel(target)
 
 
-def predict(target: Path, images: list[Path]) -> list[dict]:
+def predict(target: Path, images: list[Path], trust: bool = False) -> list[dict]:
     """One {"image", "x", "y", "warning"} per image: x/y in pixels inside the image (as far as the task allows an
     answer to lie) or None, warning a sentence or None. Every image is read and checked before the model runs
     (a UserError for a bad one)."""
-    model = open_model(target)
+    model = open_model(target, trust)
     task = model.task  # what the network takes (images in [0, 1] or photon counts) and what makes an answer doubtful
     arrays = [read_image(p, model.size, counts=task.counts) for p in images]
     raw = np.asarray(model(task.network_input(np.stack(arrays)[:, None])), dtype=np.float64).tolist()
@@ -86,11 +86,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a run folder, a checkpoint inside one, or an exported .onnx/.pt file")
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="PNG/JPEG or .npy images")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
+    parser.add_argument("--trust", action="store_true",
+                        help="run a TorchScript file even when it holds more than pixel-spotter's exports do (a .pt "
+                             "file is a program: only for files you made yourself; .onnx files need no trust)")
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Exit status 0 when every answer is clean, 3 when some carry a warning (UserErrors: 2, in run_safely)."""
-    results = predict(args.run, args.images)
+    results = predict(args.run, args.images, trust=args.trust)
     if args.json:
         print(json.dumps(results, allow_nan=False))
     for result in results:

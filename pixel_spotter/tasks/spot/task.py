@@ -128,8 +128,8 @@ class SpotTask(Task):
     def contract(self) -> dict:
         scale = self.params.input_scale
         return {"value_range": None, "input_scale": scale, "scaling": scaling(scale), "output_meaning": OUTPUT_MEANING,
-                "input_values": f"photon counts / input_scale (= counts / {scale:g}), any finite float32; not an "
-                                "image in [0, 1]"}
+                "input_values": f"float32 photon counts / {scale:g} (photon counts / input_scale), any finite "
+                                "values; not an image in [0, 1]"}
 
     @classmethod
     def from_contract(cls, contract: dict) -> SpotTask:
