@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from pixel_spotter.checks import plain, require
 from pixel_spotter.data.ranges import config_range
 from pixel_spotter.errors import ConfigError
 
@@ -55,3 +56,14 @@ class Augment:
 
 
 CLEAN = Augment()
+
+
+def augment_from_config(augment) -> Augment | None:
+    """``data.augment`` as an Augment, each key and range checked (None when there is none)."""
+    if augment is None:
+        return None
+    known = [f.name for f in fields(Augment)]
+    unknown = sorted(set(augment) - {*known, "_target_"})
+    require(not unknown, f"data.augment.{unknown[0] if unknown else ''} is not a corruption setting; "
+                         f"use {', '.join(known)}")
+    return Augment(**{k: plain(v) for k, v in augment.items() if k != "_target_"})

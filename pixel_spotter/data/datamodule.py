@@ -17,7 +17,7 @@ from pixel_spotter import tasks
 from pixel_spotter.data.samplers import EpochShuffle, InOrder, PositionDraws
 from pixel_spotter.data.seeds import STREAMS, sample_seed
 from pixel_spotter.data.splits import overlap_fraction, split_positions
-from pixel_spotter.tasks.base import unknown_setting
+from pixel_spotter.tasks.base import task_settings
 
 
 class PixelDataModule(LightningDataModule):
@@ -53,10 +53,7 @@ class PixelDataModule(LightningDataModule):
         self.max_eval_images = max_eval_images
         task = tasks.name_of({**settings, "task": task})  # None: a config older than data.task
         task_class = tasks.get(task)
-        unknown = sorted(set(settings) - set(task_class.settings))
-        if unknown:
-            raise unknown_setting(task, unknown[0], task_class.settings)
-        self.task = task_class(self.height, self.width, **settings)
+        self.task = task_class(self.height, self.width, **task_settings(task_class, settings))
         self.positions: dict[str, torch.Tensor] = {}
         self.datasets: dict[str, PositionDraws] = {}
 

@@ -17,8 +17,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from pixel_spotter.errors import UserError
-
 
 class Task:
     name: ClassVar[str]
@@ -87,8 +85,23 @@ class Task:
         return cls(height, width)
 
 
-def unknown_setting(task: str, key: str, known: dict) -> UserError:
-    from pixel_spotter.errors import ConfigError
+def task_settings(task: type[Task], settings: dict) -> dict:
+    """The data settings ``task`` takes, checked: another task's setting is one ConfigError line. The corruption
+    settings (``data.augment`` from the augment group, ``data.augment_eval``) are in every data config; a task
+    that takes none gets them dropped, provided they ask for no corruption at all."""
+    from pixel_spotter.checks import require
 
-    return ConfigError(f"data.{key} is not a setting of the {task} task; its settings are "
-                       f"{', '.join(known) or 'none'} (data=... picks the task)")
+    settings = dict(settings)
+    if "augment" not in task.settings:
+        augment = settings.pop("augment", None)
+        settings.pop("augment_eval", None)
+        require(augment is None or augment.identity,
+                f"the {task.name} task renders its own images and noise; the corruptions of augment= do not apply "
+                "to it: use augment=none")
+    unknown = sorted(set(settings) - set(task.settings))
+    if unknown:
+        from pixel_spotter.errors import ConfigError
+
+        raise ConfigError(f"data.{unknown[0]} is not a setting of the {task.name} task; its settings are "
+                          f"{', '.join(task.settings) or 'none'} (data=... picks the task)")
+    return settings

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, ListConfig
 
 from pixel_spotter import tasks
 from pixel_spotter.checks import is_int, is_number, require, require_int
+from pixel_spotter.data.augment import augment_from_config
 from pixel_spotter.data.splits import QUADRANTS, SPLITS, split_sizes
 from pixel_spotter.errors import ConfigError
 from pixel_spotter.evaluation.metric_names import HIGHER_IS_BETTER, MONITORS
@@ -115,6 +116,10 @@ def _validate_data(data: DictConfig, model: DictConfig) -> None:
                 f"data.{key} must be an integer >= 1 or null, got {value!r}; e.g. data.{key}=1000")
     task = tasks.get(tasks.name_of(data))
     task.check_config(data, model)  # the task's own settings (data.augment, data.spot, ...)
+    augment = augment_from_config(data.get("augment"))
+    require("augment" in task.settings or augment is None or augment.identity,
+            f"the {task.name} task renders its own images and noise; the corruptions of augment= do not apply to "
+            "it: use augment=none")
     huber = model.get("huber_bounds")
     require(huber is None or (is_number(huber) and huber > 0),
             f"model.huber_bounds must be a number > 0 (bound standard deviations) or null, got {huber!r}; "

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import numpy as np
 import torch
 
-from pixel_spotter.checks import plain, require
-from pixel_spotter.data.augment import Augment
+from pixel_spotter.checks import require
+from pixel_spotter.data.augment import Augment, augment_from_config
 from pixel_spotter.data.splits import normalize_xy
 from pixel_spotter.tasks.base import Task
 from pixel_spotter.tasks.pixel.doubts import doubts, missed_brightest
@@ -21,17 +19,6 @@ SCALING = ("files are scaled by their type's range, never by their content: 8-bi
            "is converted to grey (Pillow convert('L'))")
 OUTPUT_MEANING = ("(N, 2) float32: x = column, y = row of the bright pixel, in pixels, origin top-left "
                   "(0..W-1, 0..H-1; an answer may lie a hair outside and should be clamped)")
-
-
-def check_augment(augment) -> Augment | None:
-    """``data.augment`` as an Augment, each key and range checked (None when there is none)."""
-    if augment is None:
-        return None
-    known = [f.name for f in fields(Augment)]
-    unknown = sorted(set(augment) - {*known, "_target_"})
-    require(not unknown, f"data.augment.{unknown[0] if unknown else ''} is not a corruption setting; "
-                         f"use {', '.join(known)}")
-    return Augment(**{k: plain(v) for k, v in augment.items() if k != "_target_"})
 
 
 def probe_images(height: int, width: int, limit: int = PROBE_LIMIT) -> np.ndarray:
@@ -60,7 +47,7 @@ class PixelTask(Task):
         require(isinstance(data.get("augment_eval", True), bool),
                 f"data.augment_eval must be true or false, got {data.get('augment_eval')!r}; "
                 "e.g. data.augment_eval=true")
-        check_augment(data.get("augment"))
+        augment_from_config(data.get("augment"))
 
     def render(self, split: str, xy: torch.Tensor, seeds: list[int]):
         images = self.renderers[split](xy, seeds)

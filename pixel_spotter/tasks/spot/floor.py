@@ -5,10 +5,10 @@
 
 (hydra overrides of the data, e.g. data.height=16, go first, or after ``--``.)
 
-Renders the test images exactly as ``spot_metrics.per_photons`` does (``conf/data/spot.yaml``'s mix, or what the
+Renders the test images exactly as ``tasks.spot.metrics.per_photons`` does (``conf/data/spot.yaml``'s mix, or what the
 overrides make it: the test positions, then per-image seeds ``sample_seed(seed, STREAMS['test'], k)`` for
 k = 0, 1, ... at every N, the k-th image at test position k mod P), takes the first ``--spots`` per N, and prints
-per N the 2D CRLB rmse (sqrt(mean of CRLB_xx + CRLB_yy), as ``spot_metrics``) and, as ratios to it:
+per N the 2D CRLB rmse (sqrt(mean of CRLB_xx + CRLB_yy), as ``tasks.spot.metrics``) and, as ratios to it:
 
 - floor: the 2D RMSE of the posterior mean told each image's N, b and sigma_psf (``bayes.posterior``) under
   the true prior of the positions (uniform over the test pixels): no estimator, told them or not, can have a

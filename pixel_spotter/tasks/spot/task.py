@@ -13,7 +13,6 @@ from pixel_spotter.checks import is_number, plain, require, require_int
 from pixel_spotter.errors import UserError
 from pixel_spotter.spots.crlb import crlb_xy
 from pixel_spotter.tasks.base import Task
-from pixel_spotter.tasks.pixel.task import check_augment
 from pixel_spotter.tasks.spot.doubts import spot_doubts
 from pixel_spotter.tasks.spot.rendering import SpotParams, SpotSynthesizer
 
@@ -22,9 +21,6 @@ PROBE_LIMIT = 1024  # spot images an export is checked on
 OUTPUT_MEANING = ("(N, 2) float32: x = column, y = row of the spot's centre, in pixels, origin top-left (pixel "
                   "centres 0..W-1, 0..H-1; a spot in a border pixel may lie up to half a pixel outside them, "
                   "to the outer pixel edges -0.5..W-0.5, -0.5..H-0.5)")
-NO_AUGMENT = ("data=spot renders its own noise (data.spot.*); the corruptions of augment= do not apply to it: "
-              "use augment=none")
-
 
 def scaling(input_scale: float) -> str:
     return (f"files hold photon counts: integer arrays and 8-/16-bit PNGs are counts as they are (no scaling by "
@@ -44,11 +40,10 @@ class SpotTask(Task):
     name = "spot"
     counts = True
     answer_low = -0.5
-    settings = {"spot": None, "eval_photons": None, "eval_repeats": 10, "loss_weight": None,
-                "augment": None, "augment_eval": True}
+    settings = {"spot": None, "eval_photons": None, "eval_repeats": 10, "loss_weight": None}
 
     def __init__(self, height: int, width: int, spot: SpotParams | None = None, eval_photons: list | None = None,
-                 eval_repeats: int = 10, loss_weight: str | None = None, augment=None, augment_eval: bool = True):
+                 eval_repeats: int = 10, loss_weight: str | None = None):
         super().__init__(height, width)
         self.params = spot if spot is not None else SpotParams()
         # the photon counts of results.json's per_photons (RMSE/CRLB per N), each on eval_repeats draws at every
@@ -59,7 +54,6 @@ class SpotTask(Task):
         # measures error in units of the bound and bright spots count as much as dim ones
         require(loss_weight in LOSS_WEIGHTS, f"data.loss_weight={loss_weight!r}: choose null or crlb")
         self.loss_weight = loss_weight
-        require(augment is None or augment.identity, NO_AUGMENT)
         self.renderer = SpotSynthesizer(self.height, self.width, self.params)  # every split: its seed stream differs
 
     @classmethod
@@ -72,8 +66,6 @@ class SpotTask(Task):
         weight = data.get("loss_weight")
         require(weight in LOSS_WEIGHTS, f"data.loss_weight={weight!r}: choose null or crlb")
         spot_params(data.get("spot") or {})
-        augment = check_augment(data.get("augment"))
-        require(augment is None or augment.identity, NO_AUGMENT)
 
     @classmethod
     def weights_images(cls, data) -> bool:
