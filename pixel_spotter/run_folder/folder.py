@@ -33,7 +33,7 @@ from pixel_spotter.run_folder.layout import (
 from pixel_spotter.run_folder.legacy import modernize
 from pixel_spotter.run_folder.locks import hold_lock, is_held, release
 from pixel_spotter.run_folder.record import Results, _short
-from pixel_spotter.run_folder.resume import Start, mark_interrupted, start
+from pixel_spotter.run_folder.resume import Start, mark_interrupted, refuse_unsafe_place, start
 
 
 class RunFolder:
@@ -160,6 +160,7 @@ class RunFolder:
     def claim(self, resume: bool, overrides: list[str]) -> Iterator[Start]:
         """Own this folder for the duration of the ``with``: one process at a time, never over a finished
         or foreign run unless ``resume``. Yields how to start. Raises UserError (nothing written) on conflict."""
+        refuse_unsafe_place(self)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock_fd = hold_lock(self.path / LOCK, f"another process is writing {self.path} right now; wait "
                                   "for it, or start this run in a new folder (leave out hydra.run.dir)")

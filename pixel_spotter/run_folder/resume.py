@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pixel_spotter.errors import UserError
-from pixel_spotter.run_folder.layout import DIVERGED, INTERRUPTED, RUNNING, SWEEP_CONFIG, UNFINISHED, UNREADABLE
+from pixel_spotter.run_folder.layout import (
+    CHECKPOINTS,
+    DIVERGED,
+    INTERRUPTED,
+    RESULTS,
+    RUNNING,
+    SWEEP_CONFIG,
+    UNFINISHED,
+    UNREADABLE,
+)
 from pixel_spotter.run_folder.record import Results
 
 if TYPE_CHECKING:
@@ -64,3 +73,16 @@ def _comparable(overrides: list[str]) -> list[str]:
     """Overrides that decide what a run computes: not resume, paths, or Hydra's own settings."""
     skip = ("resume=", "hydra.", "output_dir=", "trainer.max_epochs=")
     return sorted(o for o in overrides if not o.lstrip("+~").startswith(skip))
+
+
+def refuse_unsafe_place(folder) -> None:
+    """A run writes only into a folder of its own: never the working directory itself (``hydra.run.dir=''`` or
+    ``.``: results.json among the user's files) and never inside another run's folder (its files would mix)."""
+    path = Path(folder.path).resolve()
+    if path == Path.cwd().resolve():
+        raise UserError(f"hydra.run.dir names the working directory {path} itself, so the run would write among "
+                        "its files; leave hydra.run.dir out (outputs/<date>/<time>) or name a folder of its own")
+    for parent in path.parents:
+        if (parent / RESULTS).is_file() or (parent / CHECKPOINTS).is_dir():
+            raise UserError(f"{path} lies inside the run folder {parent}; a run inside a run would mix their "
+                            "files: choose a folder outside it")

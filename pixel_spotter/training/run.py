@@ -177,6 +177,10 @@ def _record(record: Results, trainer, datamodule, model, folder: RunFolder, best
     if diverged_at or not all_finite(test) or not all_finite(best_val):
         record.status = DIVERGED
         record.error = f"non-finite {'loss at ' + diverged_at if diverged_at else 'test or validation metric'}"
+    elif trainer.global_step == 0:  # nothing learned: its test numbers are those of a random network
+        record.status = FAILED
+        record.error = ("trained on 0 batches (trainer.max_epochs, trainer.limit_train_batches or an empty training "
+                        "split); give it at least one training batch")
     else:
         record.status = OK
     # One batch of up to 1024 images, fewer for large images (2**24 pixels: 64 at 512x512), rendered once
