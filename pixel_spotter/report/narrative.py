@@ -13,8 +13,8 @@ from pixel_spotter.report.fmt import epochs_text, format_px, metric, pct, settin
 from pixel_spotter.report.robustness import SEVERITY_NAMES, is_job_name
 from pixel_spotter.run_folder import ROBUSTNESS
 
-# Seed 003 claims the fine-tuned ResNet18 beats the baseline CNN "significantly": that pair's comparison
-# says so, and which weights the challenger really used.
+# The "Pixel Spotter" blog post (2025) claims its pre-trained ResNet18 "outperformed the baseline model
+# significantly": that pair's comparison says so, and which weights the challenger really used.
 CLAIM = ("resnet18", "cnn")
 FACTOR_NAMES = {"lr": ("lr", "learning rates"), "max_epochs": ("epochs", "epoch counts")}
 
@@ -97,7 +97,8 @@ def comparison(c: Comparison, weights: bool = True) -> list[str]:
     claim = (ch, bl) == CLAIM
     relative = f" ({c.relative_pct:.0f}%)" if c.relative_pct is not None else ""
     on = f" on **{c.setting}**" if c.setting else ""
-    lines = [f"**{ch} vs {bl}**{on}" + (f" (seed 003 claims the fine-tuned {ch} wins \"significantly\")" if claim
+    lines = [f"**{ch} vs {bl}**{on}" + (f" (the \"Pixel Spotter\" blog post, 2025, claims the pre-trained {ch} "
+                                         "\"outperformed the baseline model significantly\")" if claim
                                          else "")
              + f": the best {ch} run `#{cb.id}` ({format_px(cb.test())} px) "
              f"{'beat' if c.difference < 0 else 'did not beat'} the best {bl} run `#{bb.id}` "
@@ -116,7 +117,7 @@ def comparison(c: Comparison, weights: bool = True) -> list[str]:
         text = f"Weights {ch} really used: {'; '.join(c.weights_used)}."
         if not any(w.startswith(("imagenet", "file")) for w in c.weights_used):
             text += (f" So these {ch} runs were trained from scratch, not fine-tuned: they cannot "
-                     "confirm or refute the fine-tuning claim.")
+                     "confirm or refute the blog post's claim about a pre-trained one.")
         lines.append(text)
     return lines
 
