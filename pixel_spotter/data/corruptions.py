@@ -1,4 +1,4 @@
-"""Image corruptions, batched with one parameter per image: the seeds' Gaussian noise, Gaussian blur and blob
+"""Image corruptions, batched with one parameter per image: the write-ups' Gaussian noise, Gaussian blur and blob
 spots, plus background offset, dimming and distractor pixels.
 
 Every function takes images (B, 1, H, W) and a (B,) tensor of per-image parameters and returns new images;
@@ -42,7 +42,7 @@ def blur(images: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor
 
 
 def blob(images: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:
-    """The seeds' blob spots: each bright pixel spread into a Gaussian blob whose peak keeps its value
+    """The write-ups' blob spots: each bright pixel spread into a Gaussian blob whose peak keeps its value
     (a blur rescaled by 1 / centre weight squared), so the spot stays the brightest pixel."""
     centre = gaussian_kernels(sigma, radius)[:, radius].to(images.dtype)
     return blur(images, sigma, radius) / (centre**2)[:, None, None, None]

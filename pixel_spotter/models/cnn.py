@@ -1,6 +1,6 @@
-"""The seeds' baseline: three conv+ReLU+max-pool blocks, then two fully connected layers.
+"""The baseline CNN of the write-ups this project started from: three conv+ReLU+max-pool blocks, then two fully connected layers.
 
-``pool_ceil_mode=False`` (the seeds' and PyTorch's default) floors odd sizes: 50 -> 25 -> 12 -> 6, so
+``pool_ceil_mode=False`` (the write-ups' and PyTorch's default) floors odd sizes: 50 -> 25 -> 12 -> 6, so
 the second pool drops the feature row/column that covers image rows/columns 48-49, and the network
 sees a pixel there only through a neighbour's 3x3 receptive field. The report's error map shows the
 effect (the largest errors sit on the right and bottom edges). ``True`` keeps them (50 -> 25 -> 13 -> 7).

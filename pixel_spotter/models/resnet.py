@@ -7,7 +7,7 @@ Adaptation, and why:
 - Inputs are standardized with the ImageNet statistics averaged over RGB (mean 0.449, std 0.226),
   the scale the pretrained filters expect.
 - The architecture is otherwise torchvision's own (stride-2 stem + max-pool, 50x50 -> 2x2 before
-  global pooling): this is the seeds' "fine-tuned ResNet18" and the baseline to beat, not a tuned model.
+  global pooling): this is the write-ups' "fine-tuned ResNet18" and the baseline to beat, not a tuned model.
 - ``fc`` becomes Linear(512, 2).
 
 Weights (``weights``):

@@ -167,7 +167,7 @@ def _by_setting(entries: list[Entry]) -> dict[tuple[str, str], Entry]:
 def analyze(runs: list[Run], compare: list[tuple[str, str]] | None = None,
             robustness: tuple[list, list[str]] | None = None) -> Analysis:
     """Everything the report says about ``runs``, in one pass; ``compare``: (challenger, baseline) model
-    pairs to compare head to head (None: every model against the seeds' baseline cnn, when present);
+    pairs to compare head to head (None: every model against the write-ups' baseline cnn, when present);
     ``robustness``: what load.load_robustness read (None: no robustness table)."""
     entries = _place(runs)
     models = sorted({e.model for e in entries})

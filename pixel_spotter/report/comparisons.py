@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from pixel_spotter.report.analysis import Entry
     from pixel_spotter.report.load import Run
 
-# Seeds' baseline: by default every other model is compared head to head with it (when it is present).
+# The write-ups' baseline CNN: by default every other model is compared head to head with it (when it is present).
 BASELINE = "cnn"
 
 
@@ -93,7 +93,7 @@ def _matched(entries: list[Entry], challenger: str, baseline: str) -> Matched | 
 
 
 def default_pairs(models: list[str]) -> list[tuple[str, str]]:
-    """Every model present against the seeds' baseline, when the baseline is present."""
+    """Every model present against the write-ups' baseline cnn, when the baseline is present."""
     return [(m, BASELINE) for m in models if m != BASELINE] if BASELINE in models else []
 
 

@@ -1,4 +1,4 @@
-"""The card's command as a real subprocess: `python train.py -m model=cnn,resnet18`, tiny settings."""
+"""The README's main command as a real subprocess: `python train.py -m model=cnn,resnet18`, tiny settings."""
 
 import json
 import subprocess

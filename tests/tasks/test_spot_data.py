@@ -1,4 +1,4 @@
-"""data=spot (issue 11): sub-pixel Gaussian spots on the honest splits, each image a function of its seed."""
+"""data=spot: sub-pixel Gaussian spots on the honest splits, each image a function of its seed."""
 
 import pytest
 import torch

@@ -27,7 +27,7 @@ def test_cross_entropy_heatmap_learns_on_noisy_images(make_cfg):
 
 
 def test_spot_patch_beats_the_centroid_on_sub_pixel_spots(make_cfg):
-    """data=spot (issue 11): a short training of the patch model localizes held-out spots (in pixels never
+    """data=spot: a short training of the patch model localizes held-out spots (in pixels never
     trained on, anywhere including the border) better than the centroid, at every photon count evaluated,
     and within 1.5x of the Cramér–Rao bound at the dim end."""
     record = run(make_cfg("data=spot", "model=spot_patch", "data.spot.photons=[150,3000]", "data.spot.background=10",
