@@ -1,4 +1,5 @@
-"""The baseline CNN of the write-ups this project started from: three conv+ReLU+max-pool blocks, then two fully connected layers.
+"""The baseline CNN of the write-ups this project started from: three conv+ReLU+max-pool blocks, then two
+fully connected layers.
 
 ``pool_ceil_mode=False`` (the write-ups' and PyTorch's default) floors odd sizes: 50 -> 25 -> 12 -> 6, so
 the second pool drops the feature row/column that covers image rows/columns 48-49, and the network

@@ -1,4 +1,5 @@
-"""The regressor of the 'Pixel-Coordinate-Regression' write-up: conv blocks, global average pooling, dropout and a sigmoid output.
+"""The regressor of the 'Pixel-Coordinate-Regression' write-up: conv blocks, global average pooling, dropout
+and a sigmoid output.
 
 Global average pooling throws away where in the image a feature fired, so the network can only learn
 position from what the zero padding at the borders lets a feature "see"; its errors are large (it is the
