@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# One torch thread per process, this one and every subprocess it starts (train.py, pixel-spotter), unless
+# OMP_NUM_THREADS is set: the tests' networks and batches are tiny, and on a small shared machine a thread per
+# core spent more time waiting than computing (the not-slow suite took over twice as long, some tests 10x).
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported
+
 import subprocess
 import sys
 import urllib.error
@@ -63,10 +70,129 @@ def make_cfg(tmp_path):
     return _make
 
 
+def _heatmap_command(run_dir: Path, size: int, epochs: int) -> list[str]:
+    return [sys.executable, "train.py", "model=heatmap", f"data.height={size}", f"data.width={size}",
+            f"trainer.max_epochs={epochs}", "trainer.accelerator=cpu", "callbacks.progress_bar.refresh_rate=0",
+            f"hydra.run.dir={run_dir}"]
+
+
 def train_heatmap_run(run_dir: Path, size: int, epochs: int) -> Path:
     """A real, finished heatmap run of ``size``x``size`` images in ``run_dir``, trained by ``train.py`` in a
-    subprocess (for tests of what reads run folders: predict, export)."""
-    subprocess.run([sys.executable, "train.py", "model=heatmap", f"data.height={size}", f"data.width={size}",
-                    f"trainer.max_epochs={epochs}", "trainer.accelerator=cpu", "callbacks.progress_bar.refresh_rate=0",
-                    f"hydra.run.dir={run_dir}"], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    subprocess (for tests of what reads run folders: predict, export). Prefer the session's shared runs below."""
+    subprocess.run(_heatmap_command(run_dir, size, epochs), cwd=ROOT, check=True, capture_output=True, timeout=300)
     return run_dir
+
+
+# Trained runs shared by the whole session, each trained once. Treat them as read-only: a test that changes a
+# run works on a copy (shutil.copytree), as the tests of predict do. Those the selected tests need start in the
+# background when the session does (subprocesses, on the core the one-thread tests leave idle), and a test that
+# asks for one waits for it to finish.
+
+SWEEP_TINY = ["trainer.max_epochs=1", "data.height=16", "data.width=16"]
+
+
+def _start(command: list[str], log: Path) -> subprocess.Popen:
+    """``command`` running from the repository root, its output into ``log`` (a pipe nobody reads yet would fill)."""
+    with log.open("w") as out:
+        return subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait(proc: subprocess.Popen, log: Path, timeout: int, allowed=(0,)) -> None:
+    proc.wait(timeout=timeout)
+    assert proc.returncode in allowed, f"{proc.args[1:4]} exited {proc.returncode}:\n{log.read_text()[-3000:]}"
+
+
+def _start_sweeps(base: Path) -> dict[str, tuple[subprocess.Popen, Path]]:
+    """2 models x 2 lrs ("grid") and one job that fails validation ("failing"), side by side."""
+    jobs = {"grid": ["model=cnn,resnet18", "model.lr=1e-4,1e-3"],
+            "failing": ["model=resnet18", "model.net.weights=/does/not/exist"]}
+    return {name: (_start([sys.executable, "train.py", "-m", *overrides, *SWEEP_TINY,
+                           f"hydra.sweep.dir={base / name}"], base / f"{name}.log"), base / name)
+            for name, overrides in jobs.items()}
+
+
+def _finish_sweeps(jobs: dict[str, tuple[subprocess.Popen, Path]]) -> dict[str, Path]:
+    for name, (proc, folder) in jobs.items():
+        # A sweep with a failed job exits 1 by design (SweepSummary); the grid must succeed outright.
+        _wait(proc, folder.with_suffix(".log"), 600, allowed=(0,) if name == "grid" else (0, 1))
+    return {name: folder for name, (_, folder) in jobs.items()}
+
+
+def _start_heatmap(size: int, epochs: int):
+    def start(base: Path) -> tuple[subprocess.Popen, Path]:
+        return _start(_heatmap_command(base / "run", size, epochs), base / "train.log"), base / "run"
+    return start
+
+
+def _finish_heatmap(job: tuple[subprocess.Popen, Path]) -> Path:
+    proc, run_dir = job
+    _wait(proc, run_dir.with_name("train.log"), 300)
+    return run_dir
+
+
+SHARED_RUNS = {  # fixture name -> (start(folder) -> job, finish(job) -> what the fixture gives)
+    "sweeps": (_start_sweeps, _finish_sweeps),
+    "heatmap_run_32": (_start_heatmap(32, epochs=3), _finish_heatmap),
+    "heatmap_run_16": (_start_heatmap(16, epochs=1), _finish_heatmap),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests that use a shared run go last (in their order), so that it trains while the others run."""
+    items.sort(key=lambda item: bool(SHARED_RUNS.keys() & set(getattr(item, "fixturenames", ()))))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_jobs(request, tmp_path_factory):
+    """Starts, when the session does, the shared runs that its selected tests use; stops any left running."""
+    used = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    jobs = {name: start(tmp_path_factory.mktemp(name)) for name, (start, _) in SHARED_RUNS.items() if name in used}
+    yield jobs
+    for job in jobs.values():
+        for proc, _ in (job.values() if isinstance(job, dict) else [job]):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _shared(name: str, jobs: dict, tmp_path_factory):
+    start, finish = SHARED_RUNS[name]
+    return finish(jobs[name] if name in jobs else start(tmp_path_factory.mktemp(name)))
+
+
+@pytest.fixture(scope="session")
+def sweeps(_shared_jobs, tmp_path_factory) -> dict[str, Path]:
+    """Two real sweeps (folders by name): "grid", 2 models x 2 lrs, and "failing", one job that fails validation;
+    the report's tests."""
+    return _shared("sweeps", _shared_jobs, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def heatmap_run_32(_shared_jobs, tmp_path_factory) -> Path:
+    """A finished 32x32 heatmap run, 3 epochs (exact on clean images): predict and export."""
+    return _shared("heatmap_run_32", _shared_jobs, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def heatmap_run_16(_shared_jobs, tmp_path_factory) -> Path:
+    """A finished 16x16 heatmap run, 1 epoch: robustness and the end-to-end command tests."""
+    return _shared("heatmap_run_16", _shared_jobs, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_spot_run(tmp_path_factory) -> Path:
+    """A finished tiny data=spot run (16x16 cnn, 1 epoch of 256 images) with a per-photon evaluation at N = 300
+    and 3000 (what `pixel-spotter spots table` reads), trained in this process."""
+    from omegaconf import OmegaConf
+
+    from pixel_spotter.training.run import run
+
+    folder = tmp_path_factory.mktemp("spot_run")
+    cfg = compose(*TINY, "data=spot", "model=cnn", "data.train_samples_per_epoch=256", "data.eval_repeats=1",
+                  "data.eval_photons=[300,3000]", "data.spot.photons=2000", "data.spot.background=10",
+                  "data.spot.sigma_psf=1", output_dir=folder, hydra_config=True)
+    record = run(cfg)
+    assert record.ok, record.error
+    (folder / ".hydra").mkdir(exist_ok=True)  # as train.py's Hydra writes it
+    OmegaConf.save(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), folder / ".hydra" / "config.yaml")
+    return folder

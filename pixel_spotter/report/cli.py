@@ -42,21 +42,35 @@ def parse_pairs(values: list[str] | None) -> list[tuple[str, str]] | None:
 
 
 def make_report(folders: list[Path], out: Path | None = None,
-                compare: list[tuple[str, str]] | None = None) -> dict[str, Path]:
-    """Load, analyze, plot and write; returns the paths written."""
-    from pixel_spotter.report import plots  # matplotlib import is slow; not needed for --help or bad input
+                compare: list[tuple[str, str]] | None = None, show_progress: bool = False) -> dict[str, Path]:
+    """Load, analyze, plot and write; returns the paths written. ``show_progress``: a bar of these stages on
+    stderr (when it is a terminal)."""
+    from pixel_spotter.cli import progress
 
-    analysis = analyze(collect(folders), compare=compare, robustness=load_robustness(folders))
-    out = Path(out or folders[0])
-    out.mkdir(parents=True, exist_ok=True)
-    made = plots.make_all(analysis, out / "plots")
-    return render.write(analysis, folders, made, out)
+    with progress(total=4, desc="report: loading runs", enabled=show_progress,
+                  bar_format="{desc}: stage {n}/{total} |{bar}| [{elapsed}]") as bar:
+        runs, robustness = collect(folders), load_robustness(folders)
+        bar.update()
+        bar.set_description("report: analyzing")
+        analysis = analyze(runs, compare=compare, robustness=robustness)
+        bar.update()
+        bar.set_description("report: plotting")
+        from pixel_spotter.report import plots  # matplotlib import is slow; not needed for --help or bad input
+
+        out = Path(out or folders[0])
+        out.mkdir(parents=True, exist_ok=True)
+        made = plots.make_all(analysis, out / "plots")
+        bar.update()
+        bar.set_description("report: writing")
+        paths = render.write(analysis, folders, made, out)
+        bar.update()
+    return paths
 
 
 def run_command(args: argparse.Namespace) -> int:
     compare = parse_pairs(args.compare)
     try:
-        paths = make_report(args.folders, args.out, compare)
+        paths = make_report(args.folders, args.out, compare, show_progress=True)
     except OSError as err:  # e.g. an output folder that cannot be written
         print(f"error: cannot write the report: {err}", file=sys.stderr)
         return 1

@@ -6,10 +6,10 @@
   al. 2010's closed form;
 - ``fit``: reference estimators, centroid and a batched maximum-likelihood fit; and the fit with sigma_psf free
   that ``model=spot_fit`` runs on its patches;
-- ``bench``: ``python -m pixel_spotter.benchmarks.spot_fit``, their speed and RMSE / CRLB;
+- ``bench``: ``pixel-spotter spots bench``, their speed and RMSE / CRLB;
 - ``bayes``: the posterior mean of the position told N, b and sigma_psf, by brute-force quadrature (the
   minimum-mean-squared-error estimator: a lower bound for any estimator where the CRLB's local bound fails);
-- ``floor``: ``python -m pixel_spotter.tasks.spot.floor``, that Bayes floor on the ``data=spot`` test images per N.
+- ``floor``: ``pixel-spotter spots floor``, that Bayes floor on the ``data=spot`` test images per N.
 
 Self-contained (torch and numpy only), except ``floor``, which builds the ``data=spot`` data module from conf/.
 """

@@ -24,28 +24,8 @@ from pixel_spotter.report.load import ReportInputError, Run
 from pixel_spotter.run_folder import CSV_METRICS, RunFolder
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["trainer.max_epochs=1", "data.height=16", "data.width=16"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _sweep(folder: Path, *overrides: str) -> subprocess.Popen:
-    cmd = [sys.executable, "train.py", "-m", *overrides, *TINY, f"hydra.sweep.dir={folder}"]
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-@pytest.fixture(scope="session")
-def sweeps(tmp_path_factory) -> dict[str, Path]:
-    """Two real sweeps, run once and side by side: 2 models x 2 lrs, and one job that fails validation."""
-    base = tmp_path_factory.mktemp("sweeps")
-    good, bad = base / "grid", base / "failing"
-    jobs = {"grid": (_sweep(good, "model=cnn,resnet18", "model.lr=1e-4,1e-3"), good),
-            "failing": (_sweep(bad, "model=resnet18", "model.net.weights=/does/not/exist"), bad)}
-    for name, (proc, _) in jobs.items():
-        output, _ = proc.communicate(timeout=600)
-        # A sweep with a failed job exits 1 by design (SweepSummary); the grid must succeed outright.
-        allowed = (0,) if name == "grid" else (0, 1)
-        assert proc.returncode in allowed, f"{name} sweep exited {proc.returncode}:\n{output[-3000:]}"
-    return {name: folder for name, (_, folder) in jobs.items()}
+# sweeps (conftest, shared by the session): two real sweeps, 2 models x 2 lrs, and one job that fails validation
 
 
 def _results(sweep: Path) -> dict[Path, dict]:
@@ -309,7 +289,7 @@ def test_claim_and_effects_follow_the_numbers():
     assert cnn.means == [(1e-4, 2.0, 1), (1e-3, 1.0, 1)] and cnn.best == 1e-3 and cnn.change_pct == pytest.approx(50)
     assert a.effects["max_epochs"] == []
     text = " ".join(narrative.summary(a))
-    assert "did not beat" in text and "seed 003 claims" in text and "trained from scratch" in text
+    assert "did not beat" in text and "blog post, 2025, claims" in text and "trained from scratch" in text
     assert "Effect of epochs: not measurable" in text
     assert analyze(runs[:2]).comparisons == []  # only one model: nothing to compare
 
@@ -319,7 +299,7 @@ def test_comparisons_are_an_option():
     default = analyze(runs)
     assert [(c.challenger, c.baseline) for c in default.comparisons] == [("heatmap", "cnn"), ("resnet18", "cnn")]
     text = narrative.comparisons(default)
-    assert sum("seed 003 claims" in line for line in text) == 1  # the claim belongs to resnet18 vs cnn only
+    assert sum("blog post, 2025, claims" in line for line in text) == 1  # the claim belongs to resnet18 vs cnn only
     assert any(line.startswith("**heatmap vs cnn**: the best heatmap run `#1`") for line in text)
     chosen = analyze(runs, compare=[("heatmap", "resnet18"), ("coordconv", "cnn")])
     (c,) = chosen.comparisons

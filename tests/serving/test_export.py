@@ -9,10 +9,10 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, train_heatmap_run
+from conftest import ROOT
 from PIL import Image
 
-pytestmark = pytest.mark.slow  # one real training run per module (a subprocess)
+pytestmark = pytest.mark.slow  # a real training run (a subprocess, shared by the session: conftest)
 SIZE = 32
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 NO_ORT = "onnxruntime is not installed (the export extra: pip install -e '.[export]')"
@@ -37,8 +37,8 @@ def _one_line(proc, words):
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    return train_heatmap_run(tmp_path_factory.mktemp("run"), SIZE, epochs=2)
+def trained_run(heatmap_run_32):
+    return heatmap_run_32  # conftest: trained once per session
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,17 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, train_heatmap_run
+from conftest import ROOT
 from PIL import Image
 
-pytestmark = pytest.mark.slow  # one real training run per module (a subprocess)
+pytestmark = pytest.mark.slow  # a real training run (a subprocess, shared by the session: conftest)
 SIZE = 32
 POSITIONS = [(0, 0), (31, 5), (17, 30)]  # (x, y)
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    return train_heatmap_run(tmp_path_factory.mktemp("run"), SIZE, epochs=3)
+@pytest.fixture
+def trained_run(heatmap_run_32):
+    return heatmap_run_32  # conftest: trained once per session; tests that change it work on a copy
 
 
 def _cli(*args):

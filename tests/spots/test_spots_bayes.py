@@ -169,18 +169,6 @@ def test_ratio_standard_error_matches_the_spread_of_resampled_ratios():
     assert se == pytest.approx(spread, rel=0.15)
 
 
-def test_floor_command_prints_a_row_per_photon_count(capsys):
-    from pixel_spotter.tasks.spot.floor import main
-
-    main(["data.height=12", "data.width=12", "--spots", "12", "--photons", "300", "3000",
-          "--fixed", "background=10", "sigma_psf=1"])
-    out = capsys.readouterr().out
-    assert "12x12, background 10-10/px" in out and "sigma_psf 1-1 px" in out
-    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["300"], ["3000"])]
-    assert [row[1] for row in rows] == ["12", "12"]
-    assert all(0 < float(row[3]) < 3 for row in rows)  # floor / CRLB: near 1 at these photon counts
-
-
 def test_the_whole_image_prior_covers_every_pixel_and_is_worse_when_spots_are_lost():
     """--prior image: the same oracle without knowing where test spots can be. On dim spots (many lost) its
     error is larger than the true prior's, which is what makes the default a bound and this a comparison."""
@@ -193,20 +181,3 @@ def test_the_whole_image_prior_covers_every_pixel_and_is_worse_when_spots_are_lo
     dim = {prior: floor.run(dm, (15,), spots=200, prior=prior, background=10, sigma_psf=1.5)[0]
            for prior in ("test", "image")}
     assert dim["image"]["floor"] > dim["test"]["floor"], dim
-
-
-@pytest.mark.parametrize("args, words", [
-    (["--fixed", "sigma_psf=abc"], "each a number > 0"),
-    (["--fixed", "background=-1"], "each a number > 0"),
-    (["--prior", "train"], "invalid choice"),
-    (["data.height=abc", "--spots", "4"], "error: data.height must be an integer"),
-    (["data.nosuch=1", "--spots", "4"], "error: Could not override 'data.nosuch'"),
-])
-def test_floor_command_bad_input_is_one_line(capsys, args, words):
-    from pixel_spotter.tasks.spot.floor import main
-
-    with pytest.raises(SystemExit) as exit_:
-        main(args)
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2 and words in err and "Traceback" not in err, err
-    assert len([line for line in err.splitlines() if line.strip().startswith(("error", "python -m"))]) == 1
