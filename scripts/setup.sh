@@ -11,7 +11,7 @@ PYTHON=${PYTHON:-python3}
 EXTRAS=${EXTRAS:-test,sweep,export}
 # what must import afterwards: the base install, plus one module per extra asked for
 IMPORTS="torch, torchvision, lightning, hydra, torchmetrics, tensorboard, matplotlib, numpy, PIL, jinja2, pixel_spotter"
-case ",$EXTRAS," in *,test,*) IMPORTS="$IMPORTS, pytest, ruff" ;; esac
+case ",$EXTRAS," in *,test,*) IMPORTS="$IMPORTS, pytest, xdist, ruff" ;; esac
 case ",$EXTRAS," in *,sweep,*) IMPORTS="$IMPORTS, hydra_plugins.hydra_joblib_launcher, hydra_plugins.hydra_submitit_launcher, hydra_plugins.hydra_optuna_sweeper, optuna" ;; esac
 case ",$EXTRAS," in *,export,*) IMPORTS="$IMPORTS, onnx, onnxruntime, onnxscript" ;; esac
 if ! "$VENV/bin/python" -c "import sys" 2>/dev/null || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then

@@ -232,16 +232,22 @@ def _bright_spot(x, y, seed=0):
     return torch.poisson(mu, generator=torch.Generator().manual_seed(seed)).numpy()
 
 
-def _cli(*args, cwd=None):
-    import os
+def _cli(*args):
+    """``pixel-spotter ARGS`` in this process (the console script's main, as a subprocess would run it): exit
+    status, stdout and stderr; an exception would escape as the traceback a user would see, failing the test."""
+    import contextlib
+    import io
     import subprocess
-    import sys
 
-    from conftest import ROOT
+    from pixel_spotter import cli
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "pixel_spotter.cli", *map(str, args)], cwd=cwd or ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse's own exits
+            code = exit_.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 # away from the border: a barely trained spot_patch answers the three-point estimate, which a border pixel's

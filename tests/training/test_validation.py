@@ -162,6 +162,7 @@ def _train(*args):
                           timeout=300)
 
 
+@pytest.mark.slow  # a real train.py subprocess: the user's exact view of a bad value
 def test_cli_bad_value_is_one_line_no_traceback(tmp_path):
     proc = _train("model.lr=-1", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 1
@@ -190,6 +191,7 @@ def test_constructor_errors_are_one_line(make_cfg, overrides, words):
     assert message.startswith(words) and "\n" not in message and "InstantiationException" not in message
 
 
+@pytest.mark.slow  # a real train.py subprocess
 def test_cli_bad_seed_is_one_line_no_traceback(tmp_path):
     proc = _train("seed=abc", f"hydra.run.dir={tmp_path}")
     assert proc.returncode != 0
