@@ -27,11 +27,11 @@ LEGACY = ROOT / "tests" / "fixtures" / "legacy_runs"
 def test_every_network_exports_to_torchscript_that_the_check_accepts(model, tmp_path):
     """ALLOWED_OPS is complete: every network of conf/model traces to operators it lists (a new network that
     needs another operator fails here, so the list is extended on purpose, not found wanting by a user)."""
-    cfg = compose(*model_overrides(model), "data.height=32", "data.width=32", "model.net.weights=none"
+    cfg = compose(*model_overrides(model), "data.height=16", "data.width=16", "model.net.weights=none"
                   if model == "resnet18" else "seed=0", output_dir=tmp_path)
-    net = instantiate(cfg.model, height=32, width=32).eval()
+    net = instantiate(cfg.model, height=16, width=16).eval()
     path = tmp_path / "m.pt"
-    export_writers.write("torchscript", export_writers.pixels_module(net), (32, 32), path, {"task": "pixel"})
+    export_writers.write("torchscript", export_writers.pixels_module(net), (16, 16), path, {"task": "pixel"})
     check_archive(path)
     assert graph_ops(torch.jit.load(str(path))) <= ALLOWED_OPS
 
