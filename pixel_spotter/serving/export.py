@@ -100,6 +100,9 @@ def _written(fmt: str, model, size: tuple[int, int], path: Path, identity: dict)
         return writers.write(fmt, writers.pixels_module(model), size, path, identity)
     except UserError:
         raise
+    except OSError as err:  # a full disk, a folder that cannot be written: not the model's fault
+        raise UserError(f"cannot write the {fmt} file into {path.parent} ({err.strerror or type(err).__name__}); "
+                        "free some space or pass another --out; nothing written") from None
     except Exception as err:
         raise UserError(f"the {fmt} exporter failed on this model ({type(err).__name__}: "
                         f"{str(err).splitlines()[0] if str(err) else ''}); try --format "

@@ -125,3 +125,21 @@ def test_a_failed_export_leaves_the_previous_file_as_it_was(real_export, tmp_pat
     assert "nothing written" in capsys.readouterr().err
     assert (out.read_bytes(), contract_path(out).read_bytes()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pixel.pt", "pixel.pt.json"]  # no partial file left
+
+
+def test_a_full_disk_during_an_export_is_one_line_and_keeps_the_previous_file(real_export, tmp_path, monkeypatch,
+                                                                                capsys):
+    import errno
+
+    out = Path(shutil.copy(real_export, tmp_path / "pixel.pt"))
+    shutil.copy(contract_path(real_export), contract_path(out))
+    before = out.read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch.jit.ScriptModule, "save", full)
+    assert cli.main(["export", str(LEGACY / "pixel_16"), "--format", "torchscript", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "nothing written" in err
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["pixel.pt", "pixel.pt.json"]
