@@ -26,7 +26,7 @@ COMMANDS = {
     "report": ("pixel_spotter.report",
                "compare the runs of sweep folders: report.md/.html, runs.csv, plots/"),
     "predict": ("pixel_spotter.serving.predict",
-                "(x, y) of the bright pixel in image files, from a trained run or an exported model"),
+                "(x, y) of the bright pixel or spot in image files, from a trained run or an exported model"),
     "export": ("pixel_spotter.serving.export",
                "a run's model as an ONNX or TorchScript file plus its input contract (.json); --bench"),
     "robustness": ("pixel_spotter.evaluation.robustness",
@@ -109,8 +109,8 @@ def _chosen(argv: list[str]) -> str | None:
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     """The parser of every command; only the one ``argv`` chooses imports its module to add its arguments."""
-    parser = _Parser(prog="pixel-spotter", description="Single-pixel coordinate regression tools "
-                     "(training: python train.py).", epilog=_command_list(),
+    parser = _Parser(prog="pixel-spotter", description="Learned localization tools: one bright pixel, sub-pixel "
+                     "spots (training: python train.py).", epilog=_command_list(),
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of the commands below")
     chosen, groups = _chosen(argv), {}
