@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from markupsafe import Markup
 from pixel_spotter import tasks
 from pixel_spotter.report import fmt, narrative, templates
 from pixel_spotter.report.analysis import Analysis, Entry, SearchRanking, varying
+from pixel_spotter.run_folder import atomic_write
 
 TITLE = "pixel-spotter report"
 SETTING_NOTE = ("Runs on different data settings measure different things (the quadrant split tests "
@@ -234,13 +236,27 @@ def csv_rows(a: Analysis) -> tuple[list[str], list[dict]]:
     return keys, rows
 
 
+# A spreadsheet program runs a cell that starts with one of these as a formula; run records are untrusted text
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    """A CSV cell a spreadsheet shows as text: numbers as they are (repr-exact floats: str(float) round-trips, so
+    the CSV holds the very numbers of the run records), a string that would start a formula quoted with '."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_csv(path: Path, a: Analysis) -> None:
     keys, rows = csv_rows(a)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        # repr-exact floats (str(float) round-trips), so the CSV holds the very numbers of the run records
-        writer.writerows({k: ("" if row.get(k) is None else row.get(k)) for k in keys} for row in rows)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow([_cell(k) for k in keys])
+    writer.writerows([_cell(row.get(k)) for k in keys] for row in rows)
+    atomic_write(path, text.getvalue())
 
 
 def write(a: Analysis, folders: list[Path], plots: list[tuple[str, Path]], out: Path,
@@ -249,6 +265,6 @@ def write(a: Analysis, folders: list[Path], plots: list[tuple[str, Path]], out: 
     ctx = context(a, folders, plots, out, generated or datetime.now())
     paths = {"csv": out / "runs.csv", "md": out / "report.md", "html": out / "report.html"}
     write_csv(paths["csv"], a)
-    paths["md"].write_text(to_markdown(ctx))
-    paths["html"].write_text(to_html(ctx))
+    atomic_write(paths["md"], to_markdown(ctx))
+    atomic_write(paths["html"], to_html(ctx))
     return paths

@@ -26,6 +26,7 @@ fresh, resumed or skipped) · readers (.hydra/, predictions.csv, CSV log) · job
 """
 
 from pixel_spotter.run_folder.folder import RunFolder
+from pixel_spotter.run_folder.folder import _atomic_write as atomic_write
 from pixel_spotter.run_folder.jobs import (
     Job,
     Search,
@@ -65,6 +66,7 @@ from pixel_spotter.run_folder.resume import Start
 from pixel_spotter.run_folder.robustness_csv import REFERENCE_RUN, RobustnessRow, read_robustness, write_robustness
 
 __all__ = [
+    "atomic_write",
     "CHECKPOINTS", "CSV_LOG", "CSV_METRICS", "DIVERGED", "FAILED", "INTERRUPTED", "NOT_STARTED", "OK", "PREDICTIONS",
     "REFERENCE_RUN", "RESULTS", "ROBUSTNESS", "ROBUSTNESS_PLOT", "RUNNING", "STUDY", "SWEEP_CONFIG", "UNFINISHED",
     "UNREADABLE", "Job", "Results", "RobustnessRow", "RunFolder", "Search", "Start",

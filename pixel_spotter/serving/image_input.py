@@ -30,19 +30,19 @@ _EIGHT_BIT_MODES = {"L", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L"}
 
 
-def _name(path: Path) -> str:
-    """The file name for a one-line message (control characters, e.g. a newline, shown escaped)."""
+def shown_name(path: Path | str) -> str:
+    """The file name for one line of output (control characters, e.g. a newline, shown escaped)."""
     text = str(path)
     return text if text.isprintable() else repr(text)
 
 
 def _wrong_size(path: Path, shape: tuple[int, ...], size: tuple[int, int]) -> UserError:
-    return UserError(f"image {_name(path)} is {'x'.join(map(str, shape))} but the model was trained on "
+    return UserError(f"image {shown_name(path)} is {'x'.join(map(str, shape))} but the model was trained on "
                      f"{size[0]}x{size[1]} (height x width); resize it or use a run trained at that size")
 
 
 def _unreadable(path: Path, err: Exception) -> UserError:
-    return UserError(f"image {_name(path)} cannot be read ({type(err).__name__}); use a PNG/JPEG image or a "
+    return UserError(f"image {shown_name(path)} cannot be read ({type(err).__name__}); use a PNG/JPEG image or a "
                      ".npy array")
 
 
@@ -50,14 +50,14 @@ def _checked_float(path: Path, image: np.ndarray, counts: bool = False) -> np.nd
     """A float array that must be finite and (unless ``counts``) already in [0, 1]."""
     if not np.isfinite(image).all():
         wanted = "photon counts" if counts else "numbers in [0, 1]"
-        raise UserError(f"image {_name(path)} contains NaN or infinite values; replace them with {wanted}")
+        raise UserError(f"image {shown_name(path)} contains NaN or infinite values; replace them with {wanted}")
     if counts:
         return image.astype(np.float32)
     low, high = float(image.min()), float(image.max())
     if low < 0 or high > 1:
         hint = ("divide it by 255 or save it as uint8" if low >= 0 and high <= 255
                 else "scale it into [0, 1] or save it as an unsigned integer array")
-        raise UserError(f"image {_name(path)} is a float image with values from {low:g} to {high:g}, outside "
+        raise UserError(f"image {shown_name(path)} is a float image with values from {low:g} to {high:g}, outside "
                         f"[0, 1]; {hint}")
     return image.astype(np.float32)
 
@@ -69,13 +69,13 @@ def _scaled(path: Path, image: np.ndarray, counts: bool = False) -> np.ndarray:
         return image.astype(np.float32)
     if kind in "ui":
         if kind == "i" and image.size and image.min() < 0:
-            raise UserError(f"image {_name(path)} has negative values (down to {int(image.min())}); brightness "
+            raise UserError(f"image {shown_name(path)} has negative values (down to {int(image.min())}); brightness "
                             f"runs from 0 to {np.iinfo(image.dtype).max} in {image.dtype}, so clip it at 0 or save it "
                             "as an unsigned integer array")
         return (image.astype(np.float64) / np.iinfo(image.dtype).max).astype(np.float32)
     if kind == "f":
         return _checked_float(path, image, counts)
-    raise UserError(f"image {_name(path)} has dtype {image.dtype}, not a number type; save a bool, integer or "
+    raise UserError(f"image {shown_name(path)} has dtype {image.dtype}, not a number type; save a bool, integer or "
                     "float array")
 
 
@@ -91,10 +91,10 @@ def _read_npy(path: Path, size: tuple[int, int], counts: bool = False) -> np.nda
     except Exception as err:
         raise _unreadable(path, err) from None
     if dtype.hasobject:
-        raise UserError(f"image {_name(path)} holds pickled Python objects, which are never loaded; save a "
+        raise UserError(f"image {shown_name(path)} holds pickled Python objects, which are never loaded; save a "
                         "numeric array (np.save of a uint8, uint16 or float array)")
     if dtype.kind not in "buif" or dtype.names is not None:
-        raise UserError(f"image {_name(path)} has dtype {dtype}, not a plain number type; save a bool, "
+        raise UserError(f"image {shown_name(path)} has dtype {dtype}, not a plain number type; save a bool, "
                         "integer or float array")
     squeezed = list(shape)
     while len(squeezed) > 2 and squeezed[0] == 1:  # (1, H, W) -> (H, W)
@@ -102,7 +102,7 @@ def _read_npy(path: Path, size: tuple[int, int], counts: bool = False) -> np.nda
     while len(squeezed) > 2 and squeezed[-1] == 1:  # (H, W, 1) -> (H, W)
         squeezed.pop()
     if len(squeezed) != 2:
-        raise UserError(f"image {_name(path)} has shape {'x'.join(map(str, shape)) or '()'}, not a 2-D image; "
+        raise UserError(f"image {shown_name(path)} has shape {'x'.join(map(str, shape)) or '()'}, not a 2-D image; "
                         "save one grey (height, width) array")
     if tuple(squeezed) != tuple(size):
         raise _wrong_size(path, tuple(squeezed), size)
@@ -131,7 +131,7 @@ def _read_picture(path: Path, size: tuple[int, int], counts: bool = False) -> np
             elif mode == "F":
                 image = np.asarray(picture, dtype=np.float32)
             else:
-                raise UserError(f"image {_name(path)} has the unsupported pixel mode {mode}; save it as an 8- or "
+                raise UserError(f"image {shown_name(path)} has the unsupported pixel mode {mode}; save it as an 8- or "
                                 "16-bit grey PNG or as a .npy array")
     except UserError:
         raise
@@ -142,7 +142,7 @@ def _read_picture(path: Path, size: tuple[int, int], counts: bool = False) -> np
     if counts:
         return image.astype(np.float32)
     if image.min() < 0 or image.max() > 65535:
-        raise UserError(f"image {_name(path)} has values from {image.min()} to {image.max()}, outside the 16-bit "
+        raise UserError(f"image {shown_name(path)} has values from {image.min()} to {image.max()}, outside the 16-bit "
                         "range 0..65535; save it as a uint16 PNG or a .npy array")
     return (image / 65535.0).astype(np.float32)
 
@@ -152,7 +152,7 @@ def read_image(path: Path | str, size: tuple[int, int], counts: bool = False) ->
     ``counts`` its photon counts as stored (any finite values, no scaling by the file's type)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"image {_name(path)} does not exist or is not a file; check the path")
+        raise UserError(f"image {shown_name(path)} does not exist or is not a file; check the path")
     if path.suffix.lower() == ".npy":
         return _read_npy(path, size, counts)
     return _read_picture(path, size, counts)

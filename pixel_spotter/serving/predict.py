@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixel_spotter.serving.image_input import check_answer, read_image
+from pixel_spotter.serving.image_input import check_answer, read_image, shown_name
 from pixel_spotter.serving.loading import load_model, locate, run_task
 
 
@@ -97,11 +97,12 @@ def run_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, allow_nan=False))
     for result in results:
+        name = shown_name(result["image"])  # a newline in a file name must not forge a result line
         if not args.json:
             x, y = ("-" if v is None else f"{v:.3f}" for v in (result["x"], result["y"]))
             note = f"  # warning: {result['warning']}" if result["warning"] else ""
-            print(f"{result['image']} {x} {y}{note}")
+            print(f"{name} {x} {y}{note}")
         if result["warning"]:
-            print(f"warning: {result['image']}: {result['warning']}", file=sys.stderr)
+            print(f"warning: {name}: {result['warning']}", file=sys.stderr)
     return 3 if any(r["warning"] for r in results) else 0
 
