@@ -64,9 +64,30 @@ def start(folder: RunFolder, resume: bool, overrides: list[str]) -> Start:
     if record.ok:
         return Start(skip=record)
     if record.status != DIVERGED and folder.last_checkpoint.is_file():
-        return Start(checkpoint=folder.last_checkpoint)
+        return Start(checkpoint=_checked_checkpoint(folder))
     folder.clear_outputs()  # nothing to continue from: start over, without the old run's leftovers
     return Start()
+
+
+def _checked_checkpoint(folder: RunFolder) -> Path:
+    """``last.ckpt``, if it is whole: a kill or a full disk mid-write can leave it empty or cut short, and Lightning
+    would then fail deep inside torch.load. A checkpoint is a zip archive; every member's CRC is checked."""
+    import zipfile
+
+    last = folder.last_checkpoint
+    try:
+        with zipfile.ZipFile(last) as archive:
+            bad = archive.testzip()
+        why = f"its part {bad} is damaged" if bad else None
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        why = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    if why is None:
+        return last
+    best = sorted(p for p in folder.checkpoints.glob("*.ckpt") if p != last)
+    fallback = f"copy {best[-1]} over it to continue from the best epoch, " if best else ""
+    raise UserError(f"{last} is corrupt ({why}; a kill or a full disk while it was written?), so the run cannot "
+                    f"continue from it: {fallback}delete it to start this run over in the same folder (the same "
+                    "command with resume=true), or leave out hydra.run.dir to start a new one")
 
 
 def _comparable(overrides: list[str]) -> list[str]:
