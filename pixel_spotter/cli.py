@@ -63,6 +63,11 @@ def run_safely(command: Callable[[argparse.Namespace], int], args: argparse.Name
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped early (`... | head`): not an error, and no traceback at exit
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def progress(iterable: Iterable | None = None, *, total: float | None = None, desc: str | None = None,

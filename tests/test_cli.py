@@ -98,3 +98,18 @@ def test_the_console_command_exits_2_with_one_line():
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("error: /no/such/folder is not a folder")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # a real shell pipeline
+def test_a_reader_that_stops_early_is_no_traceback(tmp_path):
+    """`pixel-spotter predict ... | head -1`: the closed pipe ends the command quietly, without a traceback."""
+    import numpy as np
+
+    image = np.zeros((16, 16), np.uint8)
+    image[3, 5] = 255
+    np.save(tmp_path / "q.npy", image)
+    run = ROOT / "tests" / "fixtures" / "legacy_runs" / "pixel_16"
+    images = " ".join(["q.npy"] * 300)  # more output than one write of a pipe's buffer
+    done = subprocess.run(f"{sys.executable} -m pixel_spotter.cli predict {run} {images} 2>err | head -1",
+                          shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.stdout.count("\n") == 1 and "Traceback" not in (tmp_path / "err").read_text()
