@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 
 import pytest
 
@@ -118,7 +119,8 @@ def test_resume_continues_from_last_checkpoint_unless_diverged(tmp_path):
     folder = RunFolder(tmp_path)
     folder.write(Results(status="running"))
     folder.checkpoints.mkdir()
-    folder.last_checkpoint.write_bytes(b"weights")
+    with zipfile.ZipFile(folder.last_checkpoint, "w") as archive:  # a checkpoint is a zip archive (whole: checked)
+        archive.writestr("archive/data.pkl", b"weights")
     with folder.claim(resume=True, overrides=[]) as start:
         assert start.checkpoint == folder.last_checkpoint
     folder.write(Results(status=DIVERGED))
