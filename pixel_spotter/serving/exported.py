@@ -161,11 +161,13 @@ def _format_of(path: Path) -> str:
 
 
 def contract_task(contract: dict, where: Path):
-    """The task a checked contract describes (``task``; contracts written before it was recorded are the spot task
-    exactly when they give an ``input_scale``), refused when its fields are not what that task writes."""
+    """The task a checked contract names (``task``), refused when its fields are not what that task writes."""
     from pixel_spotter import tasks
 
-    name = contract.get("task") or ("spot" if contract.get("input_scale") is not None else "pixel")
+    name = contract.get("task")
+    if name not in tasks.names():
+        raise UserError(f"{where} names the task {name!r}, which is none of {', '.join(tasks.names())}; export the "
+                        "model again")
     try:
         task = tasks.get(name).from_contract(contract)
     except UserError as err:

@@ -62,12 +62,12 @@ def test_each_task_reads_back_its_own_export_contract(name):
 
 
 def test_an_edited_contract_task_is_refused():
-    spot = {"height": 8, "width": 8, **tasks.get("spot")(8, 8).contract()}
+    spot = {"height": 8, "width": 8, "task": "spot", **tasks.get("spot")(8, 8).contract()}
     with pytest.raises(UserError, match="says task 'pixel' but holds another task's input fields"):
         contract_task({**spot, "task": "pixel"}, Path("m.json"))  # counts read as [0, 1] images: wrong answers
     with pytest.raises(UserError, match="input_scale must be a finite number > 0"):
         contract_task({**spot, "input_scale": -1.0}, Path("m.json"))
-    with pytest.raises(UserError, match="is not a task"):
+    with pytest.raises(UserError, match="names the task '../../evil', which is none of pixel, spot"):
         contract_task({**spot, "task": "../../evil"}, Path("m.json"))
 
 
