@@ -34,6 +34,7 @@ from pixel_spotter.run_folder.legacy import modernize
 from pixel_spotter.run_folder.locks import hold_lock, is_held, release
 from pixel_spotter.run_folder.record import Results, _short
 from pixel_spotter.run_folder.resume import Start, mark_interrupted, refuse_unsafe_place, start
+from pixel_spotter.run_folder.yaml_reader import load_yaml
 
 
 class RunFolder:
@@ -147,7 +148,9 @@ class RunFolder:
             raise UserError(f"{self.config_file} is missing: pass a run folder (outputs/<time>) or a "
                             f"checkpoint inside one (<run>/{CHECKPOINTS}/)")
         try:
-            cfg = OmegaConf.load(self.config_file)
+            cfg = load_yaml(self.config_file)
+        except UserError:
+            raise
         except Exception as err:
             raise UserError(f"{self.config_file} cannot be read ({type(err).__name__}); the run folder is "
                             "corrupt: retrain") from None

@@ -11,6 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from pixel_spotter.run_folder.layout import _JOB_DIR, _NOT_RUNS, HYDRA_DIR, RESULTS, STUDY, SWEEP_CONFIG
+from pixel_spotter.run_folder.yaml_reader import load_yaml
 
 
 def is_run_dir(path: Path) -> bool:
@@ -113,7 +114,7 @@ def search_of(folder: Path) -> Search | None:
     try:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        cfg = OmegaConf.load(path)
+        cfg = load_yaml(path)
         sweeper = cfg.hydra.sweeper
         if "optuna" not in str(sweeper.get("_target_", "")).lower():
             return None
@@ -138,7 +139,7 @@ def planned_jobs(folder: Path) -> list[list[str]]:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        hydra_cfg = OmegaConf.load(path).hydra
+        hydra_cfg = load_yaml(path).hydra
         if not str(hydra_cfg.sweeper.get("_target_", "")).endswith("BasicSweeper"):
             return []  # other sweepers (Optuna) decide their jobs as they go
         params = [f"{k}={v}" for k, v in (hydra_cfg.sweeper.get("params") or {}).items()]

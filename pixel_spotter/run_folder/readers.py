@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from pixel_spotter.run_folder.layout import CSV_LOG, CSV_METRICS, HYDRA_CONFIG, OVERRIDES, PREDICTIONS
 from pixel_spotter.run_folder.record import _CHECKS, _short
+from pixel_spotter.run_folder.yaml_reader import load_yaml
 
 if TYPE_CHECKING:
     from pixel_spotter.run_folder.folder import RunFolder
@@ -21,15 +22,15 @@ def read_hydra(folder: RunFolder) -> dict:
     for runs without a complete record. Parsed as plain YAML, unresolved; may raise on a corrupt file."""
     if not folder.config_file.is_file():
         return {}
-    cfg = OmegaConf.to_container(OmegaConf.load(folder.config_file), resolve=False)
+    cfg = OmegaConf.to_container(load_yaml(folder.config_file), resolve=False)
     plain = lambda d: {k: v for k, v in (d or {}).items() if not str(v).startswith("${")}  # noqa: E731
     record = {"lr": cfg.get("model", {}).get("lr"), "max_epochs": cfg.get("trainer", {}).get("max_epochs"),
               "seed": cfg.get("seed"), "data": plain(cfg.get("data"))}
     if (folder.hydra_dir / HYDRA_CONFIG).is_file():
-        hydra_cfg = OmegaConf.to_container(OmegaConf.load(folder.hydra_dir / HYDRA_CONFIG), resolve=False)
+        hydra_cfg = OmegaConf.to_container(load_yaml(folder.hydra_dir / HYDRA_CONFIG), resolve=False)
         record["model"] = hydra_cfg["hydra"]["runtime"]["choices"].get("model")
     if (folder.hydra_dir / OVERRIDES).is_file():
-        record["overrides"] = OmegaConf.to_container(OmegaConf.load(folder.hydra_dir / OVERRIDES))
+        record["overrides"] = OmegaConf.to_container(load_yaml(folder.hydra_dir / OVERRIDES))
     return {k: v for k, v in record.items() if v is not None and _CHECKS[k](v)}  # wrong types are dropped
 
 def read_predictions(folder: RunFolder, height, width):
