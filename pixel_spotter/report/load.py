@@ -126,7 +126,7 @@ def load_run(run_dir: Path, run_id: str) -> Run:
     record.update({k: v for k, v in folder.read().as_dict().items() if v not in (None, {}, [])})
     if record.get("status") == "failed" and folder.error_file.is_file():
         record.setdefault("error_file", str(folder.error_file))
-    run = Run(path=run_dir, id=run_id, record=record, notes=notes)
+    run = Run(path=run_dir, id=printable(run_id), record=record, notes=notes)
     try:
         run.curves = read_curves(run_dir)
     except Exception as err:
@@ -182,3 +182,10 @@ def load_robustness(folders: list[Path]) -> tuple[list[RobustnessRow], list[str]
                                       "run": r.run if r.reference else prefix + r.run}) for r in table]
         rows += table or []
     return (rows, problems) if found else None
+
+
+def printable(name: str) -> str:
+    """A folder name as text every table, legend and terminal can show: bytes that are not UTF-8 (kept by the
+    file system as surrogates) and control characters are written as escapes."""
+    text = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if text.isprintable() else repr(text)[1:-1]

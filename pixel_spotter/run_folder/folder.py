@@ -211,7 +211,7 @@ def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("w") as f:
+        with tmp.open("w", encoding="utf-8", errors="backslashreplace") as f:  # a non-UTF-8 file name: escaped
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

@@ -34,3 +34,14 @@ def test_runs_csv_quotes_cells_that_would_be_formulas(tmp_path, capsys):
     assert cli.main(["report", str(run), "--out", str(tmp_path / "report")]) == 0
     rows = list(csv.DictReader((tmp_path / "report" / "runs.csv").open()))
     assert rows[0]["model"] == "'=HYPERLINK(\"http://evil\",\"x\")" and rows[0]["lr"] == "-0.5"
+
+
+def test_a_job_folder_with_a_non_utf8_name_is_reported_escaped(tmp_path, capsys):
+    import os
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    shutil.copytree(LEGACY / "pixel_16", os.fsdecode(bytes(sweep) + b"/job\xff\xfe"))
+    assert cli.main(["report", str(sweep), "--out", str(tmp_path / "report")]) == 0
+    capsys.readouterr()
+    assert "job\\udcff\\udcfe" in (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
