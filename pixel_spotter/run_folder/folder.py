@@ -160,15 +160,16 @@ class RunFolder:
 
     # -- writing (this process owns the folder between claim() and the end of the run)
     @contextmanager
-    def claim(self, resume: bool, overrides: list[str]) -> Iterator[Start]:
+    def claim(self, resume: bool, overrides: list[str], config: DictConfig | None = None) -> Iterator[Start]:
         """Own this folder for the duration of the ``with``: one process at a time, never over a finished
-        or foreign run unless ``resume``. Yields how to start. Raises UserError (nothing written) on conflict."""
+        or foreign run unless ``resume``, and then only under the ``config`` it began with. Yields how to start.
+        Raises UserError (nothing written) on conflict."""
         refuse_unsafe_place(self)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock_fd = hold_lock(self.path / LOCK, f"another process is writing {self.path} right now; wait "
                                   "for it, or start this run in a new folder (leave out hydra.run.dir)")
         try:
-            yield start(self, resume, overrides)
+            yield start(self, resume, overrides, config)
         finally:
             release(self._lock_fd)
             self._lock_fd = None

@@ -2,7 +2,8 @@
 live. Their configs are read through this table, so such a folder still predicts, exports, reports and resumes.
 
 Only ``_target_`` strings found here are rewritten, each to the class that replaced it; everything else is left
-as written (and still checked by whoever builds from it: an unknown target is refused there, not here).
+as written (and still checked by whoever builds from it: an unknown target is refused there, not here). A config
+written before tasks had names gets the ``data.task`` it was (``tasks.name_of``), so resume compares like with like.
 """
 
 from __future__ import annotations
@@ -32,5 +33,11 @@ def _rewritten(node):
 
 def modernize(cfg: DictConfig) -> DictConfig:
     """``cfg`` (a run's config tree) with every ``_target_`` that names a moved class rewritten; interpolations
-    stay unresolved, as written."""
-    return OmegaConf.create(_rewritten(OmegaConf.to_container(cfg, resolve=False)))
+    stay unresolved, as written; ``data.task`` filled in where the config predates it."""
+    from pixel_spotter.tasks import name_of
+
+    tree = _rewritten(OmegaConf.to_container(cfg, resolve=False))
+    data = tree.get("data")
+    if isinstance(data, dict) and "task" not in data:
+        data["task"] = name_of(data)
+    return OmegaConf.create(tree)

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from omegaconf import DictConfig
+
 from pixel_spotter.errors import UserError
+from pixel_spotter.run_folder.identity import describe, differences
 from pixel_spotter.run_folder.layout import (
     CHECKPOINTS,
     DIVERGED,
@@ -33,6 +36,7 @@ class Start:
 
     checkpoint: Path | None = None
     skip: Results | None = None
+    extends: int | None = None  # a finished run continued to a larger max_epochs: the epochs it had
 
 
 def mark_interrupted(record: Results, run: Path) -> None:
@@ -44,9 +48,9 @@ def mark_interrupted(record: Results, run: Path) -> None:
     record.error = f"the process stopped without finishing (killed?); continue it with {how}"
 
 
-def start(folder: RunFolder, resume: bool, overrides: list[str]) -> Start:
+def start(folder: RunFolder, resume: bool, overrides: list[str], config: DictConfig | None = None) -> Start:
     """How the run in ``folder`` (locked by the caller) begins; UserError, with nothing written, when it
-    holds a run that ``resume`` does not allow continuing with these ``overrides``."""
+    holds a run that ``resume`` does not allow continuing with this composed ``config`` (and ``overrides``)."""
     if not folder.holds_a_run():
         return Start()
     record = folder.read()
@@ -55,18 +59,48 @@ def start(folder: RunFolder, resume: bool, overrides: list[str]) -> Start:
     if not resume:
         raise UserError(f"{folder.path} already holds a run (status '{record.status}'); add resume=true to "
                         "continue it, or leave out hydra.run.dir / hydra.sweep.dir to start a new folder")
-    comparable = record.status not in (UNFINISHED, UNREADABLE)  # else there is nothing to compare with
-    then, now = _comparable(record.overrides), _comparable(overrides)
-    if comparable and then != now:
-        diff = [f"now {o}" for o in now if o not in then] + [f"was {o}" for o in then if o not in now]
-        raise UserError(f"resume=true, but {folder.path} holds a run with other settings ({', '.join(diff)}); "
-                        "resume with the same overrides, or start a new folder")
+    if record.status not in (UNFINISHED, UNREADABLE):  # else there is nothing to compare with
+        _refuse_another_run(folder, record, overrides, config)
     if record.ok:
-        return Start(skip=record)
+        return _finished(folder, record, config)
     if record.status != DIVERGED and folder.last_checkpoint.is_file():
         return Start(checkpoint=_checked_checkpoint(folder))
     folder.clear_outputs()  # nothing to continue from: start over, without the old run's leftovers
     return Start()
+
+
+def _refuse_another_run(folder: RunFolder, record: Results, overrides: list[str], config: DictConfig | None) -> None:
+    """UserError unless ``config`` is the config the folder's run began with (identity.py): the whole composed
+    config where the folder kept it, else (a run older than that) its command-line overrides."""
+    if config is not None and folder.config_file.is_file():
+        diff = differences(folder.load_config(), config)
+        if diff:
+            raise UserError(f"resume=true, but {folder.path} holds a run with another config ({describe(diff)}); "
+                            "resume with the config and overrides it began with, or start a new folder")
+        return
+    then, now = _comparable(record.overrides), _comparable(overrides)
+    if then != now:
+        diff = [f"now {o}" for o in now if o not in then] + [f"was {o}" for o in then if o not in now]
+        raise UserError(f"resume=true, but {folder.path} holds a run with other settings ({', '.join(diff)}); "
+                        "resume with the same overrides, or start a new folder")
+
+
+def _finished(folder: RunFolder, record: Results, config: DictConfig | None) -> Start:
+    """A run that finished ok: skipped under the same epoch budget, continued from its last checkpoint under a
+    larger one, refused under a smaller one (a run is never shortened, nor left as it was with exit 0)."""
+    now = config.trainer.get("max_epochs") if config is not None else None
+    then = record.max_epochs
+    if now is None or then is None or now == then:
+        return Start(skip=record)
+    if not 0 < then < now:  # -1 is "no limit" in Lightning: there is no larger budget to continue to
+        raise UserError(f"resume=true with trainer.max_epochs={now}, but {folder.path} already finished ok with "
+                        f"trainer.max_epochs={then}, and a finished run is never shortened: resume with "
+                        f"trainer.max_epochs={then} (nothing to do), a larger value to train on, or start a new folder")
+    if not folder.last_checkpoint.is_file():
+        raise UserError(f"resume=true with trainer.max_epochs={now} would continue {folder.path} past its {then} "
+                        f"epochs, but it kept no {folder.last_checkpoint.name} (callbacks.last_checkpoint was off): "
+                        "start a new folder")
+    return Start(checkpoint=_checked_checkpoint(folder), extends=then)
 
 
 def _checked_checkpoint(folder: RunFolder) -> Path:

@@ -3,6 +3,7 @@
 - ``DivergenceGuard`` stops training at the first non-finite training loss, so a diverged run ends in
   seconds and is recorded as 'diverged', never as 'ok' with NaN metrics.
 - ``FitClock`` counts training seconds across a kill and a resume.
+- ``CheckpointsFollowTheFolder`` makes a copied or moved run folder resume from its own checkpoints.
 - ``RngStateInCheckpoint`` stores the random number generators in every checkpoint and restores them on
   resume, so a run killed and resumed draws the same dropout masks (and so ends with the same metrics) as
   one that never stopped. Data order needs no state: it is a function of (seed, epoch) (data.py).
@@ -11,8 +12,10 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
+from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -69,3 +72,37 @@ class FitClock(Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.before = float(state_dict["seconds"])
+
+
+class CheckpointsFollowTheFolder(Callback):
+    """A run folder copied or moved elsewhere resumes from its own files. A checkpoint stores the paths its
+    checkpoint callbacks kept (best, last, the top k) in the folder the run was in then; Lightning would go on
+    pointing there, test the original folder's best checkpoint and record ``../<original>/...``. Before the
+    callbacks load their state (every on_load_checkpoint runs first), the paths are moved onto the folder the run
+    writes now; one whose file the folder lacks is forgotten, so a new best is chosen rather than a missing one."""
+
+    PATHS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        states = checkpoint.get("callbacks") or {}
+        for callback in trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key)
+            then, now = (state or {}).get("dirpath"), callback.dirpath
+            if then and now and os.path.normpath(str(then)) != os.path.normpath(str(now)):
+                _move_paths(state, Path(now))
+
+
+def _move_paths(state: dict, folder: Path) -> None:
+    """``state`` (a ModelCheckpoint's) with every path it names moved into ``folder``, or cleared when absent."""
+    def moved(path) -> str:
+        new = folder / Path(str(path)).name
+        return str(new) if path and new.is_file() else ""
+
+    for key in CheckpointsFollowTheFolder.PATHS:
+        if key in state:
+            state[key] = moved(state[key])
+    if not state.get("best_model_path"):
+        state["best_model_score"] = None  # forgotten with its file: the next validation sets a new best
+    kept = state.get("best_k_models") or {}
+    state["best_k_models"] = {moved(path): score for path, score in kept.items() if moved(path)}
+    state["dirpath"] = str(folder)

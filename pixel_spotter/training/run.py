@@ -27,7 +27,12 @@ from pixel_spotter.evaluation.metrics import pixel_metrics
 from pixel_spotter.run_folder import DIVERGED, FAILED, OK, Results, RunFolder, Start, all_finite
 from pixel_spotter.sweeps.launchers import share_machine
 from pixel_spotter.sweeps.search import optimized_value
-from pixel_spotter.training.callbacks import DivergenceGuard, FitClock, RngStateInCheckpoint
+from pixel_spotter.training.callbacks import (
+    CheckpointsFollowTheFolder,
+    DivergenceGuard,
+    FitClock,
+    RngStateInCheckpoint,
+)
 from pixel_spotter.training.environment import hardware, versions
 from pixel_spotter.training.side_outputs import TestPredictions, record_hooks
 from pixel_spotter.training.validation import resume_flag, validate
@@ -59,7 +64,8 @@ def _build(cfg: DictConfig):
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     # Not config: the record's truth (status, resume) and the run folder's contents (predictions.csv)
     # depend on these, whatever callbacks a user picks.
-    callbacks += [DivergenceGuard(), RngStateInCheckpoint(), FitClock(), TestPredictions(cfg.output_dir)]
+    callbacks += [DivergenceGuard(), RngStateInCheckpoint(), CheckpointsFollowTheFolder(), FitClock(),
+                  TestPredictions(cfg.output_dir)]
     # Loggers by name (conf/logger: tensorboard, csv): ~logger.csv drops one, ~logger all of them.
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -122,7 +128,7 @@ def run(cfg: DictConfig) -> Results:
     return its record, which is also written to the folder, whatever happens after the claim."""
     info = _hydra_info()
     folder = RunFolder(cfg.output_dir)
-    with folder.claim(resume=resume_flag(cfg), overrides=info["overrides"]) as start:  # conflict: nothing written
+    with folder.claim(resume_flag(cfg), info["overrides"], cfg) as start:  # conflict: nothing written
         if start.skip is not None:
             log.info("%s already finished ok; nothing to resume", folder.path)
             return start.skip
@@ -149,6 +155,8 @@ def run(cfg: DictConfig) -> Results:
 def _train(cfg: DictConfig, folder: RunFolder, start: Start, record: Results) -> None:
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
+    if start.extends:
+        log.info("continuing the finished run from epoch %d to %d", start.extends, cfg.trainer.max_epochs)
     if start.checkpoint:
         log.info("resuming from %s", start.checkpoint)
         record.resumed_from = os.path.relpath(start.checkpoint, folder.path)
