@@ -1,17 +1,25 @@
-"""Finding runs in a folder, their job numbers, the jobs a sweep planned (started or not), and the sweep's own
-config (multirun.yaml): written for sweepers that do not write it, read back to tell what a search searched."""
+"""Finding runs in a folder, their job numbers, the jobs a sweep planned (started or not) and how they are
+numbered (a job keeps the number of the folder that ran its overrides), and the sweep's own config
+(multirun.yaml): written for sweepers that do not write it, read back to tell what a search searched."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from pixel_spotter.run_folder.layout import _JOB_DIR, _NOT_RUNS, HYDRA_DIR, RESULTS, STUDY, SWEEP_CONFIG
+from pixel_spotter.errors import UserError
+from pixel_spotter.run_folder.layout import _JOB_DIR, _NOT_RUNS, HYDRA_DIR, OVERRIDES, RESULTS, STUDY, SWEEP_CONFIG
 from pixel_spotter.run_folder.yaml_reader import load_yaml
+
+MAX_JOBS = 10_000  # jobs one sweep may launch (and a reader of a sweep folder will list)
+# Sweepers whose jobs are the grid of their values (Hydra's basic one, and ours that numbers them: matching_sweeper)
+GRID_SWEEPERS = ("BasicSweeper", "MatchingSweeper")
 
 
 def is_run_dir(path: Path) -> bool:
@@ -78,12 +86,12 @@ def sweep_jobs(folder: Path) -> list[Job]:
     multirun.yaml lists that have no folder (the sweep was killed before it reached them)."""
     folder = Path(folder)
     found = [Job(job_name(d, folder), d) for d in find_runs(folder)]
-    planned = planned_jobs(folder)
+    planned = dict(planned_jobs(folder))
     for job in found:
-        if job.name.isdigit() and int(job.name) < len(planned):
+        if job.name.isdigit() and int(job.name) in planned:
             job.overrides = planned[int(job.name)]
     names = {job.name for job in found}
-    missing = [Job(str(num), None, overrides) for num, overrides in enumerate(planned) if str(num) not in names]
+    missing = [Job(str(num), None, overrides) for num, overrides in planned.items() if str(num) not in names]
     return sorted(found + missing, key=lambda job: natural_key(job.name))
 
 
@@ -129,22 +137,95 @@ def search_of(folder: Path) -> Search | None:
         return None
 
 
-def planned_jobs(folder: Path) -> list[list[str]]:
-    """The override lists of every job Hydra's basic sweeper launches for this sweep, in job order
-    (the expansion of hydra.sweeper.params plus the command line); [] when unknown."""
+def planned_jobs(folder: Path) -> list[tuple[int, list[str]]]:
+    """(job number, overrides) of every job the sweep in ``folder`` launches (multirun.yaml: hydra.sweeper.params
+    plus the command line, numbered as number_jobs does); [] when unknown. Other sweepers (Optuna) decide their
+    jobs as they go; a hand-edited or foreign file, or one planning over MAX_JOBS, falls back to the folders found."""
     path = Path(folder) / SWEEP_CONFIG
     if not path.is_file():
         return []
     try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
         hydra_cfg = load_yaml(path).hydra
-        if not str(hydra_cfg.sweeper.get("_target_", "")).endswith("BasicSweeper"):
-            return []  # other sweepers (Optuna) decide their jobs as they go
+        if not str(hydra_cfg.sweeper.get("_target_", "")).endswith(GRID_SWEEPERS):
+            return []
         params = [f"{k}={v}" for k, v in (hydra_cfg.sweeper.get("params") or {}).items()]
-        args = params + list(hydra_cfg.overrides.task)
-        batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(args), None)
-        return [list(job) for batch in batches for job in batch]
-    except Exception:  # a hand-edited or foreign multirun.yaml: fall back to the folders found
+        return number_jobs(folder, expand_sweep(params + list(hydra_cfg.overrides.task)))
+    except UserError as err:  # planted or mistaken: too many jobs to list
+        print(f"warning: {path}: {err}; its jobs that never started are not listed", file=sys.stderr)
         return []
+    except Exception:
+        return []
+
+
+def expand_sweep(args: list[str]) -> list[list[str]]:
+    """The override lists of every job a grid sweep over ``args`` launches, in Hydra's order; UserError, before
+    anything is expanded, when that is over MAX_JOBS (a range of a billion values would hang every reader)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides(args)
+    count = math.prod(_values(o) for o in overrides if o.is_sweep_override())
+    if count > MAX_JOBS:
+        raise UserError(f"the sweep has {count:,} jobs, more than the {MAX_JOBS:,} one sweep may launch; "
+                        "sweep fewer values, or split it into several sweeps")
+    return [list(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def _values(override) -> int:
+    """How many values a sweep override takes, counted without listing them (a range is arithmetic)."""
+    from hydra.core.override_parser.types import RangeSweep
+
+    value = override.value()
+    if isinstance(value, RangeSweep):
+        start, stop, step = value.start, value.stop, value.step
+        return max(0, math.ceil((stop - start) / step)) if step else 0
+    return sum(1 for _ in override.sweep_iterator())
+
+
+def override_set(overrides: list[str]) -> frozenset[str]:
+    """What makes two jobs the same job: their overrides as a set, less how the sweep was started (resume=true,
+    Hydra's own settings). The order values were given in is not part of it."""
+    return frozenset(o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra.")))
+
+
+def number_jobs(sweep: Path, jobs: list[list[str]]) -> list[tuple[int, list[str]]]:
+    """Job numbers for a sweep's jobs. A job whose override set a job folder of ``sweep`` already holds keeps that
+    folder's number (so a resumed sweep finds its finished jobs whatever order its values are given in); the
+    others are numbered on after the largest number in use. A new sweep is numbered 0, 1, ... as Hydra would."""
+    ran, used = _jobs_that_ran(Path(sweep))
+    following = max(used, default=-1) + 1
+    numbered, taken = [], set()
+    for job in jobs:
+        num = ran.get(override_set(job))
+        if num is None or num in taken:
+            num, following = following, following + 1
+        taken.add(num)
+        numbered.append((num, job))
+    return numbered
+
+
+def _jobs_that_ran(sweep: Path) -> tuple[dict[frozenset, int], set[int]]:
+    """({override set: job number} of the job folders in ``sweep``, every job number in use)."""
+    ran: dict[frozenset, int] = {}
+    used: set[int] = set()
+    for run in find_runs(sweep) if sweep.is_dir() else []:
+        name = job_name(run, sweep)
+        if not name.isdigit():
+            continue
+        used.add(int(name))
+        overrides = _overrides_of(run)
+        if overrides is not None:
+            ran.setdefault(override_set(overrides), int(name))
+    return ran, used
+
+
+def _overrides_of(run: Path) -> list[str] | None:
+    """A job folder's overrides (.hydra/overrides.yaml, else its record's); None when neither can be read."""
+    try:
+        overrides = load_yaml(run / HYDRA_DIR / OVERRIDES)
+        return [str(o) for o in overrides]
+    except Exception:
+        from pixel_spotter.run_folder.folder import RunFolder
+
+        record = RunFolder(run).read()
+        return record.overrides or None

@@ -87,6 +87,10 @@ class Results:
             record.status, record.error = DIVERGED, "non-finite metrics recorded under status ok"
         if record.ok and not record.test:
             record.status, record.error = UNREADABLE, f"{RESULTS} says ok but holds no test metrics"
+        if record.ok and (impossible := _impossible({"test": record.test, "best_val": record.best_val})):
+            record.status = UNREADABLE
+            record.error = (f"{RESULTS} records impossible metrics ({impossible}); it was edited or written by a "
+                            "bug, so it is not ranked: retrain the run")
         return record
 
 
@@ -131,6 +135,19 @@ def _finite(value):
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+def _impossible(metrics: dict[str, dict]) -> str | None:
+    """The first metric value no run can measure (an error or distance below 0, an accuracy outside 0..1), as
+    ``test.euclid_px = -3``; None when all are possible. Names follow evaluation/metric_names.py."""
+    for where, values in metrics.items():
+        for name, value in values.items():
+            if value is None:
+                continue
+            below_zero = name.endswith(("_px", "_over_crlb")) and value < 0
+            if below_zero or (name.endswith("_acc") and not 0 <= value <= 1):
+                return f"{where}.{name} = {value:g}"
+    return None
 
 
 def _all_finite(metric_dicts: list[dict]) -> bool:

@@ -53,6 +53,7 @@ def start(folder: RunFolder, resume: bool, overrides: list[str], config: DictCon
     holds a run that ``resume`` does not allow continuing with this composed ``config`` (and ``overrides``)."""
     if not folder.holds_a_run():
         return Start()
+    _remove_unfinished_writes(folder)
     record = folder.read()
     if record.status == RUNNING:  # we hold the lock, so its writer is gone
         mark_interrupted(record, folder.path)
@@ -67,6 +68,15 @@ def start(folder: RunFolder, resume: bool, overrides: list[str], config: DictCon
         return Start(checkpoint=_checked_checkpoint(folder))
     folder.clear_outputs()  # nothing to continue from: start over, without the old run's leftovers
     return Start()
+
+
+def _remove_unfinished_writes(folder: RunFolder) -> None:
+    """What a write killed midway left: a checkpoint's ``.<name>.<pid>-<tag>.partial`` (training/checkpoint_io.py)
+    or a record's ``.<name>.<pid>.tmp`` (folder.py), never a file anyone reads. We hold the lock: no writer is
+    mid-write now."""
+    leftovers = [*folder.checkpoints.glob(".*.partial"), *folder.path.glob(".*.tmp")]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
 
 
 def _refuse_another_run(folder: RunFolder, record: Results, overrides: list[str], config: DictConfig | None) -> None:

@@ -129,6 +129,8 @@ def _contract(fmt: str, out: Path, staged: Path, size, task, run: Path, model, e
     }
     if "input_scale" in fields:  # the network takes photon counts / input_scale
         contract["input_scale"] = fields["input_scale"]
+    if "trained_ranges" in fields:  # what predict warns far outside of (spot task: photons, background)
+        contract["trained_ranges"] = fields["trained_ranges"]
     return contract
 
 
@@ -213,9 +215,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_command(args: argparse.Namespace) -> int:
     import torch
 
+    from pixel_spotter.serving.image_input import shown_name  # a name with a newline or not UTF-8, escaped
+
     out, contract = export(args.run, args.fmt, args.out)
     takes = contract["input"]["values"].split(";")[0]
-    print(f"wrote {out} ({args.fmt}) and its contract {contract_path(out)}; "
+    print(f"wrote {shown_name(out)} ({args.fmt}) and its contract {shown_name(contract_path(out))}; "
           f"{contract['height']}x{contract['width']} {takes} -> (x, y) px; "
           f"parity max |{args.fmt} - torch| = {contract['parity']['max_abs_px']:.2e} px over "
           f"{contract['parity']['images']}")

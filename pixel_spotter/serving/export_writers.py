@@ -103,7 +103,9 @@ def _traced(fmt: str, module, size: tuple[int, int], out: Path, identity: dict) 
         warnings.simplefilter("ignore")  # the exporters' deprecation and constant-folding notes
         if fmt == "torchscript":
             extra = {f"{IDENTITY}.json": json.dumps(identity)}
-            torch.jit.trace(module, example, check_trace=False).save(str(out), _extra_files=extra)
+            traced = torch.jit.trace(module, example, check_trace=False)
+            with open(out, "wb") as f:  # a file, not its path: torch cannot take a path that is not UTF-8
+                torch.jit.save(traced, f, _extra_files=extra)
             return "torch.jit.trace"
         names = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": OPSET}
         try:

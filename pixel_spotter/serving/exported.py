@@ -54,7 +54,8 @@ class OnnxModel:
         if threads:
             options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            # The model's bytes, not its path: onnxruntime cannot take a path that is not UTF-8
+            self.session = ort.InferenceSession(Path(path).read_bytes(), options, providers=["CPUExecutionProvider"])
             (inp,), (_,) = self.session.get_inputs(), self.session.get_outputs()
         except Exception as err:
             raise UserError(f"{path} cannot be loaded by onnxruntime ({type(err).__name__}); it is corrupt or not "
@@ -87,7 +88,8 @@ class TorchScriptModel:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch.jit.load's deprecation note: not the user's concern
-                self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
+                with open(path, "rb") as f:  # a file, not its path: torch cannot take a path that is not UTF-8
+                    self.module = torch.jit.load(f, map_location="cpu", _extra_files=extra).eval()
         except Exception as err:
             raise UserError(f"{path} cannot be loaded as TorchScript ({type(err).__name__}); it is corrupt, not "
                             "a TorchScript file or not from pixel-spotter export: export it again") from None

@@ -33,6 +33,7 @@ from pixel_spotter.training.callbacks import (
     FitClock,
     RngStateInCheckpoint,
 )
+from pixel_spotter.training.checkpoint_io import with_atomic_checkpoints
 from pixel_spotter.training.environment import hardware, versions
 from pixel_spotter.training.side_outputs import TestPredictions, record_hooks
 from pixel_spotter.training.validation import resume_flag, validate
@@ -68,7 +69,9 @@ def _build(cfg: DictConfig):
                   TestPredictions(cfg.output_dir)]
     # Loggers by name (conf/logger: tensorboard, csv): ~logger.csv drops one, ~logger all of them.
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # trainer.plugins plus AtomicCheckpointIO: every checkpoint is written beside its target, then renamed
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                          plugins=with_atomic_checkpoints(cfg.trainer.get("plugins")))
     return datamodule, model, trainer
 
 

@@ -404,6 +404,8 @@ def test_two_splits_get_per_setting_maps(tmp_path):
     (b'{"status": "ok", "test": "great"}', "unreadable"),
     (b'"ok"', "unreadable"),
     (b'{"status": "ok", "model": "cnn", "test": {"euclid_px": NaN, "exact_acc": 1.0}}', "diverged"),
+    (b'{"status": "ok", "model": "cnn", "test": {"euclid_px": -5.0, "exact_acc": 1.0}}', "unreadable"),
+    (b'{"status": "ok", "model": "cnn", "test": {"euclid_px": 0.1, "exact_acc": 3.0}}', "unreadable"),
 ])
 def test_report_and_sweep_summary_survive_any_record(sweeps, tmp_path, capsys, content, status):
     from omegaconf import OmegaConf

@@ -72,6 +72,24 @@ def test_ok_with_nan_written_by_an_old_version_reads_as_diverged(tmp_path):
     assert record.status == DIVERGED and not record.ok
 
 
+@pytest.mark.parametrize("test, shown", [
+    ({"euclid_px": -3.0, "exact_acc": 0.5}, "test.euclid_px = -3"),
+    ({"euclid_px": 1.0, "exact_acc": 1.7}, "test.exact_acc = 1.7"),
+    ({"euclid_px": 1.0, "within1_acc": -0.1}, "test.within1_acc = -0.1"),
+    ({"euclid_px": 1.0, "rmse_over_crlb": -2.0}, "test.rmse_over_crlb = -2"),
+])
+def test_a_record_with_impossible_metrics_is_never_ranked(tmp_path, test, shown):
+    RunFolder(tmp_path).write(Results(status=OK, test=test))
+    record = RunFolder(tmp_path).read()
+    assert record.status == UNREADABLE and not record.ok and shown in record.error
+
+
+def test_possible_edge_values_stay_ok(tmp_path):
+    RunFolder(tmp_path).write(Results(status=OK, test={"euclid_px": 0.0, "exact_acc": 1.0, "loss": -0.5},
+                                      best_val={"within1_acc": 0.0}))
+    assert RunFolder(tmp_path).read().ok  # a loss may be negative (a likelihood); 0 px and 100 % are possible
+
+
 def test_record_round_trips(tmp_path):
     folder = RunFolder(tmp_path)
     record = Results(status=OK, model="cnn", lr=1e-3, test={"euclid_px": 0.5}, best_checkpoint="checkpoints/b.ckpt")
@@ -157,8 +175,8 @@ def test_planned_jobs_expand_the_sweep_like_hydra(tmp_path):
         "    params:\n      model: cnn,heatmap\n  overrides:\n    task:\n    - model.lr=1e-3,1e-2\n    - seed=3\n")
     # in Hydra's launch order, with values as Hydra prints them in job names (1e-3 -> 0.001)
     assert planned_jobs(tmp_path) == [
-        ["model=cnn", "model.lr=0.001", "seed=3"], ["model=cnn", "model.lr=0.01", "seed=3"],
-        ["model=heatmap", "model.lr=0.001", "seed=3"], ["model=heatmap", "model.lr=0.01", "seed=3"]]
+        (0, ["model=cnn", "model.lr=0.001", "seed=3"]), (1, ["model=cnn", "model.lr=0.01", "seed=3"]),
+        (2, ["model=heatmap", "model.lr=0.001", "seed=3"]), (3, ["model=heatmap", "model.lr=0.01", "seed=3"])]
     (tmp_path / "multirun.yaml").write_bytes(b"\x00\x01 not yaml {{{")
     assert planned_jobs(tmp_path) == []  # a corrupt sweep file costs the 'not started' rows, nothing else
 

@@ -213,3 +213,24 @@ def test_a_broken_contract(exported, tmp_path):
     copy = _copy_with_contract(exported[fmt], tmp_path)
     copy.with_name(copy.name + ".json").write_text("{not json")
     _one_line(_cli("predict", copy, _png(tmp_path / "p.png", (1, 1))), "is not a usable export contract")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", [b"\xff\xfe-model", b"two\nlines"])
+def test_an_export_named_in_bytes_that_are_not_utf8_or_hold_a_newline(trained_run, tmp_path, fmt, name):
+    """torch and onnxruntime take no path that is not UTF-8 (they were a TypeError): they get files and bytes;
+    and what is printed shows the name escaped, on one line."""
+    _needs(fmt)
+    out = os.fsencode(tmp_path) + b"/" + name + FORMATS[fmt].encode()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "pixel_spotter.cli", *args], cwd=ROOT, env=env,
+                              capture_output=True, timeout=300)
+
+    made = cli(b"export", os.fsencode(trained_run), b"--format", fmt.encode(), b"--out", out)
+    assert made.returncode == 0, made.stderr.decode(errors="replace")[-2000:]
+    assert len(made.stdout.splitlines()) == 1 and made.stdout.startswith(b"wrote '")
+    answered = cli(b"predict", out, os.fsencode(_png(tmp_path / "one.png", (7, 20))))
+    assert answered.returncode == 0, answered.stderr.decode(errors="replace")[-2000:]
+    assert answered.stdout.split()[1:3] == [b"7.000", b"20.000"]

@@ -107,3 +107,14 @@ def test_a_larger_budget_without_a_last_checkpoint_is_refused(finished, tmp_path
     (copy / "checkpoints" / "last.ckpt").unlink()
     with pytest.raises(UserError, match=r"kept no last\.ckpt.*start a new folder"):
         _run(copy, "resume=true", "trainer.max_epochs=3")
+
+
+def test_resume_removes_what_a_killed_write_left(finished, tmp_path):
+    copy = _copy(finished, tmp_path)
+    partial = copy / "checkpoints" / ".last.ckpt.4242-0badf00d.partial"  # training/checkpoint_io.py's name
+    partial.write_bytes(b"half a checkpoint")
+    record_tmp = copy / ".results.json.4242.tmp"  # run_folder/folder.py's
+    record_tmp.write_text("{")
+    assert _run(copy, "resume=true").ok
+    assert not partial.exists() and not record_tmp.exists()
+    assert (copy / "checkpoints" / "last.ckpt").is_file()

@@ -1,0 +1,53 @@
+"""MatchingSweeper: Hydra's basic (grid) sweeper, with jobs numbered by what they run rather than by position
+(conf/hydra/default.yaml names it as hydra.sweeper._target_; Hydra loads sweepers only from the hydra_plugins
+namespace, hence this folder). On top of the basic sweeper it:
+
+- numbers each job as ``run_folder.jobs.number_jobs`` does: a resumed sweep whose values come in another order
+  finds each finished job in its own folder (and skips it), instead of retraining it under another job's number;
+  new values get new numbers after those in use, so two folders never share one;
+- refuses, in one line and before anything runs, a sweep of more than ``run_folder.jobs.MAX_JOBS`` jobs.
+"""
+
+from __future__ import annotations
+
+import sys
+from itertools import groupby
+from pathlib import Path
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from omegaconf import OmegaConf
+
+
+class MatchingSweeper(BasicSweeper):
+    def sweep(self, arguments: list[str]):
+        from pixel_spotter.errors import UserError
+        from pixel_spotter.run_folder.jobs import expand_sweep, number_jobs
+        from pixel_spotter.run_folder.layout import SWEEP_CONFIG
+
+        sweep = Path(self.config.hydra.sweep.dir)
+        try:
+            jobs = expand_sweep([*self._parse_config(), *arguments])
+        except UserError as err:
+            sys.exit(f"error: {err}")
+        numbered = number_jobs(sweep, jobs)  # before this sweep writes anything into the folder
+        sweep.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep / SWEEP_CONFIG)  # as the basic sweeper does: what finds a job's sweep
+        returns = []
+        for first, batch in self._batches(numbered):
+            self.validate_batch_is_legal(batch)
+            results = self.launcher.launch(batch, initial_job_idx=first)
+            for result in results:
+                _ = result.return_value  # re-raises what a job raised, as the basic sweeper does
+            returns.append(results)
+        return returns
+
+    def _batches(self, numbered: list[tuple[int, list[str]]]):
+        """(first job number, overrides of consecutive jobs): a launcher numbers a batch's jobs from its first,
+        so jobs are launched in runs of consecutive numbers, at most max_batch_size at a time."""
+        ordered = sorted(numbered)
+        size = self.max_batch_size or len(ordered) or 1
+        for _, run in groupby(enumerate(ordered), key=lambda item: item[1][0] - item[0]):
+            jobs = [job for _, job in run]
+            for start in range(0, len(jobs), size):
+                chunk = jobs[start:start + size]
+                yield chunk[0][0], [overrides for _, overrides in chunk]
