@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from PIL import Image
 
 from pixel_spotter import cli
@@ -96,6 +101,16 @@ def test_spots_table_and_its_old_spelling(tiny_spot_run, tmp_path, capsys):
     assert old[0] == 0 and old[1].replace("b.png", "a.png") == out and (tmp_path / "b.png").is_file()
     status, out, err = _run(capsys, "spots", "table", tiny_spot_run / "checkpoints")
     assert status == 2 and len(err.strip().splitlines()) == 1 and out == ""
+
+
+def test_spots_table_of_a_folder_whose_name_is_not_utf8(tiny_spot_run, tmp_path):
+    """A real terminal's stdout cannot encode such a name (it was a UnicodeEncodeError): it is shown escaped."""
+    copy = shutil.copytree(tiny_spot_run, os.fsdecode(os.fsencode(tmp_path) + b"/spot-\xff"))
+    proc = subprocess.run([sys.executable, "-m", "pixel_spotter.cli", "spots", "table", copy, "--plot",
+                           tmp_path / "p.png"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "(spot-\\udcff)" in proc.stdout
 
 
 def test_spots_floor_prints_a_row_per_photon_count(capsys):

@@ -79,7 +79,9 @@ def load_subject(path: Path, name: str, device: str) -> Subject:
 
 def resolve_runs(paths: list[Path]) -> list[tuple[Path, str]]:
     """(run folder, its name in the table) for every RUN: a run folder as is, a sweep folder as its ok jobs.
-    Names are job numbers when all runs are jobs of one sweep, else the paths as given."""
+    Names are job numbers when all runs are jobs of one sweep, else the paths as given (escaped where they are
+    not UTF-8 or hold control characters: a legend and a terminal can show them)."""
+    from pixel_spotter.report.load import printable
     from pixel_spotter.run_folder import RunFolder, find_runs, is_run_dir, job_name, sweep_of
 
     runs: list[Path] = []
@@ -97,7 +99,8 @@ def resolve_runs(paths: list[Path]) -> list[tuple[Path, str]]:
         ok = [job for job in jobs if RunFolder(job).read().ok]
         for job in jobs:
             if job not in ok:
-                print(f"note: skipping {job} (status '{RunFolder(job).read().status}')", file=sys.stderr)
+                status = RunFolder(job).read().status
+                print(f"note: skipping {printable(str(job))} (status '{status}')", file=sys.stderr)
         if not ok:
             raise UserError(f"no run in {path} finished ok; nothing to benchmark")
         runs += ok
@@ -105,8 +108,8 @@ def resolve_runs(paths: list[Path]) -> list[tuple[Path, str]]:
     sweeps = {sweep_of(run) for run in runs}
     if len(sweeps) == 1 and None not in sweeps:
         sweep = sweeps.pop()
-        return [(run, job_name(run.resolve(), sweep)) for run in runs]
-    return [(run, str(run)) for run in runs]
+        return [(run, printable(job_name(run.resolve(), sweep))) for run in runs]
+    return [(run, printable(str(run))) for run in runs]
 
 
 def default_out(runs: list[Path]) -> Path:

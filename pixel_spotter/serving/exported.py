@@ -120,6 +120,9 @@ def _failed(model, err: Exception) -> UserError:
                      f"({type(err).__name__}); its contract does not match it: export the model again")
 
 
+MAX_CONTRACT_BYTES = 1_000_000
+
+
 def read_contract(path: Path) -> dict:
     """The checked contract of exported file ``path``: a UserError when it is missing or does not match."""
     path, fmt = Path(path), _format_of(path)
@@ -129,6 +132,9 @@ def read_contract(path: Path) -> dict:
     if not where.is_file():
         raise UserError(f"{path} has no input contract {where} next to it; export the model again with "
                         "pixel-spotter export (the contract gives the image size)")
+    if where.stat().st_size > MAX_CONTRACT_BYTES:  # a contract is a few kB; never parse a planted giant file
+        raise UserError(f"{where} is {where.stat().st_size:,} bytes, not an export contract (a few kB); export "
+                        "the model again")
     try:
         contract = json.loads(where.read_text())
         height, width = contract["height"], contract["width"]

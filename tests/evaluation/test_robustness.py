@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -251,3 +252,14 @@ def test_a_corrupt_checkpoint_exits_2(trained_run, tmp_path, capsys):
         ckpt.write_bytes(b"not a checkpoint")
     status, err = _cli(capsys, str(run), "--out", str(tmp_path / "out"))
     assert status == 2 and len(err.strip().splitlines()) == 1 and "checkpoint" in err
+
+
+@pytest.mark.slow
+def test_a_run_folder_whose_name_is_not_utf8_is_benchmarked_with_its_name_escaped(trained_run, tmp_path, capsys):
+    run = Path(shutil.copytree(trained_run, os.fsdecode(os.fsencode(tmp_path) + b"/run-\xff\xfe")))
+    status, err = _cli(capsys, str(run), "--out", str(tmp_path / "out"), "--repeats", "1")
+    assert status == 0, err  # the plot's legend was a TypeError from deep inside matplotlib
+    with (tmp_path / "out" / ROBUSTNESS).open() as f:
+        names = {r["run"] for r in csv.DictReader(f)}
+    assert names == {REFERENCE_RUN, f"{tmp_path}/run-\\udcff\\udcfe"}  # as the report escapes it
+    assert (tmp_path / "out" / ROBUSTNESS_PLOT).is_file()

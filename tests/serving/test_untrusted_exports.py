@@ -116,6 +116,15 @@ def test_an_edited_contract_is_refused_not_obeyed(real_export, tmp_path, capsys)
     assert "does not match the model file" in capsys.readouterr().err
 
 
+def test_a_planted_giant_contract_is_refused_before_it_is_parsed(real_export, tmp_path, capsys):
+    copy = shutil.copy(real_export, tmp_path / "m.pt")
+    with contract_path(Path(copy)).open("w") as f:
+        f.write('{"pad": "' + "x" * 2_000_000 + '"}')
+    np.save(tmp_path / "x.npy", np.zeros((16, 16), np.uint8))
+    assert cli.main(["predict", str(copy), str(tmp_path / "x.npy")]) == 2
+    assert "not an export contract (a few kB)" in capsys.readouterr().err
+
+
 def test_a_failed_export_leaves_the_previous_file_as_it_was(real_export, tmp_path, monkeypatch, capsys):
     out = Path(shutil.copy(real_export, tmp_path / "pixel.pt"))
     shutil.copy(contract_path(real_export), contract_path(out))

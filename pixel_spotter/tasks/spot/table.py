@@ -20,14 +20,17 @@ REFERENCES = ("centroid", "ml_fit")
 
 
 def spot_runs(folders: list[Path]) -> list[tuple[str, object]]:
-    """(name, Results) of every ok run under ``folders`` with a per-photon evaluation."""
+    """(name, Results) of every ok run under ``folders`` with a per-photon evaluation; the name escaped where the
+    folder's name is not UTF-8 or either holds control characters (both are untrusted)."""
+    from pixel_spotter.report.load import printable
+
     runs = []
     for folder in folders:
         for run_dir in find_runs(folder):
             record = RunFolder(run_dir).read()
             record.per_photons = clean_rows(record.per_photons)  # untrusted rows: keep the well-formed ones
             if record.ok and record.per_photons:
-                runs.append((f"{record.model} ({run_dir.name})", record))
+                runs.append((printable(f"{record.model} ({run_dir.name})"), record))
     return runs
 
 
