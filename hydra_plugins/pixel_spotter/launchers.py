@@ -6,7 +6,9 @@ the classes only, each defined when its plugin (the sweep extra) is installed; t
   the sweep (pixel_spotter/sweeps/joblib_launcher.py).
 - LocalLauncher, SlurmLauncher (submitit_local, slurm): a job submitit requeues (preempted, or timed out
   while max_num_timeout allows) comes back with resume=true, so it continues its run folder from last.ckpt
-  instead of being refused as a used folder (and a job already ok is skipped).
+  instead of being refused as a used folder (and a job already ok is skipped); a job killed outright (kill -9,
+  the OOM killer, scancel) costs itself, not the sweep: the others are waited for and the summary lists it
+  (pixel_spotter/sweeps/launchers.py submitit_launch).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ if find_spec("hydra_plugins.hydra_joblib_launcher"):
 if find_spec("hydra_plugins.hydra_submitit_launcher"):
     from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 
-    class _ResumeOnRequeue:
+    class _OurSubmitit:
         def checkpoint(self, sweep_overrides: list[str], *args: Any, **kwargs: Any) -> Any:
             # submitit calls this in the job when the scheduler's signal arrives and requeues what it returns:
             # the same job (number, folder), now resuming.
@@ -35,8 +37,13 @@ if find_spec("hydra_plugins.hydra_submitit_launcher"):
 
             return super().checkpoint(resuming(list(sweep_overrides)), *args, **kwargs)
 
-    class LocalLauncher(_ResumeOnRequeue, submitit_launcher.LocalLauncher):
+        def launch(self, job_overrides, initial_job_idx: int):
+            from pixel_spotter.sweeps.launchers import submitit_launch
+
+            return submitit_launch(self, job_overrides, initial_job_idx)
+
+    class LocalLauncher(_OurSubmitit, submitit_launcher.LocalLauncher):
         pass
 
-    class SlurmLauncher(_ResumeOnRequeue, submitit_launcher.SlurmLauncher):
+    class SlurmLauncher(_OurSubmitit, submitit_launcher.SlurmLauncher):
         pass

@@ -1,13 +1,15 @@
 """What a job does differently under a launcher that runs several jobs at once (hydra/launcher=parallel,
 submitit_local, slurm, ray): its torch threads come from the launcher's config (one machine's cores shared
 out, or the CPUs the scheduler gave it), a joblib worker gets no data loader workers, and the launcher's
-GPU request follows the trainer (the ``launchers.gpus`` resolver)."""
+GPU request follows the trainer (the ``launchers.gpus`` resolver). Also how our submitit launchers collect
+their jobs (a killed job costs itself, not the sweep), and the one-line refusals of a launcher that cannot run."""
 
 from __future__ import annotations
 
 import logging
 import os
 import warnings
+from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
@@ -95,6 +97,56 @@ def share_machine(cfg: DictConfig) -> None:
 def resuming(overrides: list[str]) -> list[str]:
     """A requeued job's overrides: resume=true (replacing any resume=... it had), so it continues its folder."""
     return [o for o in overrides if not o.lstrip("+~").startswith("resume=")] + ["resume=true"]
+
+
+def submitit_launch(launcher, job_overrides, initial_job_idx: int) -> list:
+    """hydra-submitit-launcher's launch (BaseSubmititLauncher.launch, 1.2), except that it waits for every job and
+    a job that produced no result (its process killed: kill -9, the OOM killer, scancel) returns None, as a
+    failed job does (training/run.py main), instead of raising out of the sweep while the other jobs run on:
+    its folder tells the summary how far it got, and resume=true continues it."""
+    from hydra.core.singleton import Singleton
+    from hydra.core.utils import filter_overrides
+
+    executor = _submitit_executor(launcher)
+    sweep = Path(str(launcher.config.hydra.sweep.dir))
+    sweep.mkdir(parents=True, exist_ok=True)
+    if "mode" in launcher.config.hydra.sweep:
+        os.chmod(sweep, mode=int(str(launcher.config.hydra.sweep.mode), 8))
+    nums = range(initial_job_idx, initial_job_idx + len(job_overrides))
+    args = []
+    for num, overrides in zip(nums, job_overrides):
+        log.info("\t#%d : %s", num, " ".join(filter_overrides(overrides)))
+        args.append((list(overrides), "hydra.sweep.dir", num, f"job_id_for_{num}", Singleton.get_state()))
+    jobs = executor.map_array(launcher, *zip(*args))
+    return [_submitit_result(job, num, list(overrides)) for job, num, overrides in zip(jobs, nums, job_overrides)]
+
+
+def _submitit_executor(launcher):
+    """The plugin's executor: folder and max_num_timeout when it is made, every other key as a parameter."""
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    kind, params = launcher._EXECUTOR, launcher.params
+    made_with = ("submitit_folder", "max_num_timeout")
+    init = {f"{kind}_max_num_timeout": params["max_num_timeout"]} if "max_num_timeout" in params else {}
+    executor = submitit.AutoExecutor(cluster=kind, folder=params["submitit_folder"], **init)
+    common = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in common else f"{kind}_{k}": v for k, v in params.items()
+                                  if k not in made_with})
+    log.info("Submitit '%s' sweep output dir : %s", kind, launcher.config.hydra.sweep.dir)
+    return executor
+
+
+def _submitit_result(job, num: int, overrides: list[str]):
+    from hydra.core.utils import JobReturn, JobStatus
+    from submitit.core.utils import UncompletedJobError
+
+    try:
+        return job.results()[0]
+    except UncompletedJobError:
+        log.error("job %d stopped without a result (killed? out of memory?): resume=true continues it; "
+                  "submitit's log of it: %s", num, job.paths.stderr)
+        return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)
 
 
 def gpus(accelerator, devices, here: bool = True) -> int:
