@@ -1,6 +1,6 @@
-"""Hydra callback for sweeps: refuse a used sweep folder without resume=true (or a launcher that could only
-hang), and at the end print one line per job (including jobs that never started) and fail the sweep's exit
-status unless every job is ok."""
+"""Hydra callback for sweeps: refuse a used sweep folder without resume=true, the working directory itself, or a
+launcher that could only hang; at the end print one line per job (including jobs that never started) and fail
+the sweep's exit status unless every job is ok."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ class SweepSummary(Callback):
         if problem := ray_gpu_problem(config.hydra.launcher):
             sys.exit(f"error: {problem}")  # before the launcher starts anything
         sweep = Path(config.hydra.sweep.dir)
+        if sweep.resolve() == Path.cwd().resolve():  # multirun.yaml, the lock and every job among the user's files
+            sys.exit(f"error: hydra.sweep.dir names the working directory {sweep.resolve()} itself, so the sweep "
+                     "would write among its files; leave hydra.sweep.dir out (multirun/<date>/<time>) or name a "
+                     "folder of its own")
         try:
             self._lock = lock_sweep(sweep)  # held until this process ends
         except UserError as err:

@@ -45,3 +45,12 @@ def test_an_empty_run_dir_on_the_command_line_is_one_line(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and done.stderr.strip().splitlines()[-1].startswith("error: hydra.run.dir names")
     assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.parametrize("where", ["''", "."])
+def test_a_sweep_into_the_working_directory_is_one_line_and_writes_nothing(tmp_path, where):
+    done = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", *TINY, "seed=0,1",
+                           f"hydra.sweep.dir={where}"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: hydra.sweep.dir names the working directory")
+    assert list(tmp_path.iterdir()) == []
