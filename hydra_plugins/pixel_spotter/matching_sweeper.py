@@ -5,11 +5,14 @@ namespace, hence this folder). On top of the basic sweeper it:
 - numbers each job as ``run_folder.jobs.number_jobs`` does: a resumed sweep whose values come in another order
   finds each finished job in its own folder (and skips it), instead of retraining it under another job's number;
   new values get new numbers after those in use, so two folders never share one;
+- says, in one log line per job, when a job differs from a finished one only in trainer.max_epochs (it trains
+  anew: jobs are matched by all their overrides, and a sweep over epoch budgets needs them apart);
 - refuses, in one line and before anything runs, a sweep of more than ``run_folder.jobs.MAX_JOBS`` jobs.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from itertools import groupby
 from pathlib import Path
@@ -17,11 +20,13 @@ from pathlib import Path
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from omegaconf import OmegaConf
 
+log = logging.getLogger(__name__)
+
 
 class MatchingSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]):
         from pixel_spotter.errors import UserError
-        from pixel_spotter.run_folder.jobs import expand_sweep, number_jobs
+        from pixel_spotter.run_folder.jobs import expand_sweep, number_jobs, other_budget
         from pixel_spotter.run_folder.layout import SWEEP_CONFIG
 
         sweep = Path(self.config.hydra.sweep.dir)
@@ -30,6 +35,10 @@ class MatchingSweeper(BasicSweeper):
         except UserError as err:
             sys.exit(f"error: {err}")
         numbered = number_jobs(sweep, jobs)  # before this sweep writes anything into the folder
+        for new, old in other_budget(sweep, numbered):
+            log.warning("job %d has the overrides of job %d but another trainer.max_epochs, so it trains as a new "
+                        "job; to continue job %d itself, resume it alone: the command plus resume=true "
+                        "hydra.run.dir=<its folder> trainer.max_epochs=<more>", new, old, old)
         sweep.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep / SWEEP_CONFIG)  # as the basic sweeper does: what finds a job's sweep
         returns = []

@@ -204,6 +204,21 @@ def number_jobs(sweep: Path, jobs: list[list[str]]) -> list[tuple[int, list[str]
     return numbered
 
 
+def other_budget(sweep: Path, numbered: list[tuple[int, list[str]]]) -> list[tuple[int, int]]:
+    """(new job number, the folder's job number) for every new job of ``numbered`` whose overrides a job folder of
+    ``sweep`` ran under another ``trainer.max_epochs``: a sweep's jobs are matched by all their overrides, so such a
+    job trains anew rather than continuing that folder (the sweeper says so)."""
+    ran, _ = _jobs_that_ran(Path(sweep))
+    matched = set(ran.values())
+
+    def budgetless(overrides) -> frozenset:
+        return frozenset(o for o in overrides if not o.lstrip("+~").startswith("trainer.max_epochs="))
+
+    by_rest = {budgetless(key): num for key, num in ran.items()}
+    return [(num, by_rest[budgetless(override_set(job))]) for num, job in numbered
+            if num not in matched and budgetless(override_set(job)) in by_rest]
+
+
 def _jobs_that_ran(sweep: Path) -> tuple[dict[frozenset, int], set[int]]:
     """({override set: job number} of the job folders in ``sweep``, every job number in use)."""
     ran: dict[frozenset, int] = {}

@@ -97,3 +97,14 @@ def test_a_resumed_sweep_in_another_order_skips_its_finished_jobs(tmp_path):
     assert sorted(runs) == ["0", "1", "2"]
     assert "model.lr=0.003" in runs["2"] and "model.lr=0.001" in runs["0"]
     assert "3 jobs, 3 ok" in resumed.stdout
+
+
+def test_a_job_that_differs_only_in_its_epoch_budget_is_named(tmp_path):
+    from pixel_spotter.run_folder.jobs import other_budget
+
+    _job(tmp_path, 0, ["model=cnn", "trainer.max_epochs=3"])
+    _job(tmp_path, 1, ["model=heatmap", "trainer.max_epochs=3"])
+    jobs = [["model=cnn", "trainer.max_epochs=5"], ["model=heatmap", "trainer.max_epochs=3"], ["model=coordconv"]]
+    numbered = number_jobs(tmp_path, jobs)
+    assert [num for num, _ in numbered] == [2, 1, 3]
+    assert other_budget(tmp_path, numbered) == [(2, 0)]
