@@ -7,6 +7,8 @@ namespace, hence this folder). On top of the basic sweeper it:
   new values get new numbers after those in use, so two folders never share one;
 - says, in one log line per job, when a job differs from a finished one only in trainer.max_epochs (it trains
   anew: jobs are matched by all their overrides, and a sweep over epoch budgets needs them apart);
+- trains jobs that differ only in trainer.max_epochs once (sweeps/shared_prefix.py): the longest first, then
+  the shorter ones from its snapshots;
 - refuses, in one line and before anything runs, a sweep of more than ``run_folder.jobs.MAX_JOBS`` jobs.
 """
 
@@ -41,14 +43,32 @@ class MatchingSweeper(BasicSweeper):
                         "hydra.run.dir=<its folder> trainer.max_epochs=<more>", new, old, old)
         sweep.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep / SWEEP_CONFIG)  # as the basic sweeper does: what finds a job's sweep
+        phases = self._phases(numbered)
         returns = []
-        for first, batch in self._batches(numbered):
-            self.validate_batch_is_legal(batch)
-            results = self.launcher.launch(batch, initial_job_idx=first)
-            for result in results:
-                _ = result.return_value  # re-raises what a job raised, as the basic sweeper does
-            returns.append(results)
+        for phase in phases:  # the jobs that train, then those that start from their snapshots
+            for first, batch in self._batches(phase):
+                self.validate_batch_is_legal(batch)
+                results = self.launcher.launch(batch, initial_job_idx=first)
+                for result in results:
+                    _ = result.return_value  # re-raises what a job raised, as the basic sweeper does
+                returns.append(results)
         return returns
+
+    def _phases(self, numbered: list[tuple[int, list[str]]]) -> list[list[tuple[int, list[str]]]]:
+        """Jobs that differ only in trainer.max_epochs train once (sweeps/shared_prefix.py), unless share.epochs
+        is false: the longest in a first phase, the others from its snapshots in a second."""
+        from pixel_spotter.sweeps.shared_prefix import plan
+
+        if not self.config.get("share", {}).get("epochs", True):
+            return [numbered]
+        loader = self.hydra_context.config_loader
+        shared = plan(numbered, lambda overrides: loader.load_sweep_config(self.config, list(overrides)))
+        for line in shared.separate:
+            log.info("epochs not shared, %s", line)
+        if shared.then:
+            log.info("%d job(s) take their epochs from a longer job of the same settings, which trains once: %s",
+                     len(shared.then), ", ".join(str(num) for num, _ in shared.then))
+        return [shared.first, shared.then]
 
     def _batches(self, numbered: list[tuple[int, list[str]]]):
         """(first job number, overrides of consecutive jobs): a launcher numbers a batch's jobs from its first,

@@ -7,8 +7,10 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 # Not identity: where the run writes, whether it resumes, the threads it is given, the metric it returns to a
-# search (none change what it computes), and its epoch budget (resume.py decides what a new budget means).
-NOT_IDENTITY = ("output_dir", "resume", "threads_per_job", "optimized_metric", "trainer.max_epochs", "hydra")
+# search, how a sweep shares its epochs (none change what it computes), and its epoch budget (resume.py decides
+# what a new budget means).
+NOT_IDENTITY = ("output_dir", "resume", "threads_per_job", "optimized_metric", "share", "trainer.max_epochs",
+                "hydra")
 SHOWN = 4  # differences named in one line; the rest are counted
 ABSENT = "(absent)"
 

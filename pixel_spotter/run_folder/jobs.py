@@ -184,8 +184,8 @@ def _values(override) -> int:
 
 def override_set(overrides: list[str]) -> frozenset[str]:
     """What makes two jobs the same job: their overrides as a set, less how the sweep was started (resume=true,
-    Hydra's own settings). The order values were given in is not part of it."""
-    return frozenset(o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra.")))
+    Hydra's own settings) and how it shares epochs (share.*). The order values were given in is not part of it."""
+    return frozenset(o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra.", "share.")))
 
 
 def number_jobs(sweep: Path, jobs: list[list[str]]) -> list[tuple[int, list[str]]]:

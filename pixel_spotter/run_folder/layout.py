@@ -22,8 +22,11 @@ SWEEP_CONFIG, SWEEP_LOCK = "multirun.yaml", "sweep.lock"
 # `pixel-spotter robustness` writes these into a sweep folder (or --out); the report reads ROBUSTNESS back.
 ROBUSTNESS, ROBUSTNESS_PLOT = "robustness.csv", "robustness.png"
 STUDY = "optuna.db"  # a search's Optuna study (SQLite), in the sweep folder (conf/hparams_search/optuna.yaml)
+# An epoch sweep's snapshots (sweeps/shared_prefix.py): <sweep>/SHARED/<job#>/epochs-<n>/, each a run folder's
+# checkpoints and logs at epoch n of job <job#>, complete once SNAPSHOT_DONE is in it, until its job takes it.
+SHARED, SNAPSHOT_DONE = ".shared", "complete"
 # A run's own subfolders never hold runs; skipping them keeps finding runs fast.
-_NOT_RUNS = {HYDRA_DIR, CHECKPOINTS, TENSORBOARD, CSV_LOG, "plots", "__pycache__"}
+_NOT_RUNS = {HYDRA_DIR, CHECKPOINTS, TENSORBOARD, CSV_LOG, SHARED, "plots", "__pycache__"}
 _JOB_DIR = re.compile(r"(\d+)_")  # Hydra job folders are <job#>_<overrides> (conf/hydra/default.yaml)
 
 
@@ -41,3 +44,8 @@ OmegaConf.register_new_resolver("run_folder.checkpoints", lambda run: str(Path(r
 OmegaConf.register_new_resolver("run_folder.tensorboard", lambda run: str(Path(run) / TENSORBOARD), replace=True)
 OmegaConf.register_new_resolver("run_folder.csv_log", lambda run: str(Path(run) / CSV_LOG), replace=True)
 OmegaConf.register_new_resolver("run_folder.study", lambda sweep: str(Path(sweep) / STUDY), replace=True)
+
+
+def snapshot_dir(sweep: str | Path, job: int, epochs: int) -> Path:
+    """Where job ``job`` of ``sweep`` leaves its run folder's state at epoch ``epochs`` for a shorter job."""
+    return Path(sweep) / SHARED / str(int(job)) / f"epochs-{int(epochs)}"

@@ -40,6 +40,7 @@ class Results:
     weights_used: str | None = None
     epochs_run: int | None = None
     resumed_from: str | None = None  # the checkpoint this (last) start continued from
+    shared_from: int | None = None  # the job of its sweep that trained these epochs (an epoch sweep trains once)
     params: int | None = None
     train_seconds: float | None = None
     inference_ms_per_image: dict = field(default_factory=dict)
@@ -109,6 +110,7 @@ _CHECKS = {
     "weights_used": _optional(lambda v: isinstance(v, str)),
     "epochs_run": _optional(lambda v: isinstance(v, int) and not isinstance(v, bool)),
     "resumed_from": _optional(lambda v: isinstance(v, str)),
+    "shared_from": _optional(lambda v: isinstance(v, int) and not isinstance(v, bool)),
     "params": _optional(lambda v: isinstance(v, int) and not isinstance(v, bool)),
     "train_seconds": _optional(_number),
     "inference_ms_per_image": _metric_dict,

@@ -37,6 +37,8 @@ class Start:
     checkpoint: Path | None = None
     skip: Results | None = None
     extends: int | None = None  # a finished run continued to a larger max_epochs: the epochs it had
+    shared_from: int | None = None  # the job of the sweep whose epochs these are (training/prefix_snapshots.py)
+    stop_at: int | None = None  # the epoch that job stopped at for this one (its budget, or an early stop)
 
 
 def mark_interrupted(record: Results, run: Path) -> None:

@@ -10,6 +10,7 @@ import os
 import sys
 import traceback
 import warnings
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -35,6 +36,7 @@ from pixel_spotter.training.callbacks import (
 )
 from pixel_spotter.training.checkpoint_io import with_atomic_checkpoints
 from pixel_spotter.training.environment import hardware, versions
+from pixel_spotter.training.prefix_snapshots import adopt, snapshots_for
 from pixel_spotter.training.side_outputs import TestPredictions, record_hooks
 from pixel_spotter.training.validation import resume_flag, validate
 
@@ -44,20 +46,21 @@ log = logging.getLogger(__name__)
 def _hydra_info() -> dict:
     """Overrides, group choices and job number of this job (empty when Hydra is not running it)."""
     if not HydraConfig.initialized():
-        return {"overrides": [], "choices": {}, "multirun": False, "job_num": None}
+        return {"overrides": [], "choices": {}, "multirun": False, "job_num": None, "sweep": None}
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     return {"overrides": list(hc.overrides.task), "choices": dict(hc.runtime.choices), "multirun": multirun,
-            "job_num": int(hc.job.num) if multirun and hc.job.get("num") is not None else None}
+            "job_num": int(hc.job.num) if multirun and hc.job.get("num") is not None else None,
+            "sweep": Path(hc.sweep.dir) if multirun else None}
 
 
-def build(cfg: DictConfig):
-    """Instantiate (datamodule, module, trainer) from a validated config."""
+def build(cfg: DictConfig, extra_callbacks: tuple = ()):
+    """Instantiate (datamodule, module, trainer) from a validated config, the trainer with ``extra_callbacks``."""
     with unwrapped_user_errors():  # e.g. ResNet18's "weights unavailable" stays one line, not a trace
-        return _build(cfg)
+        return _build(cfg, extra_callbacks)
 
 
-def _build(cfg: DictConfig):
+def _build(cfg: DictConfig, extra_callbacks: tuple = ()):
     datamodule = instantiate(cfg.data)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
@@ -66,7 +69,7 @@ def _build(cfg: DictConfig):
     # Not config: the record's truth (status, resume) and the run folder's contents (predictions.csv)
     # depend on these, whatever callbacks a user picks.
     callbacks += [DivergenceGuard(), RngStateInCheckpoint(), CheckpointsFollowTheFolder(), FitClock(),
-                  TestPredictions(cfg.output_dir)]
+                  TestPredictions(cfg.output_dir), *extra_callbacks]
     # Loggers by name (conf/logger: tensorboard, csv): ~logger.csv drops one, ~logger all of them.
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     # trainer.plugins plus AtomicCheckpointIO: every checkpoint is written beside its target, then renamed
@@ -143,7 +146,9 @@ def run(cfg: DictConfig) -> Results:
         folder.write(record)  # status 'running': a reader can now tell a killed run from a missing one
         try:
             validate(cfg)
-            _train(cfg, folder, start, record)
+            if start.checkpoint is None:  # a fresh folder: an epoch sweep's shorter job starts from its snapshot
+                start = adopt(cfg, folder, info["sweep"]) or start
+            _train(cfg, folder, start, record, snapshots_for(cfg, folder, info["sweep"], info["job_num"]))
         except Exception as err:
             record.status = FAILED
             record.error = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
@@ -155,12 +160,15 @@ def run(cfg: DictConfig) -> Results:
         return record
 
 
-def _train(cfg: DictConfig, folder: RunFolder, start: Start, record: Results) -> None:
+def _train(cfg: DictConfig, folder: RunFolder, start: Start, record: Results, snapshots=None) -> None:
     L.seed_everything(cfg.seed, workers=True)
-    datamodule, model, trainer = build(cfg)
+    datamodule, model, trainer = build(cfg, (snapshots,) if snapshots else ())
     if start.extends:
         log.info("continuing the finished run from epoch %d to %d", start.extends, cfg.trainer.max_epochs)
-    if start.checkpoint:
+    if start.shared_from is not None:
+        record.shared_from = start.shared_from
+        trainer.fit_loop.max_epochs = start.stop_at  # its budget, or where the longer job stopped early
+    elif start.checkpoint:
         log.info("resuming from %s", start.checkpoint)
         record.resumed_from = os.path.relpath(start.checkpoint, folder.path)
 

@@ -55,6 +55,20 @@ def _validate_run_settings(cfg: DictConfig) -> None:
     threads = cfg.get("threads_per_job")
     if threads is not None:
         require_int("threads_per_job", threads, 1, 1)
+    _validate_share(cfg.get("share") or {}, cfg.trainer.get("max_epochs"))
+
+
+def _validate_share(share, max_epochs) -> None:
+    """share.*: epochs is the user's switch; the other two are set per job by the grid sweeper (shared_prefix.py)."""
+    require(isinstance(share.get("epochs", True), bool),
+            f"share.epochs must be true or false, got {share.get('epochs')!r}; e.g. share.epochs=false")
+    epochs = share.get("snapshot_epochs") or []
+    require(isinstance(epochs, (list, ListConfig)) and all(is_int(e) and 0 < e < (max_epochs or 0) for e in epochs),
+            f"share.snapshot_epochs must list epoch counts below trainer.max_epochs, got {epochs!r}; the sweep sets "
+            "it: leave it out")
+    source = share.get("from_job")
+    require(source is None or (is_int(source) and source >= 0),
+            f"share.from_job must be a job number, got {source!r}; the sweep sets it: leave it out")
 
 
 def _validate_model(model: DictConfig) -> None:
