@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class MatchingSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]):
         from pixel_spotter.errors import UserError
-        from pixel_spotter.run_folder.jobs import expand_sweep, number_jobs, other_budget
+        from pixel_spotter.run_folder.jobs import expand_sweep, launch_order, number_jobs, other_budget
         from pixel_spotter.run_folder.layout import SWEEP_CONFIG
 
         sweep = Path(self.config.hydra.sweep.dir)
@@ -36,7 +36,7 @@ class MatchingSweeper(BasicSweeper):
             jobs = expand_sweep([*self._parse_config(), *arguments])
         except UserError as err:
             sys.exit(f"error: {err}")
-        numbered = number_jobs(sweep, jobs)  # before this sweep writes anything into the folder
+        numbered = number_jobs(sweep, launch_order(jobs))  # before this sweep writes anything into the folder
         for new, old in other_budget(sweep, numbered):
             log.warning("job %d has the overrides of job %d but another trainer.max_epochs, so it trains as a new "
                         "job; to continue job %d itself, resume it alone: the command plus resume=true "

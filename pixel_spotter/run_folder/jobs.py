@@ -149,7 +149,7 @@ def planned_jobs(folder: Path) -> list[tuple[int, list[str]]]:
         if not str(hydra_cfg.sweeper.get("_target_", "")).endswith(GRID_SWEEPERS):
             return []
         params = [f"{k}={v}" for k, v in (hydra_cfg.sweeper.get("params") or {}).items()]
-        return number_jobs(folder, expand_sweep(params + list(hydra_cfg.overrides.task)))
+        return number_jobs(folder, launch_order(expand_sweep(params + list(hydra_cfg.overrides.task))))
     except UserError as err:  # planted or mistaken: too many jobs to list
         print(f"warning: {path}: {err}; its jobs that never started are not listed", file=sys.stderr)
         return []
@@ -188,10 +188,38 @@ def override_set(overrides: list[str]) -> frozenset[str]:
     return frozenset(o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra.", "share.")))
 
 
+BUDGET = "trainer.max_epochs="
+
+
+def budget(job: list[str]) -> int | None:
+    """The job's trainer.max_epochs override as a positive int; None without one (or with two, or not a number)."""
+    values = [o.lstrip("+").removeprefix(BUDGET) for o in job if o.lstrip("+").startswith(BUDGET)]
+    return int(values[0]) if len(values) == 1 and values[0].isdigit() and int(values[0]) > 0 else None
+
+
+def without_budget(job: list[str]) -> frozenset:
+    """What a job is, its epoch budget aside: jobs equal in this differ only in trainer.max_epochs."""
+    return frozenset(o for o in override_set(job) if not o.lstrip("+").startswith(BUDGET))
+
+
+def launch_order(jobs: list[list[str]]) -> list[list[str]]:
+    """A grid sweep's jobs in the order they are numbered and launched: first each job that is the longest of
+    those differing from it only in trainer.max_epochs (or has no such peers), then the shorter ones, which take
+    their epochs from it (sweeps/shared_prefix.py); so each phase is one run of consecutive job numbers, which
+    a parallel launcher runs side by side. Hydra's order otherwise."""
+    longest: dict[frozenset, int] = {}
+    for job in jobs:
+        if budget(job) is not None:
+            key = without_budget(job)
+            longest[key] = max(longest.get(key, 0), budget(job))
+    is_shorter = [budget(job) is not None and budget(job) < longest[without_budget(job)] for job in jobs]
+    return [job for job, short in zip(jobs, is_shorter) if not short] + [j for j, s in zip(jobs, is_shorter) if s]
+
+
 def number_jobs(sweep: Path, jobs: list[list[str]]) -> list[tuple[int, list[str]]]:
     """Job numbers for a sweep's jobs. A job whose override set a job folder of ``sweep`` already holds keeps that
     folder's number (so a resumed sweep finds its finished jobs whatever order its values are given in); the
-    others are numbered on after the largest number in use. A new sweep is numbered 0, 1, ... as Hydra would."""
+    others are numbered on after the largest number in use. A new sweep is numbered 0, 1, ... in the order given."""
     ran, used = _jobs_that_ran(Path(sweep))
     following = max(used, default=-1) + 1
     numbered, taken = [], set()

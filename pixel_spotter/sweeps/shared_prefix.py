@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from omegaconf import DictConfig, OmegaConf
 
-from pixel_spotter.run_folder.jobs import override_set
+from pixel_spotter.run_folder.jobs import budget as _budget
+from pixel_spotter.run_folder.jobs import without_budget as _without_budget
 
-BUDGET = "trainer.max_epochs="
 FOLLOWS_BUDGET = re.compile(r"\$\{[^}]*max_epochs")  # an interpolation of trainer.max_epochs
 Numbered = list[tuple[int, list[str]]]
 
@@ -59,18 +59,6 @@ def plan(numbered: Numbered, compose: Callable[[list[str]], DictConfig]) -> Plan
     result.first.sort()
     result.then.sort()
     return result
-
-
-def _budget(job: list[str]) -> int | None:
-    """The job's trainer.max_epochs override as a positive int, or None (no override, or not a plain number)."""
-    values = [o.lstrip("+").removeprefix(BUDGET) for o in job if o.lstrip("+").startswith(BUDGET)]
-    if len(values) != 1 or not values[0].isdigit() or int(values[0]) < 1:
-        return None
-    return int(values[0])
-
-
-def _without_budget(job: list[str]) -> frozenset:
-    return frozenset(o for o in override_set(job) if not o.lstrip("+").startswith(BUDGET))
 
 
 def _cannot_share(cfg: DictConfig) -> str | None:

@@ -35,6 +35,14 @@ def test_jobs_that_differ_only_in_their_budget_train_the_longest_once():
     assert shared.separate == []
 
 
+def test_the_longest_jobs_are_numbered_first_so_each_phase_is_consecutive():
+    from pixel_spotter.run_folder.jobs import launch_order
+
+    grid = [["model=cnn", "trainer.max_epochs=16"], ["model=cnn", "trainer.max_epochs=64"], ["model=heatmap"],
+            ["model=resnet18", "trainer.max_epochs=16"], ["model=resnet18", "trainer.max_epochs=64"]]
+    assert launch_order(grid) == [grid[1], grid[2], grid[4], grid[0], grid[3]]
+
+
 def test_the_same_budget_twice_is_not_shared():
     jobs = [(0, ["seed=0", "trainer.max_epochs=2"]), (1, ["seed=0", "trainer.max_epochs=2"])]
     shared = plan(jobs, _plain)
@@ -83,7 +91,7 @@ def test_shared_jobs_equal_separately_trained_ones(tmp_path):
         assert a.ok and b.ok and a.epochs_run == b.epochs_run == budget
         assert a.test == b.test and a.best_val == b.best_val  # the CNN has dropout: the random state travelled
         assert a.best_checkpoint == b.best_checkpoint and RunFolder(mine[budget]).best_checkpoint().is_file()
-        assert a.shared_from == (None if budget == 3 else 2) and b.shared_from is None  # job 2 trains 3 epochs
+        assert a.shared_from == (None if budget == 3 else 0) and b.shared_from is None  # job 0 trains 3 epochs
         curves, _ = RunFolder(mine[budget]).read_curves()
         expected, _ = RunFolder(theirs[budget]).read_curves()
         assert set(curves) == set(expected)
