@@ -15,10 +15,10 @@ network gets divided by the run's ``input_scale``. Prints one line per image, ``
 y = row), or a JSON list of {"image", "x", "y", "warning"} with ``--json``.
 
 An image the task finds doubtful (pixel task: blank, flat, several equally bright pixels; spot task: no spot
-clearly above the noise) or an answer that is clamped into the image (to the pixel centres, or to a spot's outer
-pixel edges), not a number (x/y printed ``-``, JSON null) or, for the pixel task, not the clear brightest pixel
-gets a warning: ``  # warning: ...`` after its line (or the "warning" field), and ``warning: FILE: ...`` on
-stderr.
+clearly above the noise, a second spot, counts far outside the trained range) or an answer that is clamped into
+the image (to the pixel centres, or to a spot's outer pixel edges), not a number (x/y printed ``-``, JSON null)
+or, for the pixel task, not the clear brightest pixel gets a warning: ``  # warning: ...`` after its line (or the
+"warning" field), and ``warning: FILE: ...`` on stderr.
 
 Exit status: 0 = every image answered without warning; 2 = bad input (unreadable image, wrong size, missing
 or corrupt run): one line on stderr, nothing on stdout; 3 = answered, but some answers are doubtful; see

@@ -17,6 +17,7 @@ from pixel_spotter.tasks.spot.doubts import spot_doubts
 from pixel_spotter.tasks.spot.rendering import SpotParams, SpotSynthesizer
 
 LOSS_WEIGHTS = (None, "crlb")
+RANGES = ("photons", "background", "sigma_psf", "read_noise")  # an export contract's trained_ranges
 PROBE_LIMIT = 1024  # spot images an export is checked on
 OUTPUT_MEANING = ("(N, 2) float32: x = column, y = row of the spot's centre, in pixels, origin top-left (pixel "
                   "centres 0..W-1, 0..H-1; a spot in a border pixel may lie up to half a pixel outside them, "
@@ -34,6 +35,21 @@ def spot_params(spot, where: str = "data.spot") -> SpotParams:
     unknown = sorted(set(spot) - {*known, "_target_"})
     require(not unknown, f"{where}.{unknown[0] if unknown else ''} is not a spot setting; use {', '.join(known)}")
     return SpotParams(**{k: plain(v) for k, v in spot.items() if k != "_target_"})
+
+
+def trained_params(ranges, input_scale: float) -> SpotParams:
+    """An export contract's ``trained_ranges`` ({photons, background, sigma_psf, read_noise: [lo, hi]}, or
+    None: SpotParams' defaults) as SpotParams, each range checked."""
+    if ranges is None:
+        return SpotParams(input_scale=input_scale)
+    wrong = UserError(f"the spot task's trained_ranges must give {', '.join(RANGES)} as [lo, hi] ranges, as "
+                      "pixel-spotter export writes them")
+    if not (isinstance(ranges, dict) and set(ranges) == set(RANGES)):
+        raise wrong
+    try:
+        return SpotParams(**{k: ranges[k] for k in RANGES}, input_scale=input_scale)
+    except UserError:  # config_range's sentence names data.spot.*, not the contract's fields
+        raise wrong from None
 
 
 class SpotTask(Task):
@@ -55,6 +71,9 @@ class SpotTask(Task):
         require(loss_weight in LOSS_WEIGHTS, f"data.loss_weight={loss_weight!r}: choose null or crlb")
         self.loss_weight = loss_weight
         self.renderer = SpotSynthesizer(self.height, self.width, self.params)  # every split: its seed stream differs
+        # the ranges the model was trained on, which predict warns far outside of; None: unknown (an export
+        # whose contract was written before contracts carried them)
+        self.trained: SpotParams | None = self.params
 
     @classmethod
     def check_config(cls, data, model) -> None:
@@ -103,7 +122,7 @@ class SpotTask(Task):
         return (batch.astype(np.float64) / self.params.input_scale).astype(np.float32)  # as training fed it
 
     def image_doubts(self, image: np.ndarray) -> str | None:
-        return spot_doubts(image)
+        return spot_doubts(image, self.trained)
 
     def probe_images(self, limit: int = PROBE_LIMIT) -> tuple[np.ndarray, str]:
         """Network inputs (counts / input_scale) of spots rendered with the run's own ``data.spot``, at every
@@ -119,9 +138,13 @@ class SpotTask(Task):
 
     def contract(self) -> dict:
         scale = self.params.input_scale
-        return {"value_range": None, "input_scale": scale, "scaling": scaling(scale), "output_meaning": OUTPUT_MEANING,
-                "input_values": f"float32 photon counts / {scale:g} (photon counts / input_scale), any finite "
-                                "values; not an image in [0, 1]"}
+        fields = {"value_range": None, "input_scale": scale, "scaling": scaling(scale),
+                  "output_meaning": OUTPUT_MEANING,
+                  "input_values": f"float32 photon counts / {scale:g} (photon counts / input_scale), any finite "
+                                  "values; not an image in [0, 1]"}
+        if self.trained is not None:  # advisory (only warnings depend on it), so not part of the export's identity
+            fields["trained_ranges"] = {k: list(getattr(self.trained, k)) for k in RANGES}
+        return fields
 
     @classmethod
     def from_contract(cls, contract: dict) -> SpotTask:
@@ -129,7 +152,10 @@ class SpotTask(Task):
         if not is_number(scale) or scale <= 0:
             raise UserError(f"the spot task's input_scale must be a finite number > 0 (photons per unit of network "
                             f"input), got {scale!r}")
-        return cls(contract["height"], contract["width"], spot=SpotParams(input_scale=float(scale)))
+        ranges = contract.get("trained_ranges")
+        task = cls(contract["height"], contract["width"], spot=trained_params(ranges, float(scale)))
+        task.trained = task.params if ranges is not None else None  # an older contract: ranges unknown
+        return task
 
     @classmethod
     def from_run_config(cls, data, height: int, width: int, where: str) -> SpotTask:
