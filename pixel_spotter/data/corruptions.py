@@ -3,8 +3,10 @@ spots, plus background offset, dimming and distractor pixels.
 
 Every function takes images (B, 1, H, W) and a (B,) tensor of per-image parameters and returns new images;
 nothing here draws random numbers (``tasks/pixel/rendering.py`` draws them, seeded per image) so the robustness
-benchmark can apply one exact severity to every image. Images are never clipped: noise stays white and
-Gaussian, which is what makes the matched filter (``tasks/pixel/references.py``) the optimal detector.
+benchmark can apply one exact severity to every image. Images are not clipped unless a config asks for the
+sensor stage (``clip``, ``quantize``: ``data.augment.sensor_clip`` / ``sensor_bits``, off by default): unclipped,
+noise stays white and Gaussian, which is what makes the matched filter (``tasks/pixel/references.py``) the
+optimal detector.
 """
 
 from __future__ import annotations
@@ -74,3 +76,15 @@ def add_distractors(images: torch.Tensor, xy: torch.Tensor, keep: torch.Tensor, 
                                                        torch.tensor(intensity, dtype=images.dtype,
                                                                     device=images.device))
     return out
+
+
+def clip(images: torch.Tensor) -> torch.Tensor:
+    """A saturating sensor: below 0 reads as 0 (no light), above 1 as 1 (full well)."""
+    return images.clamp(0.0, 1.0)
+
+
+def quantize(images: torch.Tensor, bits: int) -> torch.Tensor:
+    """Images in [0, 1] rounded to the 2**bits levels an image file of ``bits`` bits holds, as read back
+    (level / (2**bits - 1)): what ``pixel-spotter predict`` gets from an 8- or 16-bit PNG."""
+    top = float(2**bits - 1)
+    return torch.round(images * top) / top

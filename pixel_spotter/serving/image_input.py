@@ -1,15 +1,18 @@
-"""Image files -> checked (H, W) float32 arrays in [0, 1] (or photon counts), and answers clamped into the image.
-
-For a task whose files hold photon counts (``counts=True``, the spot task) integer arrays and 8-/16-bit PNGs
-are counts as they are (no scaling by the type), float arrays any finite values (read noise can make a count
-negative); the task turns them into the network's input. What makes an image or an answer doubtful is the
-task's (``Task.image_doubts`` / ``answer_doubts``); clamping an answer into the image is here.
+"""Image files -> checked (H, W) float32 arrays (brightness, or photon counts), and answers clamped into the image.
 
 Values are scaled by the range of the file's *type*, never by the data: an 8-bit image divides by 255, a
-16-bit PNG by 65535, an integer ``.npy`` by its dtype's maximum, and a float ``.npy`` must already be in
-[0, 1]. Scaling by the data (e.g. "divide by 255 when the max is above 1") would turn a dim 16-bit pixel or
-a float image in 0..255 into something else without a word. Every problem is a ``UserError`` with one
-sentence naming the file, the problem and the fix. numpy and Pillow only (no torch): cheap to import.
+16-bit PNG by 65535, an integer ``.npy`` by its dtype's maximum, and a float ``.npy`` (or float TIFF) is taken
+as it is, any finite values: a noisy image, as training renders it, lies partly below 0 and above 1. Scaling
+by the data (e.g. "divide by 255 when the max is above 1") would turn a dim 16-bit pixel or a float image in
+0..255 into something else without a word; the pixel task warns instead when a float image lies far outside
+the values its model was trained on (``Task.image_doubts``). For a task whose files hold photon counts
+(``counts=True``, the spot task) integer arrays and 8-/16-bit PNGs are counts as they are (no scaling by the
+type), float arrays any finite values (read noise can make a count negative); the task turns them into the
+network's input. What makes an image or an answer doubtful is the task's (``Task.image_doubts`` /
+``answer_doubts``); clamping an answer into the image is here.
+
+Every problem is a ``UserError`` with one sentence naming the file, the problem and the fix (NaN and
+infinite values among them: no model answers them). numpy and Pillow only (no torch): cheap to import.
 """
 
 from __future__ import annotations
@@ -47,23 +50,20 @@ def _unreadable(path: Path, err: Exception) -> UserError:
 
 
 def _checked_float(path: Path, image: np.ndarray, counts: bool = False) -> np.ndarray:
-    """A float array that must be finite and (unless ``counts``) already in [0, 1]."""
+    """A float array as it is, which must be finite (brightness beyond [0, 1] is the task's to judge)."""
     if not np.isfinite(image).all():
-        wanted = "photon counts" if counts else "numbers in [0, 1]"
+        wanted = "photon counts" if counts else "brightness values (0 background, 1 a clean spot)"
         raise UserError(f"image {shown_name(path)} contains NaN or infinite values; replace them with {wanted}")
-    if counts:
-        return image.astype(np.float32)
-    low, high = float(image.min()), float(image.max())
-    if low < 0 or high > 1:
-        hint = ("divide it by 255 or save it as uint8" if low >= 0 and high <= 255
-                else "scale it into [0, 1] or save it as an unsigned integer array")
-        raise UserError(f"image {shown_name(path)} is a float image with values from {low:g} to {high:g}, outside "
-                        f"[0, 1]; {hint}")
+    largest = float(np.abs(image).max()) if image.size else 0.0
+    if largest > float(np.finfo(np.float32).max):  # a float64 the network's float32 would turn into inf
+        raise UserError(f"image {shown_name(path)} has values beyond float32's range (up to {largest:g}); scale it "
+                        "down")
     return image.astype(np.float32)
 
 
 def _scaled(path: Path, image: np.ndarray, counts: bool = False) -> np.ndarray:
-    """Any numeric array -> float32 in [0, 1], scaled by its dtype's range (``counts``: unscaled counts)."""
+    """Any numeric array -> float32, integers scaled into [0, 1] by their dtype's range, floats as they are
+    (``counts``: unscaled counts)."""
     kind = image.dtype.kind
     if kind == "b" or (counts and kind in "ui"):
         return image.astype(np.float32)
@@ -148,8 +148,9 @@ def _read_picture(path: Path, size: tuple[int, int], counts: bool = False) -> np
 
 
 def read_image(path: Path | str, size: tuple[int, int], counts: bool = False) -> np.ndarray:
-    """The (H, W) float32 image in [0, 1] stored in ``path`` (PNG/JPEG or .npy) of ``size`` = (H, W); with
-    ``counts`` its photon counts as stored (any finite values, no scaling by the file's type)."""
+    """The (H, W) float32 image stored in ``path`` (PNG/JPEG or .npy) of ``size`` = (H, W): integer files scaled
+    into [0, 1] by their type, float arrays any finite values as they are; with ``counts`` its photon counts as
+    stored (no scaling by the file's type)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image {shown_name(path)} does not exist or is not a file; check the path")

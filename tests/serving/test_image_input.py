@@ -1,4 +1,5 @@
-"""image_input: files -> checked [0, 1] arrays scaled by their type, one-line errors, doubtful images/answers."""
+"""image_input: files -> checked arrays, integers scaled into [0, 1] by their type (floats as they are:
+test_float_inputs.py), one-line errors, doubtful images/answers."""
 
 import math
 import pickle
@@ -85,7 +86,6 @@ class _Anything:
 ERRORS = {
     "nan": (_float_with(np.nan), "NaN"),
     "inf": (_float_with(np.inf), "infinite"),
-    "float_0_255": (_float_with(255.0), "divide it by 255 or save it as uint8"),
     "negative_int": (lambda d: _save_npy(d / "bad.npy", np.full(SIZE, -3, dtype=np.int16)), "negative"),
     "3d_array": (lambda d: _save_npy(d / "bad.npy", np.zeros((3, *SIZE), dtype=np.uint8)), "not a 2-D image"),
     "1d_array": (lambda d: _save_npy(d / "bad.npy", np.zeros(20, dtype=np.uint8)), "not a 2-D image"),

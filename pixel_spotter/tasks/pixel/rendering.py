@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from pixel_spotter.data import corruptions
-from pixel_spotter.data.augment import CLEAN, Augment
+from pixel_spotter.data.augment import CLEAN, CORRUPTIONS, Augment
 
 
 def one_hot_images(xy: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -23,7 +23,9 @@ def one_hot_images(xy: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return images
 
 
-_ORDER = ("distractors", "blob_sigma", "blur_sigma", "intensity", "background", "noise_std")  # draw order: fixed
+# Each image's draws follow this order (its strengths, then one coin per corruption): never change it, or every
+# config renders other images than it did. It is also the order the corruptions are applied in.
+_ORDER = CORRUPTIONS
 
 
 class Synthesizer:
@@ -40,11 +42,11 @@ class Synthesizer:
         max_decoys = min(int(aug.distractors[1]), n_pix - 1)  # a tiny image has fewer free pixels than asked
         out = {k: [] for k in (*_ORDER, "decoy_xy", "decoy_keep", "noise")}
         flat = (xy[:, 1] * self.width + xy[:, 0]).tolist()
-        active = [k for k in _ORDER if getattr(aug, k) != getattr(CLEAN, k)]  # corruptions with a range
+        groups = aug.groups  # None: a coin per corruption; else one group per image
         for seed, spot in zip(seeds, flat):
             gen = torch.Generator().manual_seed(int(seed))  # CPU draws: identical numbers on CPU and GPU
             u = torch.rand(2 * len(_ORDER) + 1, generator=gen, dtype=torch.float64)
-            chosen = active[min(int(u[-1] * len(active)), len(active) - 1)] if active else None
+            chosen = groups[min(int(u[-1] * len(groups)), len(groups) - 1)] if groups else ()
             for i, key in enumerate(_ORDER):
                 lo, hi = getattr(aug, key)
                 if key == "distractors":
@@ -52,8 +54,8 @@ class Synthesizer:
                 else:
                     value = lo + (hi - lo) * float(u[i])
                 applied = float(u[len(_ORDER) + i]) < aug.p
-                if aug.combine == "one":  # one coin for the image, then only the chosen corruption
-                    applied = float(u[len(_ORDER)]) < aug.p and key == chosen
+                if groups is not None:  # one coin for the image, then only the chosen group's corruptions
+                    applied = float(u[len(_ORDER)]) < aug.p and key in chosen
                 out[key].append(value if applied else getattr(CLEAN, key)[0])
             if max_decoys:  # distinct pixels, never the spot's own
                 others = torch.randperm(n_pix - 1, generator=gen)[:max_decoys]
@@ -84,4 +86,12 @@ class Synthesizer:
         images = corruptions.offset(corruptions.scale(images, d["intensity"]), d["background"])
         if "noise" in d:
             images = corruptions.add_noise(images, d["noise_std"], d["noise"])
+        return self._sensor(images)
+
+    def _sensor(self, images: torch.Tensor) -> torch.Tensor:
+        """The sensor stage, after every corruption: clipping, then quantization (data.augment.sensor_*)."""
+        if self.augment.sensor_clip:
+            images = corruptions.clip(images)
+        if self.augment.sensor_bits is not None:
+            images = corruptions.quantize(images, self.augment.sensor_bits)
         return images

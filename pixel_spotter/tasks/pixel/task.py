@@ -9,14 +9,22 @@ import torch
 from pixel_spotter.checks import require
 from pixel_spotter.data.augment import Augment, augment_from_config
 from pixel_spotter.data.splits import normalize_xy
+from pixel_spotter.errors import UserError
 from pixel_spotter.tasks.base import Task
-from pixel_spotter.tasks.pixel.doubts import doubts, missed_brightest
+from pixel_spotter.tasks.pixel.doubts import (
+    UNKNOWN_VALUES,
+    TrainedValues,
+    doubts,
+    missed_brightest,
+    trained_values,
+    value_doubts,
+)
 from pixel_spotter.tasks.pixel.rendering import Synthesizer
 
 PROBE_LIMIT = 4096  # one-pixel images an export is checked on (all of them up to 64x64)
 SCALING = ("files are scaled by their type's range, never by their content: 8-bit PNG/JPEG / 255, 16-bit PNG "
-           "/ 65535, integer arrays / their dtype's maximum, float arrays must already be in [0, 1]; colour "
-           "is converted to grey (Pillow convert('L'))")
+           "/ 65535, integer arrays / their dtype's maximum, float arrays as they are (any finite values: noise "
+           "takes images below 0 and above 1, as in training); colour is converted to grey (Pillow convert('L'))")
 OUTPUT_MEANING = ("(N, 2) float32: x = column, y = row of the bright pixel, in pixels, origin top-left "
                   "(0..W-1, 0..H-1; an answer may lie a hair outside and should be clamped)")
 
@@ -38,6 +46,7 @@ class PixelTask(Task):
     def __init__(self, height: int, width: int, augment: Augment | None = None, augment_eval: bool = True):
         super().__init__(height, width)
         self.augment = augment
+        self.trained = trained_values(augment)  # the values predict warns far outside of
         self.renderers = {"train": Synthesizer(self.height, self.width, augment)}
         for split in ("val", "test"):  # val/test: the training distribution, or clean images
             self.renderers[split] = Synthesizer(self.height, self.width, augment if augment_eval else None)
@@ -54,7 +63,7 @@ class PixelTask(Task):
         return images, normalize_xy(xy[:, 0], xy[:, 1], self.height, self.width), None
 
     def image_doubts(self, image: np.ndarray) -> str | None:
-        return doubts(image)
+        return "; ".join(d for d in (doubts(image), value_doubts(image, self.trained)) if d) or None
 
     def answer_doubts(self, answer, image: np.ndarray) -> str | None:
         return missed_brightest(answer, image)
@@ -64,8 +73,27 @@ class PixelTask(Task):
         return probes, f"{len(probes)} one-pixel images of {self.height}x{self.width}"
 
     def contract(self) -> dict:
+        # value_range: what files are scaled into (a clean image's); float arrays may go beyond it
         return {"value_range": [0.0, 1.0], "scaling": SCALING, "output_meaning": OUTPUT_MEANING,
-                "input_values": "float32 in [0, 1]"}
+                "input_values": "float32 in [0, 1] for a clean image; any finite values"}
+
+    @classmethod
+    def from_contract(cls, contract: dict) -> PixelTask:
+        # The contract does not record the training values (see UNKNOWN_VALUES): warnings use a generous bound
+        task = cls(contract["height"], contract["width"])
+        task.trained = TrainedValues(*UNKNOWN_VALUES, known=False)
+        return task
+
+    @classmethod
+    def from_run_config(cls, data, height: int, width: int, where: str) -> PixelTask:
+        try:
+            augment = augment_from_config(data.get("augment"))
+        except UserError as err:
+            raise UserError(f"{where}: {err}; the run folder is corrupt: retrain") from None
+        except Exception as err:
+            raise UserError(f"{where} has an unusable data.augment section ({type(err).__name__}); the run folder "
+                            "is corrupt: retrain") from None
+        return cls(height, width, augment=augment)
 
 
 TASK = PixelTask
