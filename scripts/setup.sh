@@ -12,7 +12,7 @@ EXTRAS=${EXTRAS:-test,sweep,export}
 # what must import afterwards: the base install, plus one module per extra asked for
 IMPORTS="torch, torchvision, lightning, hydra, torchmetrics, tensorboard, matplotlib, numpy, PIL, jinja2, pixel_spotter"
 case ",$EXTRAS," in *,test,*) IMPORTS="$IMPORTS, pytest, xdist, ruff" ;; esac
-case ",$EXTRAS," in *,sweep,*) IMPORTS="$IMPORTS, hydra_plugins.hydra_joblib_launcher, hydra_plugins.hydra_submitit_launcher, hydra_plugins.hydra_optuna_sweeper, optuna" ;; esac
+case ",$EXTRAS," in *,sweep,*) IMPORTS="$IMPORTS, hydra_plugins.hydra_joblib_launcher, hydra_plugins.hydra_submitit_launcher, optuna" ;; esac
 case ",$EXTRAS," in *,export,*) IMPORTS="$IMPORTS, onnx, onnxruntime, onnxscript" ;; esac
 if ! "$VENV/bin/python" -c "import sys" 2>/dev/null || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
     echo "setup: creating $VENV"
@@ -27,6 +27,9 @@ rm -f "$VENV/.installed"
 echo "setup: installing torch, torchvision and pixel-spotter[$EXTRAS] into $VENV (about 2 minutes)"
 # Pinned torch/torchvision first: pip takes these from the local disk; an unpinned torch may download GBs.
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+# Hydra's Optuna sweeper plugin (pinned optuna<3) was replaced by our own sweeper: a venv made before must lose it,
+# or both would register hydra/sweeper=optuna.
+"$VENV/bin/python" -m pip uninstall -q -y --disable-pip-version-check hydra-optuna-sweeper >/dev/null 2>&1 || true
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
 if ! "$VENV/bin/python" -c "import $IMPORTS"; then
     echo "setup: the install finished but something still does not import (above); delete $VENV and run make setup again" >&2

@@ -186,7 +186,7 @@ warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigSto
 _SWEEP_EXTRA = ("the optional 'sweep' extra, which is not installed; install it with EXTRAS=test,sweep make setup "
                 "(or pip install -e '.[sweep]')")
 NEEDS_EXTRA = {
-    "hparams_search=optuna": ("hydra_plugins.hydra_optuna_sweeper", _SWEEP_EXTRA),
+    "hparams_search=optuna": ("optuna", _SWEEP_EXTRA),  # our sweeper (hydra_plugins/pixel_spotter) needs optuna
     "hydra/launcher=parallel": ("hydra_plugins.hydra_joblib_launcher", _SWEEP_EXTRA),
     "hydra/launcher=submitit_local": ("hydra_plugins.hydra_submitit_launcher", _SWEEP_EXTRA),
     "hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", _SWEEP_EXTRA),

@@ -4,8 +4,9 @@ Optuna study's direction, seed and trial count, and the command that re-runs a t
 ``optimized_metric`` names a validation metric this project logs (``val/loss`` or ``val/<pixel metric>``); a
 job returns that metric of its best checkpoint on the validation split (``best_val`` in its results.json:
 the record is the one owner of the number, the study and the report read the same value), never a test
-metric. A job that failed or diverged returns None, which Hydra's Optuna sweeper records as a FAILED trial.
-The sweeper itself is hydra_plugins/pixel_spotter/optuna_search.py (Hydra loads plugins only from that namespace).
+metric. A job that failed or diverged returns None, which the sweeper tells the study as a FAIL trial.
+The sweeper itself is hydra_plugins/pixel_spotter/optuna_search.py (Hydra loads plugins only from that namespace),
+its ask-and-tell loop pixel_spotter/sweeps/optuna_sweeper.py.
 """
 
 from __future__ import annotations

@@ -1,15 +1,18 @@
-"""A search's Optuna study across resumes (hparams_search=optuna). Before the plugin's own loop, OptunaSearch
-(hydra_plugins/pixel_spotter/optuna_search.py) asks this module:
+"""A search's Optuna study across resumes (hparams_search=optuna). The sweeper's ask-and-tell loop
+(pixel_spotter/sweeps/optuna_sweeper.py) asks this module:
 
-- open_study: the study a resumed command continues, or None for a new one. A study file that cannot be read,
-  or a study that is gone while the sweep folder still holds its jobs (a new study would number its trials from
-  0 again, over their job numbers), is one UserError line;
+- open_study: the study a resumed command continues, or None for a new one. A study file that cannot be read
+  (or was written by an older Optuna, whose schema needs an upgrade first), or a study that is gone while the
+  sweep folder still holds its jobs (a new study would number its trials from 0 again, over their job
+  numbers), is one UserError line;
 - check_same_search: the resumed command optimizes the same metric, searches the same space with the same fixed
   overrides as the study's trials (else trials of two objectives would mix in one study);
+- launch_and_tell: a batch of trials runs as jobs numbered by their trials, and the study is told each outcome
+  (the value, FAIL for a job that returned none, PRUNED for one whose record says a pruner stopped it);
 - rerun_unfinished: trials left RUNNING by a killed job run again, each as its own job number (its folder
   resumes from last.ckpt), and the study is told their values;
-- StopWhenKilled: a job of a search killed under a launcher that goes on (submitit, parallel) stops the search
-  before the plugin records the trial as failed, so it stays RUNNING and a resume runs it again.
+- StopWhenKilled: a job of a search killed under a launcher that goes on (submitit, parallel) stops the search;
+  its trial stays RUNNING, so a resume runs it again (the batch's other jobs are told as usual).
 """
 
 from __future__ import annotations
@@ -21,20 +24,25 @@ from pixel_spotter.errors import UserError
 from pixel_spotter.run_folder import INTERRUPTED, UNFINISHED, RunFolder, find_runs, job_name, search_of
 from pixel_spotter.sweeps.launchers import resuming
 from pixel_spotter.sweeps.search import SQLITE, direction
+from pixel_spotter.sweeps.search_space import job_overrides
 
 log = logging.getLogger(__name__)
 
 NEW_FOLDER = "or leave out hydra.sweep.dir to start a new search in a new folder"
 # Fixed overrides a resume may change: resume itself, and the metric (compared on its own, with its own message).
 MAY_CHANGE = ("resume", "optimized_metric")
+# The status a job's record would give when a pruner stopped it early: its trial is told PRUNED, not FAIL.
+# run_folder/layout.py has no such status yet (no job prunes itself), so today every job without a value fails.
+PRUNED = "pruned"
 
 
 class JobsKilled(Exception):
-    """Jobs of a search ended without finishing (their process was killed); their trials stay RUNNING."""
+    """Jobs of a search ended without finishing (their process was killed); their trials stay RUNNING.
+    ``returns``: what the whole batch returned, so its other jobs can still be told."""
 
-    def __init__(self, nums: list[int]):
+    def __init__(self, nums: list[int], returns: list | tuple = ()):
         super().__init__(", ".join(map(str, nums)))
-        self.nums = nums
+        self.nums, self.returns = nums, list(returns)
 
 
 def _short(err: Exception) -> str:
@@ -53,8 +61,22 @@ def _study_names(storage: str, where: str) -> list[str]:
     try:
         return [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
     except Exception as err:  # garbage bytes, a foreign database, a schema of another Optuna version
+        if "optuna storage upgrade" in str(err):  # written by an older Optuna (2.x, the old plugin's)
+            raise UserError(_older_schema(err, storage, where)) from None
         raise UserError(f"the search's study {where} cannot be read ({_short(err)}): it is damaged or not an Optuna "
                         f"study; restore it from a copy to resume this search, {NEW_FOLDER}") from None
+
+
+def _older_schema(err: Exception, storage: str, where: str) -> str:
+    import re
+
+    import optuna
+
+    found = re.search(r"set up by optuna ([\w.]+)", str(err))
+    then = f"optuna {found.group(1)}" if found else "an older Optuna"
+    return (f"the search's study {where} was written by {then}, whose schema optuna {optuna.__version__} cannot "
+            f"read; keep a copy, upgrade it with optuna storage upgrade --storage {storage} (the older Optuna "
+            f"cannot read it afterwards) and resume, {NEW_FOLDER}")
 
 
 def open_study(storage: str | None, name: str, sweep: Path):
@@ -134,33 +156,74 @@ def unfinished_trials(study) -> list:
 
 
 def trial_overrides(trial) -> list[str]:
-    """The overrides the plugin launched ``trial`` with (its sampled values, then the command's fixed overrides,
-    which it keeps as the trial's user attributes), plus resume=true: its job continues its own folder."""
-    values = [*trial.params.items(), *trial.user_attrs.items()]
-    return resuming([f"{key}={value}" for key, value in values])
+    """The overrides ``trial`` was launched with (its sampled values, then the command's fixed overrides, which
+    the sweeper keeps as the trial's user attributes), plus resume=true: its job continues its own folder."""
+    return resuming(job_overrides(trial.params, trial.user_attrs))
 
 
-def rerun_unfinished(study, launcher) -> None:
+def rerun_unfinished(study, launcher, sweep: Path | None = None) -> None:
     """Run each unfinished trial's job again, as its own job number (trial N is job N), and tell the study."""
     for trial in unfinished_trials(study):
         log.info("trial %d did not finish (its job was killed): running its job again, resuming", trial.number)
-        (ret,) = launcher.launch([trial_overrides(trial)], initial_job_idx=trial.number)
-        tell(study, trial.number, ret)
+        launch_and_tell(study, launcher, [trial.number], [trial_overrides(trial)], sweep)
 
 
-def tell(study, number: int, ret) -> None:
-    """Record a job's return as the plugin does: its value, or FAILED when it returned none."""
-    import optuna
+def launch_and_tell(study, launcher, numbers: list[int], overrides: list[list[str]], sweep: Path | None) -> list:
+    """Launch trials ``numbers`` (consecutive) as jobs of the same numbers and tell the study each outcome. A
+    batch with a killed job is told but for that job, then JobsKilled goes on up; a job that raised (not one
+    that failed: training returns None for those) is told FAIL, then its error is raised, as Hydra's sweepers do."""
+    try:
+        returns = launcher.launch(overrides, initial_job_idx=numbers[0])
+    except JobsKilled as err:
+        _tell_all(study, numbers, err.returns, sweep, skip=set(err.nums))
+        raise
+    _tell_all(study, numbers, returns, sweep)
+    for ret in returns:
+        _ = ret.return_value  # re-raises what a job raised
+    return returns
+
+
+def _tell_all(study, numbers: list[int], returns: list, sweep: Path | None, skip: set = frozenset()) -> None:
+    for number, ret in zip(numbers, returns):
+        if number not in skip:
+            tell(study, number, ret, job_status(sweep, number) if returned_value(ret) is None else None)
+
+
+def returned_value(ret) -> float | None:
+    """The finite number a job returned; None when it failed, diverged or raised."""
+    import math
+
     from hydra.core.utils import JobStatus
 
+    if ret.status != JobStatus.COMPLETED:
+        return None
     try:
-        value = float(ret.return_value) if ret.status == JobStatus.COMPLETED else None
+        value = float(ret.return_value)
     except (TypeError, ValueError):
-        value = None
-    if value is None:
-        study.tell(number, state=optuna.trial.TrialState.FAIL)
-    else:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def tell(study, number: int, ret, status: str | None = None) -> None:
+    """Tell the study trial ``number``'s outcome: the job's value; PRUNED when it returned none and its
+    record's ``status`` says a pruner stopped it; else FAIL (it failed or diverged; its record says why)."""
+    import optuna
+
+    value = returned_value(ret)
+    if value is not None:
         study.tell(number, value)
+    else:
+        state = optuna.trial.TrialState.PRUNED if status == PRUNED else optuna.trial.TrialState.FAIL
+        study.tell(number, state=state)
+    log.info("trial %d: %s", number, "no value, told " + state.name if value is None else f"value {value}")
+
+
+def job_status(sweep: Path | None, num: int) -> str | None:
+    """The status job ``num``'s record in ``sweep`` gives; None when there is no such job folder."""
+    if sweep is None or not Path(sweep).is_dir():
+        return None
+    found = [run for run in find_runs(sweep) if job_name(run, sweep) == str(num)]
+    return RunFolder(found[0]).read().status if found else None
 
 
 def killed_jobs(sweep: Path, nums: range) -> list[int]:
@@ -172,8 +235,8 @@ def killed_jobs(sweep: Path, nums: range) -> list[int]:
 
 
 class StopWhenKilled:
-    """The sweeper's launcher, raising JobsKilled when a job of a batch was killed: the plugin would record its
-    trial as failed, where a resume should run it again."""
+    """The sweeper's launcher, raising JobsKilled when a job of a batch was killed: telling its trial FAIL
+    would lose it, where a resume should run it again."""
 
     def __init__(self, launcher, sweep: Path):
         self.launcher, self.sweep = launcher, Path(sweep)
@@ -181,7 +244,7 @@ class StopWhenKilled:
     def launch(self, job_overrides, initial_job_idx: int):
         returns = self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
         if killed := killed_jobs(self.sweep, range(initial_job_idx, initial_job_idx + len(returns))):
-            raise JobsKilled(killed)
+            raise JobsKilled(killed, returns)
         return returns
 
     def __getattr__(self, name):

@@ -1,6 +1,6 @@
 """Parallel sweeps (hydra/launcher=parallel) and hyperparameter search (hparams_search=optuna): the value a job
-returns, threads per job, and real sweeps as subprocesses. The plugins come with the sweep extra
-(EXTRAS=test,sweep make setup); without it the tests that need one are skipped, saying so."""
+returns, threads per job, and real sweeps as subprocesses. The launcher plugins and Optuna come with the sweep
+extra (EXTRAS=test,sweep make setup); without it the tests that need one are skipped, saying so."""
 
 from __future__ import annotations
 
@@ -24,9 +24,8 @@ def _joblib():
 
 
 def _optuna():
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper",
-                        reason="hparams_search=optuna needs the sweep extra: EXTRAS=test,sweep make setup")
-    return pytest.importorskip("optuna")
+    return pytest.importorskip("optuna",
+                               reason="hparams_search=optuna needs the sweep extra: EXTRAS=test,sweep make setup")
 
 
 def test_main_returns_the_best_validation_value(make_cfg, tmp_path):

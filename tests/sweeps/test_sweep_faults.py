@@ -1,6 +1,7 @@
 """Sweeps under faults end in the sweep summary (exit 1) or in one `error: ...` line, never a traceback: a killed
 submitit job, a search's study file damaged, missing or belonging to another search on resume, and a trial whose
-job was killed (run again by the resume). The plugins come with the sweep extra (EXTRAS=test,sweep make setup)."""
+job was killed (run again by the resume). The launcher plugins and Optuna come with the sweep extra
+(EXTRAS=test,sweep make setup)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -22,8 +22,7 @@ KILL = "+callbacks.crash._target_=crash_callback.KillAt"  # tests/crash_callback
 
 
 def _optuna():
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason=f"hparams_search=optuna {NO_EXTRA}")
-    return pytest.importorskip("optuna")
+    return pytest.importorskip("optuna", reason=f"hparams_search=optuna {NO_EXTRA}")
 
 
 def _submitit():
@@ -136,11 +135,9 @@ def test_a_study_under_another_name_is_refused_naming_the_one_the_file_holds(tmp
 
 def _held_study(optuna, user_attrs: dict):
     study = optuna.create_study(direction="minimize")
-    lr = optuna.distributions.LogUniformDistribution(1e-4, 1e-1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # add_trial, in optuna 2.x
-        study.add_trial(optuna.trial.create_trial(params={"model.lr": 0.01}, distributions={"model.lr": lr},
-                                                  value=3.0, user_attrs=user_attrs))
+    lr = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)  # what tag(log, interval(...)) searches
+    study.add_trial(optuna.trial.create_trial(params={"model.lr": 0.01}, distributions={"model.lr": lr},
+                                              value=3.0, user_attrs=user_attrs))
     return study, {"model.lr": lr}
 
 
@@ -222,7 +219,7 @@ def test_a_batch_with_a_killed_job_stops_the_search_before_the_study_is_told(tmp
     assert len(launcher.launch([["model.lr=0.01"]], initial_job_idx=0)) == 1
     with pytest.raises(JobsKilled) as err:
         launcher.launch([["model.lr=0.01"], ["model.lr=0.02"]], initial_job_idx=0)
-    assert err.value.nums == [1]
+    assert err.value.nums == [1] and len(err.value.returns) == 2  # the batch's returns, to tell the others
 
 
 def test_an_unfinished_trial_runs_again_as_its_own_job_resuming():
