@@ -1,10 +1,10 @@
 """`pixel-spotter export RUN --format onnx|torchscript [--out FILE] [--bench]`: a model file that runs
 without pixel_spotter, plus its input contract.
 
-The file maps an (N, 1, H, W) float32 batch, what the run's network takes (its task says: images in [0, 1] for
-the pixel task, photon counts / ``data.spot.input_scale`` for the spot task), to (N, 2) pixel coordinates
-(x = column, y = row): ``CoordinateRegressor.predict_pixels``, the pixel scaling baked in, with a dynamic batch
-axis. The run is loaded exactly as ``predict`` loads it (``serving.loading``: untrusted folder,
+The file maps an (N, 1, H, W) float32 batch, what the run's network takes (its task says: brightness, 0 to 1
+for a clean image, for the pixel task; photon counts / ``data.spot.input_scale`` for the spot task), to (N, 2)
+pixel coordinates (x = column, y = row): ``CoordinateRegressor.predict_pixels``, the pixel scaling baked in,
+with a dynamic batch axis. The run is loaded exactly as ``predict`` loads it (``serving.loading``: untrusted folder,
 ``weights_only=True``). The file goes to ``./<run name>.onnx`` (``.pt`` for TorchScript) or ``--out``, never into
 the run folder; its contract goes next to it as ``<file>.json`` (task, size, dtype, value range, how image files
 are scaled, output meaning, the run, the exporter versions, the file's sha256 and the parity check).

@@ -192,7 +192,8 @@ def contract_task(contract: dict, where: Path):
 
 def open_exported(path: Path, threads: int | None = None, trust: bool = False):
     """The model source for an exported file (after checking its contract against it); its ``task`` is the
-    contract's (what predict feeds it: images in [0, 1], or photon counts / input_scale for the spot task)."""
+    contract's (what predict feeds it: brightness, 0 to 1 for a clean image, or photon counts / input_scale for
+    the spot task)."""
     contract = read_contract(path)
     size = (contract["height"], contract["width"])
     where = contract_path(path)

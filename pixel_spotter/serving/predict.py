@@ -9,8 +9,9 @@ source, images are read, checked and answered by the same code below.
 
 Images are PNG/JPEG (grey or colour, converted to grey) or ``.npy`` arrays, of the size the run trained on. What
 they hold is the run's task's (``pixel_spotter.tasks``): for the pixel task brightness, scaled to [0, 1] by the
-file type's range (8-bit /255, 16-bit /65535, integer arrays by their dtype's maximum, float arrays must already
-be in [0, 1]; see ``pixel_spotter.serving.image_input``); for the spot task photon counts as stored, which the
+file type's range (8-bit /255, 16-bit /65535, integer arrays by their dtype's maximum; float arrays as they are,
+any finite values, as training renders them, with a warning only far outside the run's trained range; see
+``pixel_spotter.serving.image_input``); for the spot task photon counts as stored, which the
 network gets divided by the run's ``input_scale``. Prints one line per image, ``FILE x y`` in pixels (x = column,
 y = row), or a JSON list of {"image", "x", "y", "warning"} with ``--json``.
 

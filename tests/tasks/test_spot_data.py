@@ -264,7 +264,7 @@ def test_predict_reads_photon_counts_of_a_spot_run(spot_run, tmp_path):
     files = []
     for i, (x, y) in enumerate(TRUE_SPOTS):
         counts = _bright_spot(x, y, seed=i)
-        assert counts.max() > 1000  # far outside [0, 1]: a pixel-task image would be refused
+        assert counts.max() > 1000  # far outside [0, 1]: a pixel-task run would warn on it
         np.save(tmp_path / f"f{i}.npy", counts.astype(np.float32))  # float counts
         np.save(tmp_path / f"u{i}.npy", counts.astype(np.uint16))  # integer counts, not scaled by 65535
         files += [tmp_path / f"f{i}.npy", tmp_path / f"u{i}.npy"]
