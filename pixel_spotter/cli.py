@@ -30,8 +30,8 @@ COMMANDS = {
     "export": ("pixel_spotter.serving.export",
                "a run's model as an ONNX or TorchScript file plus its input contract (.json); --bench"),
     "robustness": ("pixel_spotter.evaluation.robustness",
-                   "runs' best checkpoints under noise, blur, background, dimming and decoys vs argmax and a "
-                   "matched filter: robustness.csv/.png"),
+                   "runs' best checkpoints under noise, blur, background, dimming, decoys, and blur with noise "
+                   "(float, clipped, 8-bit) vs argmax and matched filters: robustness.csv/.png"),
     "spots table": ("pixel_spotter.tasks.spot.table",
                     "data=spot runs: RMSE / Cramér–Rao bound per photon count of each model, the centroid and "
                     "the ML fit (also: pixel-spotter spots RUN...)"),

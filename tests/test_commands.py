@@ -83,7 +83,8 @@ def test_robustness_of_a_run(heatmap_run_16, tmp_path, capsys):
     assert status == 0, err
     with (tmp_path / "robustness.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert {r["model"] for r in rows} == {"argmax", "matched_filter", "heatmap"}
+    assert {r["model"] for r in rows} == {"argmax", "matched_filter", "matched_filter_bank", "heatmap"}
+    assert {r["corruption"] for r in rows} >= {"noise", "blur+noise", "blur+noise clipped", "blur+noise 8-bit"}
     assert all(0 <= float(r["exact_acc"]) <= 1 for r in rows)
     assert (tmp_path / "robustness.png").stat().st_size > 1000
 

@@ -1,7 +1,10 @@
-"""`pixel-spotter robustness RUN [RUN ...]`: each run's best checkpoint on its own test positions, under one
-corruption at a time (every other corruption off), over a grid of severities, next to two reference
-detectors (``tasks/pixel/references.py``: argmax and the matched filter); the grid itself is
-``robustness_grid.py``. Runs of a task the grid does not apply to (the spot task) are refused in one line.
+"""`pixel-spotter robustness RUN [RUN ...]`: each run's best checkpoint on its own test positions, next to
+reference detectors that learn nothing (``tasks/pixel/references.py``), over two grids (``--grid``, default
+both): one corruption at a time (every other corruption off) over a range of severities, next to argmax and
+the matched filter (``robustness_grid.py``); and blur sigma x noise sigma together, each cell float, clipped
+to [0, 1] and clipped + 8-bit, next to those two and the bank of matched filters over sigma
+(``robustness_grid_combined.py``). Runs of a task the grids do not apply to (the spot task) are refused in one
+line.
 
 Each RUN is a run folder that finished ok, or a sweep folder (its ok jobs; the others are skipped with a
 note). A run's test positions come from its recorded data config (.hydra/config.yaml), validated as
@@ -9,15 +12,17 @@ training validates it; the network is rebuilt by ``serving.loading.load_model`` 
 weights_only=True), never from an untrusted config.
 
 Images: each test position is rendered ``--repeats`` times per severity, image k of draw r seeded by
-``data.seeds.sample_seed(data seed, ROBUSTNESS_STREAM, r * N + k)``, so every model and both reference
-detectors on a test set see the very same images at a given severity (a paired comparison), and the noise
-field and decoy pixels of an image are the same at every severity (only their strength changes). A
-corruption that draws nothing at random (blur, background, dimming, and every severity 0) renders each
-position once: repeats would only copy it. ``n`` in the CSV is the number of images scored.
+``data.seeds.sample_seed(data seed, ROBUSTNESS_STREAM, r * N + k)``, so every model and every reference
+detector on a test set see the very same images at a given severity (a paired comparison), and the noise
+field and decoy pixels of an image are the same at every severity of both grids (only their strength
+changes). A corruption that draws nothing at random (blur, background, dimming, every severity 0 and every
+noise-free cell of the combined grid) renders each position once: repeats would only copy it. ``n`` in the CSV
+is the number of images scored.
 
-Output: ``robustness.csv`` (run_folder.robustness_csv) and ``robustness.png`` (exact % against severity,
-one panel per corruption), into ``--out``; by default into the sweep folder when every run is a job of one
-sweep (there ``pixel-spotter report SWEEP`` picks the table up), else the current folder.
+Output: ``robustness.csv`` (run_folder.robustness_csv; a combined cell's row has the blur sigma as severity and
+the noise sigma as severity2) and ``robustness.png`` (exact % against severity, one panel per corruption, then
+against noise, one panel per blur and rendering), into ``--out``; by default into the sweep folder when every
+run is a job of one sweep (there ``pixel-spotter report SWEEP`` picks the table up), else the current folder.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from pathlib import Path
 
 from pixel_spotter.errors import ConfigError, UserError
 from pixel_spotter.evaluation.robustness_grid import DEFAULT_REPEATS, DEVICES, TEST_SET_KEYS, Subject, benchmark
+from pixel_spotter.evaluation.robustness_grid_combined import benchmark_combined
+
+GRIDS = ("single", "combined", "both")
 
 # ---------------------------------------------------------------------------------------------- the runs
 
@@ -123,6 +131,16 @@ def default_out(runs: list[Path]) -> Path:
 # --------------------------------------------------------------------------------------------- benchmark
 
 
+def run_grids(subjects: list[Subject], grid: str, repeats: int, device: str) -> list:
+    """The rows of the grids ``grid`` names (single, combined or both: the single grid's rows first)."""
+    rows = []
+    if grid in ("single", "both"):
+        rows += benchmark(subjects, repeats=repeats, device=device)
+    if grid in ("combined", "both"):
+        rows += benchmark_combined(subjects, repeats=repeats, device=device)
+    return rows
+
+
 # -------------------------------------------------------------------------------------------------- cli
 
 
@@ -146,6 +164,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"renders of each test position per severity of a random corruption (noise, "
                              f"decoys); default {DEFAULT_REPEATS}")
     parser.add_argument("--device", choices=DEVICES, default="cpu", help="where to render and run (default cpu)")
+    parser.add_argument("--grid", choices=GRIDS, default="both",
+                        help="single: one corruption at a time (the fast one); combined: blur x noise, float, "
+                             "clipped and 8-bit; both (default)")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -158,7 +179,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise UserError("--device cuda but no CUDA GPU is visible; use --device cpu")
     runs = resolve_runs(args.runs)
     subjects = [load_subject(path, name, args.device) for path, name in runs]
-    rows = benchmark(subjects, repeats=args.repeats, device=args.device)
+    rows = run_grids(subjects, args.grid, args.repeats, args.device)
     out = args.out or default_out([path for path, _ in runs])
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
 """The robustness grid: one corruption at a time over a range of severities, every run and both reference
-detectors scored on the very same rendered images (``benchmark``). ``robustness.py`` is the command around it."""
+detectors scored on the very same rendered images (``benchmark``), and what the second grid
+(``robustness_grid_combined.py``, blur x noise) shares with it: the test positions, scoring one cell, its rows.
+``robustness.py`` is the command around them."""
 
 from __future__ import annotations
 
@@ -79,61 +81,89 @@ class _Tally:
         self.n += len(true)
 
 
+def by_test_set(subjects: list[Subject]) -> dict[str, list[Subject]]:
+    """The subjects grouped by test set (label -> its runs, in the order given): each group shares its images."""
+    groups: dict[str, list[Subject]] = {}
+    for subject in subjects:
+        groups.setdefault(subject.test_set, []).append(subject)
+    return groups
+
+
+def test_positions(data: dict):
+    """(N, 2) test positions of a run's recorded data settings, split as its training split them."""
+    from pixel_spotter.data.datamodule import PixelDataModule
+
+    datamodule = PixelDataModule(height=data["height"], width=data["width"], split=data["split"],
+                                 fractions=tuple(data["fractions"]), seed=data["seed"],
+                                 heldout_quadrant=data["heldout_quadrant"], random_train_size=data["random_train_size"],
+                                 max_eval_images=data["max_eval_images"])
+    datamodule.setup()
+    return datamodule.positions["test"]
+
+
+def score_cell(mine: list[Subject], positions, synth, draws: int, data_seed: int, detectors: tuple[str, ...],
+               blur: float, device: str, batch_size: int) -> dict[str, _Tally]:
+    """Render ``draws`` images (image k: position k mod N, seed k of the robustness stream) with ``synth`` and
+    tally every detector (the matched filter told ``blur``) and every run on them."""
+    import torch
+
+    from pixel_spotter.data.seeds import ROBUSTNESS_STREAM, sample_seed
+    from pixel_spotter.tasks.pixel.references import detect
+
+    n_pos = len(positions)
+    tallies = {key: _Tally() for key in (*detectors, *(s.name for s in mine))}
+    for start in range(0, draws, batch_size):
+        keys = range(start, min(start + batch_size, draws))
+        xy = positions[[k % n_pos for k in keys]].to(device)
+        images = synth(xy, [sample_seed(data_seed, ROBUSTNESS_STREAM, k) for k in keys])
+        for name in detectors:
+            tallies[name].add(detect(name, images, blur), xy)
+        with torch.inference_mode():
+            for subject in mine:
+                tallies[subject.name].add(subject.net.predict_pixels(images), xy)
+    return tallies
+
+
+def cell_rows(tallies: dict[str, _Tally], mine: list[Subject], detectors: tuple[str, ...], label: str,
+              corruption: str, severity: float, severity2: float | None = None) -> list:
+    """One RobustnessRow per detector, then per run, from a cell's tallies."""
+    from pixel_spotter.run_folder import REFERENCE_RUN, RobustnessRow
+
+    series = [(REFERENCE_RUN, name, name) for name in detectors] + [(s.name, s.model, s.name) for s in mine]
+    rows = []
+    for run, model, key in series:
+        t = tallies[key]
+        p, euclid = t.correct / t.n, t.euclid / t.n
+        rows.append(RobustnessRow(run=run, model=model, test_set=label, corruption=corruption,
+                                  severity=float(severity), n=t.n, exact_acc=p, exact_se=math.sqrt(p * (1 - p) / t.n),
+                                  euclid_px=euclid if math.isfinite(euclid) else None,
+                                  severity2=None if severity2 is None else float(severity2)))
+    return rows
+
+
 def benchmark(subjects: list[Subject], repeats: int = DEFAULT_REPEATS, device: str = "cpu",
               batch_size: int = 1024, grid: dict | None = None) -> list:
     """RobustnessRows: per test set, corruption and severity, both reference detectors, then every run
     on that test set, all scored on the same rendered images."""
-    import torch
-
-    from pixel_spotter.data.datamodule import PixelDataModule
-    from pixel_spotter.data.seeds import ROBUSTNESS_STREAM, sample_seed
-    from pixel_spotter.run_folder import REFERENCE_RUN, RobustnessRow
-    from pixel_spotter.tasks.pixel.references import DETECTORS, detect
+    from pixel_spotter.cli import progress
+    from pixel_spotter.tasks.pixel.references import DETECTORS
     from pixel_spotter.tasks.pixel.rendering import Synthesizer
 
     grid = GRID if grid is None else grid
-    by_set: dict[str, list[Subject]] = {}
-    for subject in subjects:
-        by_set.setdefault(subject.test_set, []).append(subject)
+    groups = by_test_set(subjects)
     rows = []
-    from pixel_spotter.cli import progress
-
-    cells = len(by_set) * sum(len(severities) for _, severities in grid.values())
-    bar = progress(total=cells, desc="robustness", unit="severity")
-    for label, mine in by_set.items():
+    bar = progress(total=len(groups) * sum(len(severities) for _, severities in grid.values()),
+                   desc="robustness", unit="severity")
+    for label, mine in groups.items():
         d = mine[0].data
-        datamodule = PixelDataModule(height=d["height"], width=d["width"], split=d["split"],
-                                     fractions=tuple(d["fractions"]), seed=d["seed"],
-                                     heldout_quadrant=d["heldout_quadrant"], random_train_size=d["random_train_size"],
-                                     max_eval_images=d["max_eval_images"])
-        datamodule.setup()
-        positions = datamodule.positions["test"]
-        n_pos = len(positions)
+        positions = test_positions(d)
         for corruption, (_, severities) in grid.items():
             for severity in severities:
-                draws = n_pos * (repeats if _is_random(corruption, severity) else 1)
+                draws = len(positions) * (repeats if _is_random(corruption, severity) else 1)
                 synth = Synthesizer(d["height"], d["width"], augment_for(corruption, severity))
                 blur = float(severity) if corruption == "blur" else 0.0
-                tallies = {key: _Tally() for key in (*DETECTORS, *(s.name for s in mine))}
-                for start in range(0, draws, batch_size):
-                    keys = range(start, min(start + batch_size, draws))
-                    xy = positions[[k % n_pos for k in keys]].to(device)
-                    images = synth(xy, [sample_seed(d["seed"], ROBUSTNESS_STREAM, k) for k in keys])
-                    for name in DETECTORS:
-                        tallies[name].add(detect(name, images, blur), xy)
-                    with torch.inference_mode():
-                        for subject in mine:
-                            tallies[subject.name].add(subject.net.predict_pixels(images), xy)
+                tallies = score_cell(mine, positions, synth, draws, d["seed"], DETECTORS, blur, device, batch_size)
+                rows += cell_rows(tallies, mine, DETECTORS, label, corruption, severity)
                 bar.update()
-                series = [(REFERENCE_RUN, name, name) for name in DETECTORS]
-                series += [(s.name, s.model, s.name) for s in mine]
-                for run, model, key in series:
-                    t = tallies[key]
-                    p = t.correct / t.n
-                    euclid = t.euclid / t.n
-                    rows.append(RobustnessRow(run=run, model=model, test_set=label, corruption=corruption,
-                                              severity=float(severity), n=t.n, exact_acc=p,
-                                              exact_se=math.sqrt(p * (1 - p) / t.n),
-                                              euclid_px=euclid if math.isfinite(euclid) else None))
     bar.close()
     return rows

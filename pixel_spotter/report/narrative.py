@@ -201,8 +201,10 @@ ROBUSTNESS_NOTE = (f"From `{ROBUSTNESS}` (`pixel-spotter robustness`): each run'
                    "positions, under one corruption at a time at each severity, next to two reference detectors "
                    "that learn nothing: `argmax` (the brightest pixel) and `matched_filter` (correlation with the "
                    "blur kernel, normalized by its energy inside the image, then argmax: the maximum-likelihood "
-                   "location for a known blur in white Gaussian noise, and argmax where there is no blur). Every "
-                   "model and detector on a test set saw the same images; n = images scored.")
+                   "location for a known blur in white Gaussian noise, and argmax where there is no blur). The "
+                   "second grid (blur and noise together, float, clipped and 8-bit) adds `matched_filter_bank`, the "
+                   "matched filter over a bank of blurs, which is not told the blur (the generalized likelihood "
+                   "ratio). Every model and detector on a test set saw the same images; n = images scored.")
 
 
 def robustness(a: Analysis) -> list[str]:

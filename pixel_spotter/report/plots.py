@@ -44,9 +44,10 @@ def make_all(a: Analysis, folder: Path) -> list[tuple[str, Path]]:
     jobs.append((f"Error histogram of {which}", error_histograms, (spread, folder / "error_hist.png")))
     for module in tasks.report_sections():  # each task's own figures
         jobs += module.plots(a.runs, folder)
-    if a.robustness is not None and a.robustness.rows:
-        jobs.append(("Robustness: exact % against severity, one corruption at a time",
-                     robustness_plot, (a.robustness.rows, folder / ROBUSTNESS_PLOT)))
+    if a.robustness is not None and (a.robustness.rows or a.robustness.combined):
+        jobs.append(("Robustness: exact % against severity, one corruption at a time; then against noise, blur "
+                     "and noise together, float, clipped and 8-bit",
+                     robustness_plot, (a.robustness.rows + a.robustness.combined, folder / ROBUSTNESS_PLOT)))
 
     made = []
     for caption, draw, args in jobs:

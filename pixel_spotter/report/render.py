@@ -18,6 +18,7 @@ from markupsafe import Markup
 from pixel_spotter import tasks
 from pixel_spotter.report import fmt, narrative, templates
 from pixel_spotter.report.analysis import Analysis, Entry, SearchRanking, varying
+from pixel_spotter.report.robustness import combined_lines, combined_table
 from pixel_spotter.run_folder import atomic_write
 
 TITLE = "pixel-spotter report"
@@ -192,7 +193,8 @@ def _task_sections(a: Analysis) -> list[dict]:
 def _robustness_context(a: Analysis) -> dict | None:
     if a.robustness is None:
         return None
-    return {"note": narrative.ROBUSTNESS_NOTE, "lines": narrative.robustness(a), "table": robustness_table(a)}
+    return {"note": narrative.ROBUSTNESS_NOTE, "lines": narrative.robustness(a) + combined_lines(a.robustness),
+            "table": robustness_table(a), "combined_table": combined_table(a.robustness)}
 
 
 def to_markdown(ctx: dict) -> str:

@@ -2,6 +2,11 @@
 test set and corruption, the better reference detector (the higher mean exact % over the severity grid)
 and, for every run, its largest shortfall below that reference over the grid, in percentage points.
 
+The combined grid (rows with a severity2: blur sigma x noise sigma, per rendering) is kept apart
+(``Robustness.combined``): its summaries compare every run with the better *realizable* reference, argmax or
+the bank of matched filters (neither is told the blur), and, as a bound, with the matched filter told the
+true blur; ``combined_lines`` and ``combined_table`` word them.
+
 Part of the analysis stage: load.load_robustness reads the table (never raising), this computes, narrative
 words it.
 """
@@ -36,17 +41,47 @@ class CorruptionSummary:
     gaps: list[Gap]  # closest to the reference first
 
 
+REALIZABLE = ("argmax", "matched_filter_bank")  # references not told the blur: what a deployed detector could do
+TOLD = "matched_filter"  # told the true blur: a bound, not a detector one could deploy
+RENDERING_NAMES = {"blur+noise": "float", "blur+noise clipped": "clipped", "blur+noise 8-bit": "clipped + 8-bit"}
+
+
+@dataclass(frozen=True)
+class CellGap:
+    """One run's largest shortfall (pp of exact %) below a reference over the blur x noise grid, and where."""
+
+    run: str
+    model: str
+    max_gap_pp: float  # > 0: below the reference somewhere; <= 0: never below it
+    blur: float
+    noise: float
+
+
+@dataclass(frozen=True)
+class CombinedSummary:
+    """One test set and rendering of the blur x noise grid: the better realizable reference, every run's
+    largest gap below it (closest first) and, as a bound, below the matched filter told the true blur."""
+
+    test_set: str
+    corruption: str  # the rendering: "blur+noise", "blur+noise clipped", "blur+noise 8-bit"
+    reference: str  # the better realizable reference, or both joined by " = " when they tie
+    gaps: list[CellGap]
+    told_gaps: dict[tuple[str, str], CellGap]  # (run, model) -> its gap below matched_filter; {} without one
+
+
 @dataclass
 class Robustness:
     """The robustness tables of the report's folders: their rows, what they say, and what could not be read."""
 
-    rows: list[RobustnessRow] = field(default_factory=list)
+    rows: list[RobustnessRow] = field(default_factory=list)  # the single-corruption grid's rows
     summaries: list[CorruptionSummary] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # "<folder>: ... unreadable: why"
+    combined: list[RobustnessRow] = field(default_factory=list)  # the blur x noise grid's rows (severity2 set)
+    combined_summaries: list[CombinedSummary] = field(default_factory=list)
 
     @property
     def test_sets(self) -> list[str]:
-        return list(dict.fromkeys(r.test_set for r in self.rows))
+        return list(dict.fromkeys(r.test_set for r in (*self.rows, *self.combined)))
 
 
 def analyze_robustness(loaded: tuple[list[RobustnessRow], list[str]] | None) -> Robustness | None:
@@ -54,7 +89,10 @@ def analyze_robustness(loaded: tuple[list[RobustnessRow], list[str]] | None) -> 
     if loaded is None:
         return None
     rows, problems = loaded
-    return Robustness(rows=rows, summaries=summarize(rows), problems=problems)
+    single = [r for r in rows if r.severity2 is None]
+    combined = [r for r in rows if r.severity2 is not None]
+    return Robustness(rows=single, summaries=summarize(single), problems=problems, combined=combined,
+                      combined_summaries=summarize_combined(combined))
 
 
 def _curve(rows: list[RobustnessRow]) -> dict[float, float]:
@@ -89,6 +127,96 @@ def summarize(rows: list[RobustnessRow]) -> list[CorruptionSummary]:
         gaps.sort(key=lambda g: g.max_gap_pp)
         summaries.append(CorruptionSummary(test_set, corruption, " = ".join(tied), gaps))
     return summaries
+
+
+def _cells(rows: list[RobustnessRow]) -> dict[tuple[float, float], float]:
+    """(blur, noise) -> exact % (a later duplicate row wins)."""
+    return {(r.severity, r.severity2): 100 * r.exact_acc for r in rows}
+
+
+def _worst_cell(run: str, model: str, curve: dict, best: dict) -> CellGap | None:
+    """The cell where ``curve`` falls furthest below ``best`` (the first such cell on a tie); None if none shared."""
+    shared = [cell for cell in curve if cell in best]
+    if not shared:
+        return None
+    worst = max(shared, key=lambda c: (best[c] - curve[c], -shared.index(c)))
+    return CellGap(run, model, best[worst] - curve[worst], *worst)
+
+
+def _combined_summary(test_set: str, corruption: str, mine: list[RobustnessRow]) -> CombinedSummary | None:
+    """The summary of one test set and rendering; None without a realizable reference's rows."""
+    references = {name: _cells([r for r in mine if r.reference and r.model == name])
+                  for name in dict.fromkeys(r.model for r in mine if r.reference)}
+    realizable = {name: c for name, c in references.items() if name in REALIZABLE and c}
+    if not realizable:
+        return None
+    means = {name: sum(c.values()) / len(c) for name, c in realizable.items()}
+    tied = [name for name, mean in means.items() if mean == max(means.values())]
+    gaps, told = [], {}
+    for run, model in dict.fromkeys((r.run, r.model) for r in mine if not r.reference):
+        curve = _cells([r for r in mine if (r.run, r.model) == (run, model)])
+        gap = _worst_cell(run, model, curve, realizable[tied[0]])
+        if gap is not None:
+            gaps.append(gap)
+        bound = _worst_cell(run, model, curve, references.get(TOLD, {}))
+        if bound is not None:
+            told[(run, model)] = bound
+    gaps.sort(key=lambda g: g.max_gap_pp)
+    return CombinedSummary(test_set, corruption, " = ".join(tied), gaps, told)
+
+
+def summarize_combined(rows: list[RobustnessRow]) -> list[CombinedSummary]:
+    """Per test set and rendering of the blur x noise grid (rows with a severity2), in the order first seen."""
+    summaries = []
+    for test_set, corruption in dict.fromkeys((r.test_set, r.corruption) for r in rows):
+        mine = [r for r in rows if (r.test_set, r.corruption) == (test_set, corruption)]
+        summary = _combined_summary(test_set, corruption, mine)
+        if summary is not None:
+            summaries.append(summary)
+    return summaries
+
+
+def _where(gap: CellGap) -> str:
+    return f"blur σ {gap.blur:g}, noise σ {gap.noise:g}"
+
+
+def _who(run: str, model: str) -> str:
+    return f"`#{run}` {model}" if is_job_name(run) else f"{model} (`{run}`)"
+
+
+def combined_lines(r: Robustness) -> list[str]:
+    """One sentence per test set and rendering of the blur x noise grid: the better realizable reference and
+    the run that stays closest to it (its largest gap, and where)."""
+    several = len(r.test_sets) > 1
+    lines = []
+    for c in r.combined_summaries:
+        on = f" (test set {r.test_sets.index(c.test_set) + 1})" if several else ""
+        text = f"**{c.corruption}**{on}: better realizable reference `{c.reference}`"
+        if not c.gaps:
+            lines.append(text + "; no run was measured.")
+            continue
+        parts = [f"{_who(g.run, g.model)} at most {g.max_gap_pp:.1f} pp below it (at {_where(g)})"
+                 if g.max_gap_pp > 0 else f"{_who(g.run, g.model)} never below it" for g in c.gaps]
+        lines.append(f"{text}; closest: {'; then '.join([parts[0]] + ([', '.join(parts[1:])] if parts[1:] else []))}.")
+    return lines
+
+
+def combined_table(r: Robustness):
+    """render.Table: per test set, rendering and run, its largest gap below the better realizable reference
+    and below the matched filter told the true blur, each with its cell; None without a combined grid."""
+    from pixel_spotter.report.render import Table  # here: render imports this module
+
+    if not r.combined_summaries:
+        return None
+    headers = ["rendering", "run", "realizable reference", "largest gap (pp)", "at", f"gap below {TOLD} (pp)", "at"]
+    rows = []
+    for c in r.combined_summaries:
+        for g in c.gaps:
+            row = next(x for x in r.combined if (x.test_set, x.run, x.model) == (c.test_set, g.run, g.model))
+            bound = c.told_gaps.get((g.run, g.model))
+            rows.append([c.corruption, series_label(row, r.test_sets), c.reference, f"{g.max_gap_pp:.1f}", _where(g),
+                         "—" if bound is None else f"{bound.max_gap_pp:.1f}", "—" if bound is None else _where(bound)])
+    return Table(headers, rows)
 
 
 def is_job_name(run: str) -> bool:

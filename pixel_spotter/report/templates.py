@@ -72,6 +72,10 @@ MARKDOWN = """\
 
 {{ table(robustness.table) }}
 {% endif %}
+{% if robustness.combined_table %}
+
+{{ table(robustness.combined_table) }}
+{% endif %}
 {% endif %}
 {% if problems %}
 
@@ -154,6 +158,9 @@ HTML = """\
 <ul>{% for line in robustness.lines %}<li>{{ line | inline }}</li>{% endfor %}</ul>
 {% if robustness.table %}
 {{ table(robustness.table) }}
+{% endif %}
+{% if robustness.combined_table %}
+{{ table(robustness.combined_table) }}
 {% endif %}
 {% endif %}
 {% if problems %}

@@ -1,11 +1,14 @@
 """robustness.csv (``pixel-spotter robustness``): one row per (model or reference detector, corruption,
-severity); written atomically, read back as untrusted input (types and ranges checked, a reason instead of
-a trace: the report says "unreadable" and goes on).
+severity or pair of severities); written atomically, read back as untrusted input (types and ranges checked,
+a reason instead of a trace: the report says "unreadable" and goes on).
 
 Columns: run (the run's job name or path; "reference" for a detector), model (the run's model, or
-``argmax`` / ``matched_filter``), test_set (which test positions: runs sharing it saw the very same images),
-corruption, severity, n (images scored), exact_acc (fraction), exact_se (its standard error,
-sqrt(p (1 - p) / n)), euclid_px (mean Euclidean error; empty when a model answered a non-finite number).
+``argmax`` / ``matched_filter`` / ``matched_filter_bank``), test_set (which test positions: runs sharing it saw
+the very same images), corruption, severity, n (images scored), exact_acc (fraction), exact_se (its standard error,
+sqrt(p (1 - p) / n)), euclid_px (mean Euclidean error; empty when a model answered a non-finite number),
+severity2 (a combined corruption's second severity: for ``blur+noise``, ``blur+noise clipped`` and
+``blur+noise 8-bit`` severity is the blur sigma and severity2 the noise sigma; empty for one corruption). A
+table written before severity2 existed has no such column and reads with severity2 empty.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class RobustnessRow:
     exact_acc: float
     exact_se: float
     euclid_px: float | None
+    severity2: float | None = None  # last, with a default: rows of one corruption are built as before
 
     @property
     def reference(self) -> bool:
@@ -42,6 +46,7 @@ class RobustnessRow:
 
 
 COLUMNS = tuple(f.name for f in fields(RobustnessRow))
+OPTIONAL = ("severity2",)  # columns an older table lacks: read as empty
 
 
 def write_robustness(folder: Path, rows: list[RobustnessRow]) -> Path:
@@ -53,7 +58,7 @@ def write_robustness(folder: Path, rows: list[RobustnessRow]) -> Path:
     writer.writerow(COLUMNS)
     for row in rows:
         writer.writerow(["" if v is None or (isinstance(v, float) and not math.isfinite(v)) else
-                         f"{v:g}" if k == "severity" else v for k, v in zip(COLUMNS, astuple(row))])
+                         f"{v:g}" if k in ("severity", "severity2") else v for k, v in zip(COLUMNS, astuple(row))])
     path = Path(folder) / ROBUSTNESS
     _atomic_write(path, buffer.getvalue())
     return path
@@ -82,7 +87,8 @@ def _count(value: str) -> int:
 
 
 _PARSE = {"run": _text, "model": _text, "test_set": _text, "corruption": _text,
-          "severity": lambda v: _number(v, -1e6, 1e6), "n": _count, "exact_acc": lambda v: _number(v, 0.0, 1.0),
+          "severity": lambda v: _number(v, -1e6, 1e6), "severity2": lambda v: _number(v, -1e6, 1e6, optional=True),
+          "n": _count, "exact_acc": lambda v: _number(v, 0.0, 1.0),
           "exact_se": lambda v: _number(v, 0.0, 1.0), "euclid_px": lambda v: _number(v, 0.0, optional=True)}
 assert set(_PARSE) == set(COLUMNS)
 
@@ -101,7 +107,8 @@ def read_robustness(folder: Path) -> tuple[list[RobustnessRow] | None, str | Non
         if len(data) > _MAX_BYTES:
             return None, f"{ROBUSTNESS} unreadable: over {_MAX_BYTES // 1_000_000} MB"
         reader = csv.DictReader(io.StringIO(data.decode("utf-8"), newline=""))
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        present = reader.fieldnames or []
+        missing = [c for c in COLUMNS if c not in present and c not in OPTIONAL]
         if missing:
             return None, f"{ROBUSTNESS} unreadable: no column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
         rows = []
@@ -109,7 +116,7 @@ def read_robustness(folder: Path) -> tuple[list[RobustnessRow] | None, str | Non
             if None in raw or None in raw.values():
                 return None, f"{ROBUSTNESS} unreadable: line {line} does not match its header"
             try:
-                rows.append(RobustnessRow(**{c: _PARSE[c](raw[c]) for c in COLUMNS}))
+                rows.append(RobustnessRow(**{c: _PARSE[c](raw.get(c, "")) for c in COLUMNS}))
             except (ValueError, TypeError) as err:
                 return None, f"{ROBUSTNESS} unreadable: line {line}: {_short(err, 80)}"
     except (OSError, ValueError, csv.Error) as err:  # UnicodeDecodeError is a ValueError

@@ -224,7 +224,7 @@ def test_robustness_of_a_trained_run(trained_run, tmp_path, capsys):
     status, err = _cli(capsys, str(trained_run), "--out", str(out), "--repeats", "2")
     assert status == 0, err
     with (out / ROBUSTNESS).open() as f:
-        rows = list(csv.DictReader(f))
+        rows = [r for r in csv.DictReader(f) if r["severity2"] == ""]  # the single grid (combined: test_combined_grid)
     assert (out / ROBUSTNESS_PLOT).is_file() and (out / ROBUSTNESS_PLOT).stat().st_size > 1000
     n_test = 39  # 16x16 positions, 15 % of them
     expected = {(c, float(s)) for c, (_, severities) in GRID.items() for s in severities}
@@ -263,3 +263,19 @@ def test_a_run_folder_whose_name_is_not_utf8_is_benchmarked_with_its_name_escape
         names = {r["run"] for r in csv.DictReader(f)}
     assert names == {REFERENCE_RUN, f"{tmp_path}/run-\\udcff\\udcfe"}  # as the report escapes it
     assert (tmp_path / "out" / ROBUSTNESS_PLOT).is_file()
+
+
+def test_the_report_keeps_the_single_grid_table_as_it_was_when_the_csv_holds_the_combined_grid_too(tmp_path):
+    """Combined rows (blur x noise, severity2 set) share blur values as their severity: mixed into the
+    single grid's table and summaries they would overwrite its cells. The report keeps them apart."""
+    sweep = _sweep_with_runs(tmp_path / "sweep")
+    write_robustness(sweep, _rows())
+    alone = make_report([sweep], out=tmp_path / "alone")["md"].read_text()
+    combined = [RobustnessRow(REFERENCE_RUN, "matched_filter_bank", "16x16 position seed=0", "blur+noise", 0.5, 39,
+                              0.25, 0.07, 2.0, severity2=noise) for noise in (0.0, 0.1)]
+    write_robustness(sweep, [*_rows(), *combined])
+    both = make_report([sweep], out=tmp_path / "both")["md"].read_text()
+    kept = [line for line in alone[alone.index("## Robustness"):].splitlines() if line]
+    lines = iter(both[both.index("## Robustness"):].splitlines())
+    assert all(line in lines for line in kept)  # every line of it, cells too, in order (the new table comes after)
+    assert "blur+noise" in both and "blur+noise" not in alone  # the second table, only when its rows exist
