@@ -25,6 +25,8 @@ class SweepSummary(Callback):
             sys.exit(f"error: hydra.sweep.dir names the working directory {sweep.resolve()} itself, so the sweep "
                      "would write among its files; leave hydra.sweep.dir out (multirun/<date>/<time>) or name a "
                      "folder of its own")
+        if problem := _too_many_jobs(config):  # before the lock: a refused sweep leaves no folder behind
+            sys.exit(f"error: {problem}")
         try:
             self._lock = lock_sweep(sweep)  # held until this process ends
         except UserError as err:
@@ -54,3 +56,20 @@ class SweepSummary(Callback):
         print(f"  report:      pixel-spotter report {sweep}")
         if bad:
             sys.exit(1)
+
+
+def _too_many_jobs(config: DictConfig) -> str | None:
+    """Why a grid sweep cannot start (more jobs than run_folder/jobs.MAX_JOBS), counted without expanding it."""
+    from pixel_spotter.run_folder.jobs import GRID_SWEEPERS, expand_sweep
+
+    sweeper = config.hydra.sweeper
+    if not str(sweeper.get("_target_", "")).endswith(GRID_SWEEPERS):
+        return None
+    params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+    try:
+        expand_sweep([*params, *config.hydra.overrides.task])
+    except UserError as err:
+        return str(err)
+    except Exception:  # anything else is the sweeper's to report, in its own words
+        return None
+    return None
