@@ -146,7 +146,7 @@ def _extra_columns(entries: list[Entry]) -> list[tuple[str, str]]:
     covered = COVERED_OVERRIDES | {f"data.{k}" for k in SETTING_KEYS}
     keys = sorted({k for e in entries for k in e.overrides} - covered)
     cols += [("override", k) for k in keys
-             if not k.startswith("hydra.") and varying([e.overrides.get(k) for e in entries])]
+             if not k.startswith(("hydra.", "share.")) and varying([e.overrides.get(k) for e in entries])]
     return cols
 
 

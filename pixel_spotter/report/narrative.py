@@ -181,7 +181,17 @@ def search(r: SearchRanking) -> list[str]:
 
 def summary(a: Analysis) -> list[str]:
     lines = [f"{len(a.runs)} runs: {a.n_ok} finished, {len(a.runs) - a.n_ok} failed or unfinished."]
-    return lines + best(a) + settings(a) + seeds(a) + factors(a) + comparisons(a) + overlap(a)
+    return lines + best(a) + settings(a) + seeds(a) + factors(a) + comparisons(a) + overlap(a) + shared(a)
+
+
+def shared(a: Analysis) -> list[str]:
+    """Which runs took their epochs from a longer run of the same settings (an epoch sweep trains once)."""
+    runs = [e for e in a.runs if e.record.get("shared_from") is not None]
+    if not runs:
+        return []
+    pairs = ", ".join(f"`#{e.id}` from `#{e.record['shared_from']}`" for e in runs)
+    return [f"{len(runs)} runs are the first epochs of a longer run of the same settings, which trained once "
+            f"(their records, checkpoints and curves are those a separate run would have): {pairs}."]
 
 
 def problems(a: Analysis) -> list[str]:

@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT, TINY
 from omegaconf import OmegaConf
 
+from pixel_spotter.report.cli import make_report
 from pixel_spotter.run_folder import RunFolder, find_runs
 from pixel_spotter.run_folder.layout import SHARED
 from pixel_spotter.sweeps.shared_prefix import _cannot_share, plan
@@ -98,6 +99,9 @@ def test_shared_jobs_equal_separately_trained_ones(tmp_path):
         for tag, (epochs, values) in expected.items():
             assert list(curves[tag][0]) == list(epochs) and np.allclose(curves[tag][1], values), tag
         assert (mine[budget] / "predictions.csv").read_text() == (theirs[budget] / "predictions.csv").read_text()
+
+    text = make_report([shared], out=tmp_path / "report")["md"].read_text()
+    assert "2 runs are the first epochs of a longer run of the same settings" in text and "share." not in text
 
     before = {run: (run / "results.json").stat().st_mtime_ns for run in mine.values()}
     again = _sweep(shared, "resume=true")
