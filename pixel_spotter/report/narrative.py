@@ -191,7 +191,7 @@ def shared(a: Analysis) -> list[str]:
         return []
     pairs = ", ".join(f"`#{e.id}` from `#{e.record['shared_from']}`" for e in runs)
     return [f"{len(runs)} runs are the first epochs of a longer run of the same settings, which trained once "
-            f"(their records, checkpoints and curves are those a separate run would have): {pairs}."]
+            f"(their records, weights and curves are those a separate run would have): {pairs}."]
 
 
 def problems(a: Analysis) -> list[str]:
