@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pixel_spotter.report.analysis import Analysis, Comparison, Entry, FactorEffect, SearchRanking
 from pixel_spotter.report.fmt import epochs_text, format_px, metric, pct, setting, span
-from pixel_spotter.report.robustness import SEVERITY_NAMES, is_job_name
+from pixel_spotter.report.robustness import SEVERITY_NAMES, gap_sentence
 from pixel_spotter.run_folder import ROBUSTNESS
 
 # The "Pixel Spotter" blog post (2025) claims its pre-trained ResNet18 "outperformed the baseline model
@@ -227,18 +227,9 @@ def robustness(a: Analysis) -> list[str]:
     several = len(r.test_sets) > 1
     for c in r.summaries:
         on = f" (test set {r.test_sets.index(c.test_set) + 1})" if several else ""
-        text = f"**{c.corruption}**{on}: better reference `{c.reference}`"
-        if not c.gaps:
-            lines.append(text + "; no run was measured.")
-            continue
-        parts = []
-        for g in c.gaps:
-            who = f"`#{g.run}` {g.model}" if is_job_name(g.run) else f"{g.model} (`{g.run}`)"
-            where = f"{SEVERITY_NAMES.get(c.corruption, 'severity')} {g.at_severity:g}"
-            parts.append(f"{who} at most {g.max_gap_pp:.1f} pp below it (at {where})"
-                         if g.max_gap_pp > 0 else f"{who} never below it")
-        closest = "; then ".join([parts[0]] + ([", ".join(parts[1:])] if parts[1:] else []))
-        lines.append(f"{text}; closest: {closest}.")
+        name = SEVERITY_NAMES.get(c.corruption, "severity")
+        lines.append(gap_sentence(f"**{c.corruption}**{on}: better reference `{c.reference}`", c.gaps,
+                                  lambda g, name=name: f"{name} {g.at_severity:g}"))
     if r.summaries:
         lines.append("(pp = percentage points of exact %; the gap is the largest shortfall below the better "
                      "reference over the severity grid.)")

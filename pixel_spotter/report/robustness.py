@@ -184,6 +184,16 @@ def _who(run: str, model: str) -> str:
     return f"`#{run}` {model}" if is_job_name(run) else f"{model} (`{run}`)"
 
 
+def gap_sentence(text: str, gaps: list, where) -> str:
+    """``text`` (a corruption and its better reference) completed with the run closest to that reference, then
+    the others: each one's largest gap below it and ``where(gap)`` it was, or that it never fell below."""
+    if not gaps:
+        return text + "; no run was measured."
+    parts = [f"{_who(g.run, g.model)} at most {g.max_gap_pp:.1f} pp below it (at {where(g)})"
+             if g.max_gap_pp > 0 else f"{_who(g.run, g.model)} never below it" for g in gaps]
+    return f"{text}; closest: {'; then '.join([parts[0]] + ([', '.join(parts[1:])] if parts[1:] else []))}."
+
+
 def combined_lines(r: Robustness) -> list[str]:
     """One sentence per test set and rendering of the blur x noise grid: the better realizable reference and
     the run that stays closest to it (its largest gap, and where)."""
@@ -191,13 +201,8 @@ def combined_lines(r: Robustness) -> list[str]:
     lines = []
     for c in r.combined_summaries:
         on = f" (test set {r.test_sets.index(c.test_set) + 1})" if several else ""
-        text = f"**{c.corruption}**{on}: better realizable reference `{c.reference}`"
-        if not c.gaps:
-            lines.append(text + "; no run was measured.")
-            continue
-        parts = [f"{_who(g.run, g.model)} at most {g.max_gap_pp:.1f} pp below it (at {_where(g)})"
-                 if g.max_gap_pp > 0 else f"{_who(g.run, g.model)} never below it" for g in c.gaps]
-        lines.append(f"{text}; closest: {'; then '.join([parts[0]] + ([', '.join(parts[1:])] if parts[1:] else []))}.")
+        lines.append(gap_sentence(f"**{c.corruption}**{on}: better realizable reference `{c.reference}`", c.gaps,
+                                  _where))
     return lines
 
 

@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from pixel_spotter.errors import UserError
+
 
 class Task:
     name: ClassVar[str]
@@ -105,3 +107,15 @@ def task_settings(task: type[Task], settings: dict) -> dict:
         raise ConfigError(f"data.{unknown[0]} is not a setting of the {task.name} task; its settings are "
                           f"{', '.join(task.settings) or 'none'} (data=... picks the task)")
     return settings
+
+
+def from_run_section(where: str, section: str, build):
+    """``build()`` of a task's settings from a run's ``data.<section>`` (untrusted), its failures as one line that
+    names the folder's file: a checked problem in its own words, anything else by its type."""
+    try:
+        return build()
+    except UserError as err:
+        raise UserError(f"{where}: {err}; the run folder is corrupt: retrain") from None
+    except Exception as err:
+        raise UserError(f"{where} has an unusable data.{section} section ({type(err).__name__}); the run folder is "
+                        "corrupt: retrain") from None

@@ -9,8 +9,7 @@ import torch
 from pixel_spotter.checks import require
 from pixel_spotter.data.augment import Augment, augment_from_config
 from pixel_spotter.data.splits import normalize_xy
-from pixel_spotter.errors import UserError
-from pixel_spotter.tasks.base import Task
+from pixel_spotter.tasks.base import Task, from_run_section
 from pixel_spotter.tasks.pixel.doubts import (
     UNKNOWN_VALUES,
     TrainedValues,
@@ -86,13 +85,7 @@ class PixelTask(Task):
 
     @classmethod
     def from_run_config(cls, data, height: int, width: int, where: str) -> PixelTask:
-        try:
-            augment = augment_from_config(data.get("augment"))
-        except UserError as err:
-            raise UserError(f"{where}: {err}; the run folder is corrupt: retrain") from None
-        except Exception as err:
-            raise UserError(f"{where} has an unusable data.augment section ({type(err).__name__}); the run folder "
-                            "is corrupt: retrain") from None
+        augment = from_run_section(where, "augment", lambda: augment_from_config(data.get("augment")))
         return cls(height, width, augment=augment)
 
 

@@ -12,7 +12,7 @@ import torch
 from pixel_spotter.checks import is_number, plain, require, require_int
 from pixel_spotter.errors import UserError
 from pixel_spotter.spots.crlb import crlb_xy
-from pixel_spotter.tasks.base import Task
+from pixel_spotter.tasks.base import Task, from_run_section
 from pixel_spotter.tasks.spot.doubts import spot_doubts
 from pixel_spotter.tasks.spot.rendering import SpotParams, SpotSynthesizer
 
@@ -162,14 +162,7 @@ class SpotTask(Task):
         spot = data.get("spot")
         if not hasattr(spot, "items"):
             raise UserError(f"{where} has a data.spot that is not a mapping; the run folder is corrupt: retrain")
-        try:
-            params = spot_params(spot)
-        except UserError as err:
-            raise UserError(f"{where}: {err}; the run folder is corrupt: retrain") from None
-        except Exception as err:
-            raise UserError(f"{where} has an unusable data.spot section ({type(err).__name__}); the run folder is "
-                            "corrupt: retrain") from None
-        return cls(height, width, spot=params)
+        return cls(height, width, spot=from_run_section(where, "spot", lambda: spot_params(spot)))
 
 
 TASK = SpotTask
