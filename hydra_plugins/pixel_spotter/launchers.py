@@ -1,4 +1,4 @@
-"""pixel-spotter's launchers (conf/hydra/launcher/): the plugins' own, with two changes. Hydra instantiates a
+"""pixel-spotter's launchers (conf/hydra/launcher/): the plugins' own, with small changes. Hydra instantiates a
 launcher only from the hydra_plugins package, and imports every module here at each start, so this holds
 the classes only, each defined when its plugin (the sweep extra) is installed; the work is in pixel_spotter/.
 
@@ -8,7 +8,8 @@ the classes only, each defined when its plugin (the sweep extra) is installed; t
   while max_num_timeout allows) comes back with resume=true, so it continues its run folder from last.ckpt
   instead of being refused as a used folder (and a job already ok is skipped); a job killed outright (kill -9,
   the OOM killer, scancel) costs itself, not the sweep: the others are waited for and the summary lists it
-  (pixel_spotter/sweeps/launchers.py submitit_launch).
+  (pixel_spotter/sweeps/launchers.py submitit_launch); and a group of jobs that trains once (epoch budgets,
+  sweeps/shared_prefix.py) is one submitit job, its jobs one after the other (launch_chains).
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ if find_spec("hydra_plugins.hydra_submitit_launcher"):
             from pixel_spotter.sweeps.launchers import submitit_launch
 
             return submitit_launch(self, job_overrides, initial_job_idx)
+
+        def launch_chains(self, chains):
+            # the matching sweeper's groups that train once, each one submitit job (pixel_spotter/sweeps/launchers.py)
+            from pixel_spotter.sweeps.launchers import submitit_launch_chains
+
+            return submitit_launch_chains(self, chains)
 
     class LocalLauncher(_OurSubmitit, submitit_launcher.LocalLauncher):
         pass

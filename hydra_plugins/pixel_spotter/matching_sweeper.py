@@ -8,7 +8,8 @@ namespace, hence this folder). On top of the basic sweeper it:
 - says, in one log line per job, when a job differs from a finished one only in trainer.max_epochs (it trains
   anew: jobs are matched by all their overrides, and a sweep over epoch budgets needs them apart);
 - trains jobs that differ only in trainer.max_epochs once (sweeps/shared_prefix.py): the longest first, then
-  the shorter ones from its snapshots;
+  the shorter ones from its snapshots; a launcher that can run a chain of jobs as one (``launch_chains``: our
+  submitit_local and slurm) gets each group as one job, so a Slurm group waits in the queue once;
 - refuses, in one line and before anything runs, a sweep of more than ``run_folder.jobs.MAX_JOBS`` jobs.
 """
 
@@ -43,8 +44,20 @@ class MatchingSweeper(BasicSweeper):
                         "hydra.run.dir=<its folder> trainer.max_epochs=<more>", new, old, old)
         sweep.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep / SWEEP_CONFIG)  # as the basic sweeper does: what finds a job's sweep
-        phases = self._phases(numbered)
+        shared = self._plan(numbered)
         returns = []
+        if shared is not None and shared.then and hasattr(self.launcher, "launch_chains"):
+            chains = shared.chains()
+            size = self.max_batch_size or len(chains)
+            for start in range(0, len(chains), size):
+                batch = chains[start:start + size]
+                self.validate_batch_is_legal([job for chain in batch for _, job in chain])
+                results = self.launcher.launch_chains(batch)
+                for result in results:
+                    _ = result.return_value
+                returns.append(results)
+            return returns
+        phases = [numbered] if shared is None else [shared.first, shared.then]
         for phase in phases:  # the jobs that train, then those that start from their snapshots
             for first, batch in self._batches(phase):
                 self.validate_batch_is_legal(batch)
@@ -54,13 +67,13 @@ class MatchingSweeper(BasicSweeper):
                 returns.append(results)
         return returns
 
-    def _phases(self, numbered: list[tuple[int, list[str]]]) -> list[list[tuple[int, list[str]]]]:
+    def _plan(self, numbered: list[tuple[int, list[str]]]):
         """Jobs that differ only in trainer.max_epochs train once (sweeps/shared_prefix.py), unless share.epochs
-        is false: the longest in a first phase, the others from its snapshots in a second."""
+        is false (None then): the longest in a first phase, the others from its snapshots in a second."""
         from pixel_spotter.sweeps.shared_prefix import plan
 
         if not self.config.get("share", {}).get("epochs", True):
-            return [numbered]
+            return None
         loader = self.hydra_context.config_loader
         shared = plan(numbered, lambda overrides: loader.load_sweep_config(self.config, list(overrides)))
         for line in shared.separate:
@@ -68,7 +81,7 @@ class MatchingSweeper(BasicSweeper):
         if shared.then:
             log.info("%d job(s) take their epochs from a longer job of the same settings, which trains once: %s",
                      len(shared.then), ", ".join(str(num) for num, _ in shared.then))
-        return [shared.first, shared.then]
+        return shared
 
     def _batches(self, numbered: list[tuple[int, list[str]]]):
         """(first job number, overrides of consecutive jobs): a launcher numbers a batch's jobs from its first,

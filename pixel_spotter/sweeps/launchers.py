@@ -121,6 +121,57 @@ def submitit_launch(launcher, job_overrides, initial_job_idx: int) -> list:
     return [_submitit_result(job, num, list(overrides)) for job, num, overrides in zip(jobs, nums, job_overrides)]
 
 
+class JobChain:
+    """What one submitit job runs for a chain of sweep jobs (a group that trains once, sweeps/shared_prefix.py):
+    each job in turn, as the launcher runs one (the long job first, then the jobs that start from its
+    snapshots), so the group waits in the Slurm queue once. A failed job does not stop the chain (Hydra keeps
+    its error in its JobReturn); a job whose snapshot is missing trains on its own, as it would alone."""
+
+    def __init__(self, launcher):
+        self.launcher = launcher
+
+    def __call__(self, jobs: list[tuple]) -> list:
+        return [self.launcher(*job) for job in jobs]
+
+    def checkpoint(self, jobs: list[tuple]):
+        # submitit calls this in the job when the scheduler's signal arrives and requeues what it returns: the
+        # same chain, each job now resuming (a finished one is skipped, the one cut short continues)
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, [(resuming(list(job[0])), *job[1:]) for job in jobs])
+
+
+def submitit_launch_chains(launcher, chains: list[list[tuple[int, list[str]]]]) -> list:
+    """``submitit_launch`` for chains of jobs: one submitit job (one Slurm array task) per chain, the chain's
+    jobs run one after the other in it; the JobReturns of every job, in chain order."""
+    from hydra.core.singleton import Singleton
+    from hydra.core.utils import filter_overrides
+
+    executor = _submitit_executor(launcher)
+    sweep = Path(str(launcher.config.hydra.sweep.dir))
+    sweep.mkdir(parents=True, exist_ok=True)
+    if "mode" in launcher.config.hydra.sweep:
+        os.chmod(sweep, mode=int(str(launcher.config.hydra.sweep.mode), 8))
+    args = []
+    for chain in chains:
+        log.info("\tone job: %s", "; then ".join(f"#{num} : {' '.join(filter_overrides(o))}" for num, o in chain))
+        args.append([(list(o), "hydra.sweep.dir", num, f"job_id_for_{num}", Singleton.get_state()) for num, o in chain])
+    jobs = executor.map_array(JobChain(launcher), args)
+    return [result for job, chain in zip(jobs, chains) for result in _chain_results(job, chain)]
+
+
+def _chain_results(job, chain: list[tuple[int, list[str]]]) -> list:
+    from hydra.core.utils import JobReturn, JobStatus
+    from submitit.core.utils import UncompletedJobError
+
+    try:
+        return job.results()[0]
+    except UncompletedJobError:
+        log.error("the job of jobs %s stopped without a result (killed? out of memory?): resume=true continues "
+                  "them; submitit's log of it: %s", ", ".join(str(num) for num, _ in chain), job.paths.stderr)
+        return [JobReturn(overrides=list(o), status=JobStatus.COMPLETED, _return_value=None) for _, o in chain]
+
+
 def _submitit_executor(launcher):
     """The plugin's executor: folder and max_num_timeout when it is made, every other key as a parameter."""
     import submitit

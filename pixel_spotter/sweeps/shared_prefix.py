@@ -33,6 +33,15 @@ class Plan:
     then: Numbered = field(default_factory=list)
     separate: list[str] = field(default_factory=list)
 
+    def chains(self) -> list[Numbered]:
+        """The plan as one chain of jobs per group, for a launcher that runs each chain as one job (Slurm: one
+        wait in the queue per group, not one for the long job and another for the short ones): each job of
+        ``first``, followed by the jobs that start from its snapshots, in job order."""
+        followers: dict[int, Numbered] = {}
+        for num, job in self.then:
+            followers.setdefault(from_job(job), []).append((num, job))
+        return [[(num, job), *followers.get(num, [])] for num, job in self.first]
+
 
 def plan(numbered: Numbered, compose: Callable[[list[str]], DictConfig]) -> Plan:
     """The launch plan of a grid sweep's numbered jobs; ``compose(overrides)`` is a job's composed config."""
@@ -59,6 +68,14 @@ def plan(numbered: Numbered, compose: Callable[[list[str]], DictConfig]) -> Plan
     result.first.sort()
     result.then.sort()
     return result
+
+
+def from_job(job: list[str]) -> int | None:
+    """The job a planned job takes its epochs from (its ``share.from_job=`` override), or None."""
+    for override in job:
+        if override.startswith("share.from_job="):
+            return int(override.split("=", 1)[1])
+    return None
 
 
 def _cannot_share(cfg: DictConfig) -> str | None:

@@ -103,6 +103,12 @@ def test_a_requeued_submitit_job_comes_back_resuming():
         again = launcher.checkpoint(["model=cnn", "seed=1"], "hydra.sweep.dir", 3, "job_id_for_3", {})
         assert again.function is launcher and again.args[:3] == (["model=cnn", "seed=1", "resume=true"],
                                                                  "hydra.sweep.dir", 3)
+        chain = launchers.JobChain(launcher)  # a group that trains once: the whole chain comes back, resuming
+        again = chain.checkpoint([(["trainer.max_epochs=2"], "hydra.sweep.dir", 0, "job_id_for_0", {}),
+                                  (["trainer.max_epochs=1", "share.from_job=0"], "hydra.sweep.dir", 1, "job_id_for_1", {})])
+        assert again.function is chain
+        assert [(job[0], job[2]) for job in again.args[0]] == [
+            (["trainer.max_epochs=2", "resume=true"], 0), (["trainer.max_epochs=1", "share.from_job=0", "resume=true"], 1)]
 
 
 RAY = "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"
@@ -155,7 +161,7 @@ def _sweep(tmp_path: Path, *overrides: str, kill: str | None = None) -> subproce
     env.pop("PIXEL_SPOTTER_TEST_KILL", None)
     if kill:
         env["PIXEL_SPOTTER_TEST_KILL"] = kill  # tests/crash_callback.py: SIGKILL at job:epoch:batch
-    return subprocess.run([sys.executable, "train.py", "-m", *overrides, *TINY, f"hydra.sweep.dir={tmp_path}"],
+    return subprocess.run([sys.executable, "train.py", "-m", *TINY, *overrides, f"hydra.sweep.dir={tmp_path}"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -166,15 +172,19 @@ def _statuses(sweep: Path) -> dict[int, str]:
 
 
 @pytest.mark.slow
-def test_submitit_local_sweep_runs_each_job_with_its_threads(tmp_path):
+def test_submitit_local_sweep_runs_each_job_with_its_threads_and_a_group_as_one_job(tmp_path):
     _submitit()
-    proc = _sweep(tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1", "model=cnn,heatmap")
+    proc = _sweep(tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1", "model=cnn,heatmap",
+                  "trainer.max_epochs=1,2")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "2 jobs, 2 ok, 0 not ok" in proc.stdout  # the summary, printed by the submitting process
-    records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/results.json"))]
-    assert [r["status"] for r in records] == ["ok", "ok"]
-    assert {r["hardware"]["torch_threads"] for r in records} == {1}  # not one thread per core in every job
-    assert (tmp_path / ".submitit").is_dir()  # submitit's logs, inside the sweep
+    assert "4 jobs, 4 ok, 0 not ok" in proc.stdout  # the summary, printed by the submitting process
+    records = {int(p.parent.name.split("_")[0]): json.loads(p.read_text()) for p in tmp_path.glob("*/results.json")}
+    assert [records[n]["status"] for n in sorted(records)] == ["ok"] * 4
+    assert {r["hardware"]["torch_threads"] for r in records.values()} == {1}  # not one thread per core in each
+    # each model's 1-epoch job took its epoch from its 2-epoch job, in the same submitit job: two jobs, not four
+    assert sorted(r.get("shared_from") is not None for r in records.values()) == [False, False, True, True]
+    results = sorted((tmp_path / ".submitit").glob("*/*_result.pkl"))  # submitit's logs live inside the sweep
+    assert len(results) == 2, results
 
 
 @pytest.mark.slow

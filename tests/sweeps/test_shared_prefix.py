@@ -34,6 +34,8 @@ def test_jobs_that_differ_only_in_their_budget_train_the_longest_once():
     assert shared.then == [(0, ["model=cnn", "trainer.max_epochs=16", "share.from_job=1"]),
                            (2, ["model=cnn", "trainer.max_epochs=32", "share.from_job=1"])]
     assert shared.separate == []
+    # for a launcher that runs a group as one job (submitit): the long job, then those that start from it
+    assert shared.chains() == [[shared.first[0], *shared.then], [shared.first[1]], [shared.first[2]]]
 
 
 def test_the_longest_jobs_are_numbered_first_so_each_phase_is_consecutive():
