@@ -84,6 +84,7 @@ def image_median(images: torch.Tensor) -> torch.Tensor:
 
 class LikelihoodBank(nn.Module):
     min_input_size = 2  # the noise estimate needs neighbours
+    readout_name = "argmax"  # the only one: trained by cross-entropy (training/validation.py checks the loss)
     weights_used = "Gaussian kernel bank (no pretrained weights)"
 
     def __init__(self, sigmas=DEFAULT_SIGMAS, amplitude=(0.1, 1.0), noise_floor: float = 0.005,

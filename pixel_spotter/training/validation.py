@@ -88,6 +88,9 @@ def _validate_model(model: DictConfig) -> None:
     elif model.net.get("readout") == "argmax":
         raise ConfigError(f"model.net.readout=argmax has no gradient for model.loss={loss}; "
                           "use model.loss=cross_entropy (e.g. model=heatmap_ce) or model.net.readout=soft_argmax")
+    elif getattr(net_class, "readout_name", None) == "argmax":  # a network that has no other readout
+        raise ConfigError(f"{model.net._target_} is read out by its argmax, which has no gradient for "
+                          f"model.loss={loss}; use model.loss=cross_entropy")
 
     weights = model.net.get("weights")
     if weights is not None and str(weights) not in WEIGHT_CHOICES:

@@ -71,6 +71,7 @@ from pixel_spotter.training.validation import validate
         ("model.loss=huber", "model.loss"),
         ("model=cnn model.loss=cross_entropy", "model.loss=cross_entropy trains a per-pixel score map"),
         ("model=heatmap model.net.readout=argmax", "model.net.readout=argmax has no gradient for model.loss=mse"),
+        ("model=likelihood_bank model.loss=l1", "is read out by its argmax, which has no gradient for model.loss=l1"),
         ("augment=mix data.augment.combine=some", "data.augment.combine='some' is unknown"),
         ("model.loss=1", "model.loss"),
         ("trainer.max_epochs=true", "trainer.max_epochs"),
