@@ -48,7 +48,7 @@ def test_a_background_level_moves_the_plain_bank_but_not_this_one():
 
 
 def test_on_sharp_noisy_images_it_keeps_up_with_argmax_where_the_plain_bank_falls_behind():
-    xy, images = _images(Augment(noise_std=(0.3, 0.3)), repeats=10)
+    xy, images = _images(Augment(noise_std=(0.3, 0.3)), repeats=5)
     mine, best, bank = _exact(_model_pixels(LikelihoodBank(), images), xy), _exact(argmax(images), xy), \
         _exact(matched_filter_bank(images), xy)
     assert mine >= best - 0.01, (mine, best)
@@ -57,7 +57,7 @@ def test_on_sharp_noisy_images_it_keeps_up_with_argmax_where_the_plain_bank_fall
 
 @pytest.mark.parametrize("clip", [False, True])
 def test_on_blurred_noisy_images_it_keeps_up_with_the_bank(clip):
-    xy, images = _images(Augment(blur_sigma=(2.0, 2.0), noise_std=(0.018, 0.018), sensor_clip=clip), repeats=10)
+    xy, images = _images(Augment(blur_sigma=(2.0, 2.0), noise_std=(0.018, 0.018), sensor_clip=clip), repeats=5)
     mine, bank = _exact(_model_pixels(LikelihoodBank(), images), xy), _exact(matched_filter_bank(images), xy)
     assert mine >= bank - 0.015, (mine, bank)
     assert mine > _exact(argmax(images), xy) + 0.3
