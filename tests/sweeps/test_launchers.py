@@ -104,11 +104,12 @@ def test_a_requeued_submitit_job_comes_back_resuming():
         assert again.function is launcher and again.args[:3] == (["model=cnn", "seed=1", "resume=true"],
                                                                  "hydra.sweep.dir", 3)
         chain = launchers.JobChain(launcher)  # a group that trains once: the whole chain comes back, resuming
+        short = ["trainer.max_epochs=1", "share.from_job=0"]
         again = chain.checkpoint([(["trainer.max_epochs=2"], "hydra.sweep.dir", 0, "job_id_for_0", {}),
-                                  (["trainer.max_epochs=1", "share.from_job=0"], "hydra.sweep.dir", 1, "job_id_for_1", {})])
+                                  (short, "hydra.sweep.dir", 1, "job_id_for_1", {})])
         assert again.function is chain
         assert [(job[0], job[2]) for job in again.args[0]] == [
-            (["trainer.max_epochs=2", "resume=true"], 0), (["trainer.max_epochs=1", "share.from_job=0", "resume=true"], 1)]
+            (["trainer.max_epochs=2", "resume=true"], 0), ([*short, "resume=true"], 1)]
 
 
 RAY = "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"
