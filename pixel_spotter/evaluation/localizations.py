@@ -1,0 +1,147 @@
+"""Scoring many localizations per frame against the ground truth, as the localization-microscopy challenge does.
+
+The SMLM Challenge 2016 (Sage et al., Nature Methods 2019) matches, frame by frame, each localization to at most
+one true emitter within a tolerance (250 nm), then reports the Jaccard index JI = TP / (TP + FP + FN), the
+lateral RMSE of the matched pairs and the efficiency E = 100 - sqrt((100 (1 - JI))^2 + (alpha RMSE_nm)^2), with
+alpha = 1 per nm. Two matchings (``METHODS``):
+
+- ``greedy``: the challenge's nearest-first: every pair within the tolerance, shortest first, taken when neither
+  end is taken yet;
+- ``hungarian``: the assignment with the most pairs within the tolerance and, among those, the smallest total
+  distance (``scipy.optimize.linear_sum_assignment`` with out-of-tolerance pairs priced out). Greedy can miss
+  a pair that a crowded frame allows (tests/evaluation/test_localizations.py has one); the Hungarian one never
+  finds fewer pairs.
+
+Optionally, as the challenge does, points within ``border`` of the frame's edge are left out of both sets
+before matching. This module is the one owner of these numbers; the emitter tasks and their report use it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+METHODS = ("hungarian", "greedy")
+ALPHA_PER_NM = 1.0  # the challenge's weight of the RMSE in the efficiency
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The challenge's numbers over a set of frames (NaN where they are undefined: no pair, or nothing at all)."""
+
+    tp: int
+    fp: int
+    fn: int
+    rmse_px: float  # lateral RMSE of the matched pairs, sqrt(mean(dx^2 + dy^2))
+    pixel_size_nm: float
+
+    @property
+    def jaccard(self) -> float:
+        total = self.tp + self.fp + self.fn
+        return self.tp / total if total else math.nan
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else math.nan
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else math.nan
+
+    @property
+    def f1(self) -> float:
+        return 2 * self.tp / (2 * self.tp + self.fp + self.fn) if self.tp + self.fp + self.fn else math.nan
+
+    @property
+    def rmse_nm(self) -> float:
+        return self.rmse_px * self.pixel_size_nm
+
+    @property
+    def efficiency(self) -> float:
+        return efficiency(self.jaccard, self.rmse_nm)
+
+
+def efficiency(jaccard: float, rmse_nm: float, alpha: float = ALPHA_PER_NM) -> float:
+    """The challenge's efficiency E (in %, 100 at best, negative when bad): 100 - sqrt((100 (1 - JI))^2 +
+    (alpha RMSE)^2)."""
+    return 100.0 - math.hypot(100.0 * (1.0 - jaccard), alpha * rmse_nm)
+
+
+def _points(points, what: str) -> np.ndarray:
+    array = np.asarray(points, dtype=np.float64)
+    if array.size == 0:
+        return np.zeros((0, 2))
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise ValueError(f"{what} must be an (N, 2) array of (x, y), got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} holds a coordinate that is not a finite number (NaN or inf)")
+    return array
+
+
+def inside(points: np.ndarray, border: float, width: float, height: float) -> np.ndarray:
+    """The points at least ``border`` from every edge of a width x height frame (pixel coordinates: the frame
+    spans -0.5 ... width - 0.5)."""
+    x, y = points[:, 0], points[:, 1]
+    keep = (x >= border - 0.5) & (x <= width - 0.5 - border) & (y >= border - 0.5) & (y <= height - 0.5 - border)
+    return points[keep]
+
+
+def match(found, true, tolerance: float, method: str = "hungarian") -> list[tuple[int, int]]:
+    """(index into found, index into true) of each matched pair, at most ``tolerance`` apart (same unit as the
+    points)."""
+    if method not in METHODS:
+        raise ValueError(f"matching method {method!r} is unknown; choose one of {', '.join(METHODS)}")
+    found, true = _points(found, "the localizations"), _points(true, "the true positions")
+    if not len(found) or not len(true):
+        return []
+    distance = np.linalg.norm(found[:, None, :] - true[None, :, :], axis=2)
+    near = distance <= tolerance
+    if method == "greedy":
+        pairs, used_f, used_t = [], set(), set()
+        order = np.argsort(distance, axis=None, kind="stable")
+        for f, t in zip(*np.unravel_index(order, distance.shape)):
+            if not near[f, t]:
+                break
+            if f not in used_f and t not in used_t:
+                pairs.append((int(f), int(t)))
+                used_f.add(f)
+                used_t.add(t)
+        return sorted(pairs)
+    from scipy.optimize import linear_sum_assignment
+
+    # a pair beyond the tolerance costs more than any set of pairs within it, so the assignment takes as many
+    # pairs within the tolerance as there can be, and the shortest among those
+    price = 1.0 + tolerance * (min(distance.shape) + 1)
+    rows, cols = linear_sum_assignment(np.where(near, distance, price))
+    return sorted((int(f), int(t)) for f, t in zip(rows, cols) if near[f, t])
+
+
+def score(found: Sequence, true: Sequence, tolerance_nm: float = 250.0, pixel_size_nm: float = 100.0,
+          method: str = "hungarian", border_nm: float | None = None,
+          frame_size: tuple[int, int] | None = None) -> Scores:
+    """The challenge's scores over frames: ``found[i]`` and ``true[i]`` are frame i's localizations and true
+    positions, (N, 2) pixel (x, y) each. ``border_nm`` (the challenge used 450 nm) leaves out points that close
+    to the edge of a ``frame_size`` = (width, height) frame, in both sets, before matching."""
+    if len(found) != len(true):
+        raise ValueError(f"{len(found)} frames of localizations against {len(true)} frames of true positions; "
+                         "give one entry per frame for both (an empty one for a frame without any)")
+    if not (tolerance_nm > 0 and pixel_size_nm > 0):
+        raise ValueError(f"the tolerance and the pixel size must be > 0, got {tolerance_nm} nm and {pixel_size_nm} nm")
+    if border_nm is not None and frame_size is None:
+        raise ValueError("a border to leave out needs the frame size (width, height) in pixels")
+    tp = fp = fn = 0
+    squared = 0.0
+    for f, t in zip(found, true):
+        f, t = _points(f, "the localizations"), _points(t, "the true positions")
+        if border_nm is not None:
+            f, t = (inside(p, border_nm / pixel_size_nm, *frame_size) for p in (f, t))
+        pairs = match(f, t, tolerance_nm / pixel_size_nm, method)
+        tp += len(pairs)
+        fp += len(f) - len(pairs)
+        fn += len(t) - len(pairs)
+        squared += sum(float(np.sum((f[i] - t[j]) ** 2)) for i, j in pairs)
+    return Scores(tp=tp, fp=fp, fn=fn, rmse_px=math.sqrt(squared / tp) if tp else math.nan,
+                  pixel_size_nm=float(pixel_size_nm))

@@ -1,0 +1,72 @@
+"""The localization-microscopy challenge's scores (evaluation/localizations.py): matching within a tolerance,
+greedy and Hungarian, JI, recall, precision, F1, RMSE, efficiency, the border option and bad input."""
+
+import math
+
+import numpy as np
+import pytest
+
+from pixel_spotter.evaluation.localizations import efficiency, match, score
+
+
+def test_the_efficiency_of_decodes_worked_example():
+    # DECODE's evaluation/metric.py documents this example: JI 0.740 and RMSE 119.7 nm give E = -22.5
+    assert efficiency(0.740, 119.7) == pytest.approx(-22.5, abs=0.05)
+    assert efficiency(1.0, 0.0) == 100.0
+
+
+def test_greedy_nearest_first_can_miss_a_pair_that_the_assignment_finds():
+    # p is nearer to B than to A; taking p-B first leaves q with nothing within the tolerance
+    true = [[0.0, 0.0], [1.2, 0.0]]  # A, B
+    found = [[0.65, 0.0], [1.9, 0.0]]  # p, q
+    assert match(found, true, tolerance=1.0, method="greedy") == [(0, 1)]
+    assert match(found, true, tolerance=1.0, method="hungarian") == [(0, 0), (1, 1)]
+    greedy, best = (score([found], [true], tolerance_nm=100, pixel_size_nm=100, method=m)
+                    for m in ("greedy", "hungarian"))
+    assert (greedy.tp, greedy.fp, greedy.fn) == (1, 1, 1)
+    assert (best.tp, best.fp, best.fn) == (2, 0, 0)
+    assert best.rmse_px == pytest.approx(math.sqrt((0.65**2 + 0.7**2) / 2))
+
+
+def test_counts_and_scores_over_several_frames():
+    true = [np.array([[10.0, 10.0], [20.0, 20.0]]), np.zeros((0, 2)), np.array([[5.0, 5.0]])]
+    found = [np.array([[10.3, 10.4], [40.0, 40.0]]), np.array([[1.0, 1.0]]), np.array([[5.0, 5.0]])]
+    s = score(found, true, tolerance_nm=250, pixel_size_nm=100)
+    assert (s.tp, s.fp, s.fn) == (2, 2, 1)
+    assert s.jaccard == pytest.approx(2 / 5) and s.recall == pytest.approx(2 / 3) and s.precision == pytest.approx(0.5)
+    assert s.f1 == pytest.approx(2 * 2 / (2 * 2 + 2 + 1))
+    assert s.rmse_px == pytest.approx(math.sqrt((0.3**2 + 0.4**2 + 0.0) / 2))
+    assert s.rmse_nm == pytest.approx(100 * s.rmse_px)
+    assert s.efficiency == pytest.approx(100 - math.hypot(100 * (1 - 0.4), s.rmse_nm))
+
+
+def test_a_pair_just_beyond_the_tolerance_is_two_mistakes():
+    s = score([[[0.0, 2.51]]], [[[0.0, 0.0]]], tolerance_nm=250, pixel_size_nm=100)
+    assert (s.tp, s.fp, s.fn) == (0, 1, 1) and math.isnan(s.rmse_px) and math.isnan(s.efficiency)
+
+
+def test_nothing_to_find_and_nothing_found_is_undefined_not_perfect():
+    s = score([[]], [[]])
+    assert (s.tp, s.fp, s.fn) == (0, 0, 0) and math.isnan(s.jaccard) and math.isnan(s.f1)
+
+
+def test_the_border_option_leaves_out_points_near_the_edge_in_both_sets():
+    true = [[[1.0, 30.0], [30.0, 30.0]]]
+    found = [[[30.1, 30.0]]]  # the point near the left edge was missed
+    assert score(found, true).fn == 1
+    trimmed = score(found, true, border_nm=450, frame_size=(64, 64))  # 4.5 px
+    assert (trimmed.tp, trimmed.fp, trimmed.fn) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("found, true, kwargs, words", [
+    ([[[1.0, 2.0, 3.0]]], [[[1.0, 2.0]]], {}, "(N, 2) array"),
+    ([[[math.nan, 2.0]]], [[[1.0, 2.0]]], {}, "not a finite number"),
+    ([[], []], [[]], {}, "2 frames of localizations against 1"),
+    ([[]], [[]], {"tolerance_nm": 0}, "must be > 0"),
+    ([[]], [[]], {"method": "closest"}, "matching method 'closest' is unknown"),
+    ([[]], [[]], {"border_nm": 450}, "needs the frame size"),
+])
+def test_bad_input_is_one_line(found, true, kwargs, words):
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")) as err:
+        score(found, true, **kwargs)
+    assert "\n" not in str(err.value)
