@@ -37,6 +37,9 @@ class Scores:
     fn: int
     rmse_px: float  # lateral RMSE of the matched pairs, sqrt(mean(dx^2 + dy^2))
     pixel_size_nm: float
+    # the matched pairs' RMSE over their bound's, sqrt(mean(dx^2 + dy^2) / mean(var_x + var_y)), when ``score``
+    # was given each true emitter's bound (1 = at the bound); NaN without pairs or bounds
+    rmse_over_bound: float = math.nan
 
     @property
     def jaccard(self) -> float:
@@ -81,12 +84,11 @@ def _points(points, what: str) -> np.ndarray:
     return array
 
 
-def inside(points: np.ndarray, border: float, width: float, height: float) -> np.ndarray:
-    """The points at least ``border`` from every edge of a width x height frame (pixel coordinates: the frame
-    spans -0.5 ... width - 0.5)."""
+def inside_mask(points: np.ndarray, border: float, width: float, height: float) -> np.ndarray:
+    """Which points are at least ``border`` from every edge of a width x height frame (pixel coordinates: the
+    frame spans -0.5 ... width - 0.5)."""
     x, y = points[:, 0], points[:, 1]
-    keep = (x >= border - 0.5) & (x <= width - 0.5 - border) & (y >= border - 0.5) & (y <= height - 0.5 - border)
-    return points[keep]
+    return (x >= border - 0.5) & (x <= width - 0.5 - border) & (y >= border - 0.5) & (y <= height - 0.5 - border)
 
 
 def match(found, true, tolerance: float, method: str = "hungarian") -> list[tuple[int, int]]:
@@ -121,10 +123,12 @@ def match(found, true, tolerance: float, method: str = "hungarian") -> list[tupl
 
 def score(found: Sequence, true: Sequence, tolerance_nm: float = 250.0, pixel_size_nm: float = 100.0,
           method: str = "hungarian", border_nm: float | None = None,
-          frame_size: tuple[int, int] | None = None) -> Scores:
+          frame_size: tuple[int, int] | None = None, bounds: Sequence | None = None) -> Scores:
     """The challenge's scores over frames: ``found[i]`` and ``true[i]`` are frame i's localizations and true
     positions, (N, 2) pixel (x, y) each. ``border_nm`` (the challenge used 450 nm) leaves out points that close
-    to the edge of a ``frame_size`` = (width, height) frame, in both sets, before matching."""
+    to the edge of a ``frame_size`` = (width, height) frame, in both sets, before matching. ``bounds[i]``: the
+    (N,) var_x + var_y (px^2) of each of frame i's true emitters' Cramér–Rao bound (``frames.Frame.bounds``),
+    for ``Scores.rmse_over_bound``."""
     if len(found) != len(true):
         raise ValueError(f"{len(found)} frames of localizations against {len(true)} frames of true positions; "
                          "give one entry per frame for both (an empty one for a frame without any)")
@@ -132,16 +136,26 @@ def score(found: Sequence, true: Sequence, tolerance_nm: float = 250.0, pixel_si
         raise ValueError(f"the tolerance and the pixel size must be > 0, got {tolerance_nm} nm and {pixel_size_nm} nm")
     if border_nm is not None and frame_size is None:
         raise ValueError("a border to leave out needs the frame size (width, height) in pixels")
+    if bounds is not None and len(bounds) != len(true):
+        raise ValueError(f"{len(bounds)} frames of bounds against {len(true)} frames of true positions")
     tp = fp = fn = 0
-    squared = 0.0
-    for f, t in zip(found, true):
+    squared = bound_sum = 0.0
+    for k, (f, t) in enumerate(zip(found, true)):
         f, t = _points(f, "the localizations"), _points(t, "the true positions")
+        b = None if bounds is None else np.asarray(bounds[k], dtype=np.float64).reshape(-1)
+        if b is not None and len(b) != len(t):
+            raise ValueError(f"frame {k} has {len(t)} true positions but {len(b)} bounds")
         if border_nm is not None:
-            f, t = (inside(p, border_nm / pixel_size_nm, *frame_size) for p in (f, t))
+            width, height = frame_size
+            keep = [inside_mask(p, border_nm / pixel_size_nm, width, height) for p in (f, t)]
+            f, t, b = f[keep[0]], t[keep[1]], None if b is None else b[keep[1]]
         pairs = match(f, t, tolerance_nm / pixel_size_nm, method)
         tp += len(pairs)
         fp += len(f) - len(pairs)
         fn += len(t) - len(pairs)
         squared += sum(float(np.sum((f[i] - t[j]) ** 2)) for i, j in pairs)
+        if b is not None:
+            bound_sum += sum(float(b[j]) for _, j in pairs)
+    ratio = math.sqrt(squared / bound_sum) if bounds is not None and tp and bound_sum > 0 else math.nan
     return Scores(tp=tp, fp=fp, fn=fn, rmse_px=math.sqrt(squared / tp) if tp else math.nan,
-                  pixel_size_nm=float(pixel_size_nm))
+                  pixel_size_nm=float(pixel_size_nm), rmse_over_bound=ratio)

@@ -60,6 +60,16 @@ class Frame:
     sigma_psf: torch.Tensor  # (K,)
     background: float
 
+    def bounds(self, height: int, width: int) -> torch.Tensor:
+        """(K,) var_x + var_y (px^2) of each emitter's Cramér–Rao bound as if it were alone in the frame (position,
+        photons and background unknown; ``crlb.crlb_xy``): a lower bound for a crowded frame."""
+        if not len(self.xy):
+            return torch.zeros(0, dtype=torch.float64)
+        from pixel_spotter.spots.crlb import crlb_xy
+
+        var_x, var_y = crlb_xy(self.xy, self.photons, self.background, self.sigma_psf, height, width)
+        return var_x + var_y
+
     def expected(self, height: int, width: int) -> torch.Tensor:
         """(H, W) float64 expected photons per pixel: every emitter's spot plus the background."""
         mu = torch.full((height, width), float(self.background), dtype=torch.float64)

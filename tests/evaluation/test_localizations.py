@@ -40,6 +40,17 @@ def test_counts_and_scores_over_several_frames():
     assert s.efficiency == pytest.approx(100 - math.hypot(100 * (1 - 0.4), s.rmse_nm))
 
 
+def test_rmse_over_the_bound_uses_the_matched_true_emitters_bounds():
+    true = [[[10.0, 10.0], [30.0, 30.0]]]
+    found = [[[10.1, 10.0]]]  # only the first emitter is found, 0.1 px off
+    bounds = [[0.01 + 0.01, 4.0]]  # var_x + var_y of each true emitter; the second's is not used
+    s = score(found, true, bounds=bounds)
+    assert s.rmse_over_bound == pytest.approx(0.1 / math.sqrt(0.02))
+    assert math.isnan(score(found, true).rmse_over_bound)  # no bounds given
+    with pytest.raises(ValueError, match="frame 0 has 2 true positions but 1 bounds"):
+        score(found, true, bounds=[[0.02]])
+
+
 def test_a_pair_just_beyond_the_tolerance_is_two_mistakes():
     s = score([[[0.0, 2.51]]], [[[0.0, 0.0]]], tolerance_nm=250, pixel_size_nm=100)
     assert (s.tp, s.fp, s.fn) == (0, 1, 1) and math.isnan(s.rmse_px) and math.isnan(s.efficiency)

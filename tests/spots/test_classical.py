@@ -36,6 +36,25 @@ def test_an_isolated_emitter_is_found_near_its_bound():
     assert (rmse < 1.5 * bound).all(), (rmse, bound)
 
 
+def test_sparse_frames_score_near_the_bound_of_their_emitters():
+    """Frames with a few well-separated emitters: every one found, matched RMSE within 1.5x of the emitters'
+    single-emitter bounds (score(..., bounds=Frame.bounds))."""
+    grid = [[8.2, 8.6], [23.7, 8.1], [8.4, 23.3], [23.1, 23.9]]
+    frames, truths, bounds = [], [], []
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(15):
+        xy = torch.tensor(grid, dtype=torch.float64)
+        frame = Frame(xy, torch.full((4,), 2000.0, dtype=torch.float64), torch.full((4,), 1.3, dtype=torch.float64),
+                      10.0)
+        frames.append(CAMERA.record(frame.expected(32, 32), gen))
+        truths.append(xy.numpy())
+        bounds.append(frame.bounds(32, 32).numpy())
+    found = localize(torch.stack(frames), 1.3, threshold=5.0)
+    s = score([loc.xy.numpy() for loc in found], truths, bounds=bounds)
+    assert (s.tp, s.fp, s.fn) == (60, 0, 0)
+    assert 0.5 < s.rmse_over_bound < 1.5, s.rmse_over_bound
+
+
 def test_two_emitters_closer_than_the_psf_make_one_localization():
     """The pipeline's weakness in crowded frames: one maximum, one fit, in between."""
     frames = _frames([[[15.0, 16.0], [16.2, 16.0]]] * 5)
