@@ -65,6 +65,9 @@ class Camera:
         """What the camera records of ``expected`` photons per pixel (H, W), float64: photon counts (ideal) or
         ADU (rounded, within 0 ... 65535)."""
         expected = expected.to(torch.float64)
+        if not (torch.isfinite(expected).all() and (expected >= 0).all()):
+            raise ValueError("expected photons per pixel must be finite numbers >= 0 (a NaN, inf or negative one "
+                             "is no light a camera can record)")
         if self.kind == "ideal":
             return torch.poisson(expected, generator=gen)
         electrons = torch.poisson(self.quantum_efficiency * expected, generator=gen)

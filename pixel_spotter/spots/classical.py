@@ -55,6 +55,8 @@ def localize(frames: torch.Tensor, sigma_psf: float, threshold: float) -> list[L
     frames = torch.as_tensor(frames, dtype=torch.float64)
     if frames.dim() != 3:
         raise ValueError(f"frames must be (frames, height, width), got shape {tuple(frames.shape)}")
+    if not torch.isfinite(frames).all():
+        raise ValueError("frames hold a value that is not a finite number (NaN or inf); a frame must be photons")
     batch, height, width = frames.shape
     radius = window_radius(sigma_psf)
     size = 2 * radius + 1

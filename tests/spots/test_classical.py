@@ -90,6 +90,7 @@ def test_denser_frames_score_lower_and_the_tuned_threshold_is_one_of_those_tried
 @pytest.mark.parametrize("frames, words", [
     (torch.zeros(32, 32), "frames must be (frames, height, width)"),
     (torch.zeros(1, 8, 8), "smaller than the fit's 9x9 window"),
+    (torch.full((1, 32, 32), float("nan")), "not a finite number"),  # not an empty answer
 ])
 def test_bad_frames_are_one_line(frames, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")) as err:

@@ -73,6 +73,8 @@ def test_an_scmos_has_its_own_read_noise_per_pixel():
     (lambda: Camera("emccd", quantum_efficiency=0), "quantum_efficiency must be a number in (0, 1]"),
     (lambda: Camera("emccd", em_gain=0.5), "em_gain must be a number in [1, 10000]"),
     (lambda: EmitterRanges(density_per_um2=-1), "density must be a number >= 0"),
+    (lambda: Camera().record(torch.full((4, 4), float("nan")), torch.Generator()), "must be finite numbers >= 0"),
+    (lambda: Camera("emccd").record(torch.full((4, 4), -1.0), torch.Generator()), "must be finite numbers >= 0"),
     (lambda: EmitterRanges(photons=(10, 1)), "photons must be [low, high]"),
     (lambda: draw_frame(torch.Generator(), 4096, 4096, EmitterRanges(density_per_um2=100)), "lower the density"),
 ])
