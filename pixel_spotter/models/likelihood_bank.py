@@ -32,6 +32,7 @@ from pixel_spotter.data import corruptions
 from pixel_spotter.errors import ConfigError
 from pixel_spotter.models import require_bool
 from pixel_spotter.models.heatmap import hard_argmax
+from pixel_spotter.spots.detect import lower_median
 
 DEFAULT_SIGMAS = tuple(0.25 * i for i in range(11))  # 0 ... 2.5 px: the benchmark's blurs and a little beyond
 
@@ -76,12 +77,6 @@ def noise_sigma(images: torch.Tensor) -> torch.Tensor:
     return ((dx.pow(2).flatten(1).mean(1) + dy.pow(2).flatten(1).mean(1)) / 4).sqrt()
 
 
-def image_median(images: torch.Tensor) -> torch.Tensor:
-    """(N,) each image's median pixel (the lower middle one), by sorting: exports to ONNX, unlike median()."""
-    flat = images.flatten(1)
-    return flat.sort(dim=1).values[:, (flat.shape[1] - 1) // 2]
-
-
 class LikelihoodBank(nn.Module):
     min_input_size = 2  # the noise estimate needs neighbours
     readout_name = "argmax"  # the only one: trained by cross-entropy (training/validation.py checks the loss)
@@ -112,7 +107,7 @@ class LikelihoodBank(nn.Module):
 
     def score_map(self, x: torch.Tensor) -> torch.Tensor:
         """(N, H, W) log posterior scores (nats, up to a per-image constant)."""
-        x = x - image_median(x)[:, None, None, None]
+        x = x - lower_median(x.flatten(1))[:, None, None, None]  # sort-based: exports to ONNX
         n = (noise_sigma(x) * self.log_noise_gain.exp()).clamp(min=self.noise_floor)[:, None, None, None]
         rows = gaussian_rows(self.log_sigma.exp(), self.radius)
         c = separable(x, rows)  # (N, K, H, W): <image, kernel at p>
