@@ -42,11 +42,21 @@ def one_thread():
 
 
 SPOT_ONLY_MODELS = {"spot_fit"}  # models that fit photon counts: they need data=spot (their own check says so)
+FRAME_MODELS = {"frame_heatmap": "data=pixels", "frame_emitters": "data=emitters"}  # models that answer a set per
+# image, and the frame task each takes; and the other way round, the frame model each frame task takes
+FRAME_TASK_MODELS = {task.removeprefix("data="): f"model={model}" for model, task in FRAME_MODELS.items()}
 
 
 def model_overrides(model: str) -> list[str]:
-    """``model=<model>`` plus what that model needs to be valid (data=spot for the photon-count models)."""
-    return [f"model={model}", *(["data=spot"] if model in SPOT_ONLY_MODELS else [])]
+    """``model=<model>`` plus what that model needs to be valid (data=spot for the photon-count models, its frame
+    task for a frame model)."""
+    needs = ["data=spot"] if model in SPOT_ONLY_MODELS else [FRAME_MODELS[model]] if model in FRAME_MODELS else []
+    return [f"model={model}", *needs]
+
+
+def one_answer_models() -> list[str]:
+    """The models that answer one (x, y) per image (what predict and export take)."""
+    return [m for m in group_options("model") if m not in FRAME_MODELS]
 
 
 @pytest.fixture(autouse=True)

@@ -65,6 +65,7 @@ class PixelDataModule(LightningDataModule):
             self.random_train_size, self.max_eval_images,
         )
         self.datasets = {name: PositionDraws(xy, self.seed, STREAMS[name]) for name, xy in self.positions.items()}
+        self.task.bind(self.positions)
 
     @property
     def test_overlap(self) -> float:

@@ -132,30 +132,93 @@ def score(found: Sequence, true: Sequence, tolerance_nm: float = 250.0, pixel_si
     if len(found) != len(true):
         raise ValueError(f"{len(found)} frames of localizations against {len(true)} frames of true positions; "
                          "give one entry per frame for both (an empty one for a frame without any)")
-    if not (tolerance_nm > 0 and pixel_size_nm > 0):
-        raise ValueError(f"the tolerance and the pixel size must be > 0, got {tolerance_nm} nm and {pixel_size_nm} nm")
-    if border_nm is not None and frame_size is None:
-        raise ValueError("a border to leave out needs the frame size (width, height) in pixels")
     if bounds is not None and len(bounds) != len(true):
         raise ValueError(f"{len(bounds)} frames of bounds against {len(true)} frames of true positions")
-    tp = fp = fn = 0
-    squared = bound_sum = 0.0
+    tally = Tally(tolerance_nm, pixel_size_nm, method, border_nm, frame_size)
     for k, (f, t) in enumerate(zip(found, true)):
-        f, t = _points(f, "the localizations"), _points(t, "the true positions")
-        b = None if bounds is None else np.asarray(bounds[k], dtype=np.float64).reshape(-1)
+        tally.add(f, t, None if bounds is None else bounds[k], frame=k)
+    return tally.scores(with_bounds=bounds is not None)
+
+
+class Tally:
+    """``score`` one frame at a time (a model's frames come batch by batch): running sums of the matches, plus
+    what a set-valued task and a model's own uncertainties are judged by (``summary``)."""
+
+    def __init__(self, tolerance_nm: float = 250.0, pixel_size_nm: float = 100.0, method: str = "hungarian",
+                 border_nm: float | None = None, frame_size: tuple[int, int] | None = None):
+        if not (tolerance_nm > 0 and pixel_size_nm > 0):
+            raise ValueError(f"the tolerance and the pixel size must be > 0, got {tolerance_nm} nm and "
+                             f"{pixel_size_nm} nm")
+        if border_nm is not None and frame_size is None:
+            raise ValueError("a border to leave out needs the frame size (width, height) in pixels")
+        if method not in METHODS:
+            raise ValueError(f"matching method {method!r} is unknown; choose one of {', '.join(METHODS)}")
+        self.tolerance_px, self.pixel_size_nm, self.method = tolerance_nm / pixel_size_nm, float(pixel_size_nm), method
+        self.border_px = None if border_nm is None else border_nm / pixel_size_nm
+        self.frame_size = frame_size
+        self.tp = self.fp = self.fn = self.frames = self.exact_frames = 0
+        self.squared = self.bound_sum = 0.0
+        self.z_squared, self.z_within_1, self.z_count = 0.0, 0, 0  # predicted sigmas' errors, per coordinate
+
+    def add(self, found, true, bounds=None, sigmas=None, frame: int | None = None) -> list[tuple[int, int]]:
+        """Score one frame: ``found`` and ``true`` (N, 2) pixel (x, y); ``bounds`` (N,) its true emitters' var_x +
+        var_y; ``sigmas`` (N, 2) each localization's own predicted standard deviation in x and y (px), for the
+        calibration numbers. Returns the matched (found, true) index pairs (after any border exclusion)."""
+        where = "" if frame is None else f"frame {frame} "
+        f, t = _points(found, "the localizations"), _points(true, "the true positions")
+        b = None if bounds is None else np.asarray(bounds, dtype=np.float64).reshape(-1)
         if b is not None and len(b) != len(t):
-            raise ValueError(f"frame {k} has {len(t)} true positions but {len(b)} bounds")
-        if border_nm is not None:
-            width, height = frame_size
-            keep = [inside_mask(p, border_nm / pixel_size_nm, width, height) for p in (f, t)]
-            f, t, b = f[keep[0]], t[keep[1]], None if b is None else b[keep[1]]
-        pairs = match(f, t, tolerance_nm / pixel_size_nm, method)
-        tp += len(pairs)
-        fp += len(f) - len(pairs)
-        fn += len(t) - len(pairs)
-        squared += sum(float(np.sum((f[i] - t[j]) ** 2)) for i, j in pairs)
-        if b is not None:
-            bound_sum += sum(float(b[j]) for _, j in pairs)
-    ratio = math.sqrt(squared / bound_sum) if bounds is not None and tp and bound_sum > 0 else math.nan
-    return Scores(tp=tp, fp=fp, fn=fn, rmse_px=math.sqrt(squared / tp) if tp else math.nan,
-                  pixel_size_nm=float(pixel_size_nm), rmse_over_bound=ratio)
+            raise ValueError(f"{where}has {len(t)} true positions but {len(b)} bounds")
+        s = None if sigmas is None else np.asarray(sigmas, dtype=np.float64).reshape(-1, 2)
+        if s is not None and len(s) != len(f):
+            raise ValueError(f"{where}has {len(f)} localizations but {len(s)} uncertainties")
+        if self.border_px is not None:
+            width, height = self.frame_size
+            keep_f, keep_t = (inside_mask(p, self.border_px, width, height) for p in (f, t))
+            f, t = f[keep_f], t[keep_t]
+            b = None if b is None else b[keep_t]
+            s = None if s is None else s[keep_f]
+        pairs = match(f, t, self.tolerance_px, self.method)
+        self.frames += 1
+        self.exact_frames += len(pairs) == len(f) == len(t)
+        self.tp += len(pairs)
+        self.fp += len(f) - len(pairs)
+        self.fn += len(t) - len(pairs)
+        if pairs:
+            i, j = (np.array(k) for k in zip(*pairs))
+            error = f[i] - t[j]
+            self.squared += float(np.sum(error ** 2))
+            if b is not None:
+                self.bound_sum += float(np.sum(b[j]))
+            if s is not None:
+                z = error / np.maximum(s[i], 1e-12)
+                self.z_squared += float(np.sum(z ** 2))
+                self.z_within_1 += int(np.sum(np.abs(z) <= 1.0))
+                self.z_count += z.size
+        return pairs
+
+    def scores(self, with_bounds: bool = True) -> Scores:
+        ratio = math.sqrt(self.squared / self.bound_sum) if with_bounds and self.tp and self.bound_sum > 0 else math.nan
+        return Scores(tp=self.tp, fp=self.fp, fn=self.fn,
+                      rmse_px=math.sqrt(self.squared / self.tp) if self.tp else math.nan,
+                      pixel_size_nm=self.pixel_size_nm, rmse_over_bound=ratio)
+
+    def summary(self) -> dict[str, float]:
+        """Every number as a flat dict (a run's test metrics): the challenge's, ``exact_frames`` (the share of
+        frames whose set was found exactly: every emitter matched, nothing else) and, when sigmas were given,
+        ``z_rms`` (RMS of error / predicted sigma over both coordinates of the matched pairs: 1 when the
+        uncertainties are calibrated) and ``z_within_1`` (the share within one sigma: 0.683 for a Gaussian).
+        Numbers a set of frames leaves undefined are left out; the Jaccard index and F1 of frames with nothing
+        to find, where nothing was found, are 1."""
+        s = self.scores(with_bounds=self.bound_sum > 0)
+        out = {"jaccard": s.jaccard, "recall": s.recall, "precision": s.precision, "f1": s.f1,
+               "rmse_px": s.rmse_px, "rmse_nm": s.rmse_nm, "efficiency": s.efficiency,
+               "rmse_over_bound": s.rmse_over_bound, "tp": float(s.tp), "fp": float(s.fp), "fn": float(s.fn),
+               "exact_frames": self.exact_frames / self.frames if self.frames else math.nan}
+        if self.frames and not (s.tp or s.fp or s.fn):  # nothing to find and nothing found: perfect, not undefined
+            out["jaccard"] = out["f1"] = 1.0
+        if self.z_count:
+            out["z_rms"] = math.sqrt(self.z_squared / self.z_count)
+            out["z_within_1"] = self.z_within_1 / self.z_count
+        # undefined numbers (no pair: no RMSE; no bounds: no ratio) are left out, never recorded as NaN
+        return {k: v for k, v in out.items() if math.isfinite(v)}

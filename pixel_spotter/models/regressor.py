@@ -80,6 +80,21 @@ class CoordinateRegressor(LightningModule):
         per_image = self.loss_fn(preds, target, reduction="none").mean(dim=1)
         return (weight * per_image).sum() / weight.sum(), preds
 
+    @torch.inference_mode()
+    def measure(self, datamodule, stage: str) -> dict:
+        """The loss and pixel metrics of the ``stage`` split's images, outside any trainer (run.evaluate). The
+        loss is averaged per image, as Lightning averages the logged ``<stage>/loss`` over batches weighted by
+        their size, so best_val.loss is the val/loss the best epoch logged."""
+        metrics = pixel_metrics(stage).to(self.device)
+        loss, images_seen = 0.0, 0
+        for images, target, *weight in datamodule.batches(stage, self.device):
+            batch_loss, preds = self.loss_and_predictions(images, target, *weight)
+            loss += float(batch_loss) * len(images)
+            images_seen += len(images)
+            metrics.update(preds * self.px_scale, target * self.px_scale)  # = self.predict_pixels(images)
+        values = {k.split("/", 1)[1]: float(v) for k, v in metrics.compute().items()}
+        return {"loss": loss / max(images_seen, 1), **values}
+
     def _step(self, batch, stage: str) -> dict:
         images, target, *weight = batch  # weight: data=spot with data.loss_weight=crlb
         target_px = target * self.px_scale

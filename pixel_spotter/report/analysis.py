@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pixel_spotter.report import comparisons, fmt
 from pixel_spotter.report.comparisons import Comparison, OverlapCheck
@@ -77,6 +77,9 @@ class Analysis:
     seeds: list  # distinct seeds of the finished runs
     searches: list[SearchRanking]  # one per search sweep among the folders (none for plain sweeps)
     robustness: Robustness | None = None  # the folders' robustness tables, when there are any
+    # frame models' runs (a set per image: data=pixels, data=emitters): never ranked with the runs above, whose
+    # metrics they do not have; each frame task's report section shows its own
+    frame_runs: list[Run] = field(default_factory=list)
 
     @property
     def n_ok(self) -> int:
@@ -169,7 +172,8 @@ def analyze(runs: list[Run], compare: list[tuple[str, str]] | None = None,
     """Everything the report says about ``runs``, in one pass; ``compare``: (challenger, baseline) model
     pairs to compare head to head (None: every model against the write-ups' baseline cnn, when present);
     ``robustness``: what load.load_robustness read (None: no robustness table)."""
-    entries = _place(runs)
+    frame_runs = [r for r in runs if r.frames]
+    entries = _place([r for r in runs if not r.frames])
     models = sorted({e.model for e in entries})
     flagged = {e.model: e for e in entries if e.best_of_model}
     best = {model: flagged[model] for model in models if model in flagged}
@@ -188,4 +192,4 @@ def analyze(runs: list[Run], compare: list[tuple[str, str]] | None = None,
         comparisons=compared, not_compared=missing if compare is not None else [],
         overlaps=comparisons.overlaps(entries),
         seeds=list(dict.fromkeys(e.record.get("seed") for e in entries if e.ok)), searches=rank_searches(entries),
-        robustness=analyze_robustness(robustness))
+        robustness=analyze_robustness(robustness), frame_runs=frame_runs)

@@ -63,6 +63,12 @@ class Run:
         return self.status == "ok" and error is not None and math.isfinite(error)
 
     @property
+    def frames(self) -> bool:
+        """A frame model's run (it answers a set per image, scored by the localization-microscopy challenge's
+        numbers): its record says which decode threshold its test used."""
+        return bool(self.record.get("decode"))
+
+    @property
     def model(self) -> str:
         return str(self.record.get("model") or "?")
 

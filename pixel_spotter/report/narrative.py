@@ -180,7 +180,14 @@ def search(r: SearchRanking) -> list[str]:
 
 
 def summary(a: Analysis) -> list[str]:
-    lines = [f"{len(a.runs)} runs: {a.n_ok} finished, {len(a.runs) - a.n_ok} failed or unfinished."]
+    if a.frame_runs:
+        frames = [f"{len(a.frame_runs)} frame-model run{'s' if len(a.frame_runs) != 1 else ''} (a set of "
+                  "emitters per image) are scored in their own sections below, not ranked with the others."]
+        if not a.runs:
+            return frames
+    else:
+        frames = []
+    lines = frames + [f"{len(a.runs)} runs: {a.n_ok} finished, {len(a.runs) - a.n_ok} failed or unfinished."]
     return lines + best(a) + settings(a) + seeds(a) + factors(a) + comparisons(a) + overlap(a) + shared(a)
 
 

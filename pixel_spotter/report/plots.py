@@ -43,7 +43,7 @@ def make_all(a: Analysis, folder: Path) -> list[tuple[str, Path]]:
     jobs.append((f"Spatial error map of {which}", error_maps, (spread, folder / "error_map.png")))
     jobs.append((f"Error histogram of {which}", error_histograms, (spread, folder / "error_hist.png")))
     for module in tasks.report_sections():  # each task's own figures
-        jobs += module.plots(a.runs, folder)
+        jobs += module.plots(a.frame_runs if getattr(module, "FRAMES", False) else a.runs, folder)
     if a.robustness is not None and (a.robustness.rows or a.robustness.combined):
         jobs.append(("Robustness: exact % against severity, one corruption at a time; then against noise, blur "
                      "and noise together, float, clipped and 8-bit",

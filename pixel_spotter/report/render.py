@@ -184,7 +184,7 @@ def _task_sections(a: Analysis) -> list[dict]:
     """Each task's own section ({"title", "note", "tables"}) for the runs it applies to (tasks.report_sections)."""
     sections = []
     for module in tasks.report_sections():
-        part = module.section(a.runs)
+        part = module.section(a.frame_runs if getattr(module, "FRAMES", False) else a.runs)
         if part is not None:
             sections.append({"title": module.TITLE, **part})
     return sections

@@ -41,9 +41,11 @@ MARKDOWN = """\
 
 {{ table(search.table) }}
 {% endfor %}
+{% if runs_table.rows %}
 ## Runs
 
 {{ table(runs_table) }}
+{% endif %}
 ## Summary
 
 {% for line in summary %}
@@ -141,8 +143,10 @@ HTML = """\
 {% endif %}
 {{ table(search.table) }}
 {% endfor %}
+{% if runs_table.rows %}
 <h2>Runs</h2>
 {{ table(runs_table) }}
+{% endif %}
 <h2>Summary</h2>
 <ul>{% for line in summary %}<li>{{ line | inline }}</li>{% endfor %}</ul>
 {% for s in sections %}

@@ -33,11 +33,23 @@ def flat(cfg: DictConfig) -> dict[str, str]:
     return leaves
 
 
+def _resolved(cfg: DictConfig, key: str):
+    """The value at ``key`` with interpolations resolved, or a marker when it cannot be (Hydra's own resolvers,
+    which only a running job has)."""
+    try:
+        return repr(OmegaConf.to_container(OmegaConf.create({"v": OmegaConf.select(cfg, key)}), resolve=True)["v"])
+    except Exception:
+        return object()  # equal to nothing
+
+
 def differences(then: DictConfig, now: DictConfig) -> list[str]:
-    """``key: was A, now B`` for every identity key whose value differs between two composed configs."""
+    """``key: was A, now B`` for every identity key whose value differs between two composed configs. Values
+    are compared as written; where they are written differently but resolve to the same value (a key that became
+    an interpolation with the old value as its default, e.g. the checkpoint's ``monitor``), they are the same."""
     old, new = flat(then), flat(now)
     keys = sorted(set(old) | set(new))
-    return [f"{k}: was {old.get(k, ABSENT)}, now {new.get(k, ABSENT)}" for k in keys if old.get(k) != new.get(k)]
+    return [f"{k}: was {old.get(k, ABSENT)}, now {new.get(k, ABSENT)}" for k in keys
+            if old.get(k) != new.get(k) and not (k in old and k in new and _resolved(then, k) == _resolved(now, k))]
 
 
 def describe(diff: list[str]) -> str:

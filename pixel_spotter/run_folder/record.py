@@ -53,6 +53,9 @@ class Results:
     # inference_ms_per_image.batched); RMSE/CRLB per photon count of the model and the references.
     references: dict = field(default_factory=dict)
     images_per_s: float | None = None
+    # frame models only: how localizations were read from the network's maps, e.g. {"threshold": 0.4}, the
+    # detection threshold chosen on the validation frames (the test is scored with it)
+    decode: dict = field(default_factory=dict)
     per_photons: list = field(default_factory=list)
     device: str | None = None
     versions: dict = field(default_factory=dict)
@@ -120,6 +123,7 @@ _CHECKS = {
     "test": _metric_dict,
     "references": lambda v: isinstance(v, dict) and all(_metric_dict(x) for x in v.values()),
     "images_per_s": _optional(_number),
+    "decode": _metric_dict,
     "per_photons": lambda v: isinstance(v, list) and all(_metric_dict(x) for x in v),
     "device": _optional(lambda v: isinstance(v, str)),
     "versions": lambda v: isinstance(v, dict) and all(isinstance(x, (str, type(None))) for x in v.values()),
@@ -139,6 +143,10 @@ def _finite(value):
     return value
 
 
+SHARES = ("jaccard", "recall", "precision", "f1", "exact_frames", "z_within_1")  # a frame task's, in [0, 1]
+COUNTS = ("tp", "fp", "fn", "z_rms")
+
+
 def _impossible(metrics: dict[str, dict]) -> str | None:
     """The first metric value no run can measure (an error or distance below 0, an accuracy outside 0..1), as
     ``test.euclid_px = -3``; None when all are possible. Names follow evaluation/metric_names.py."""
@@ -146,8 +154,9 @@ def _impossible(metrics: dict[str, dict]) -> str | None:
         for name, value in values.items():
             if value is None:
                 continue
-            below_zero = name.endswith(("_px", "_over_crlb")) and value < 0
-            if below_zero or (name.endswith("_acc") and not 0 <= value <= 1):
+            below_zero = (name.endswith(("_px", "_nm", "_over_crlb", "_over_bound")) or name in COUNTS) and value < 0
+            share = name.endswith("_acc") or name in SHARES
+            if below_zero or (share and not 0 <= value <= 1) or (name == "efficiency" and value > 100):
                 return f"{where}.{name} = {value:g}"
     return None
 

@@ -14,6 +14,8 @@ from pixel_spotter.run_folder import RunFolder
 # any callable in any installed package). The network must be a torch module from pixel_spotter.models.
 MODULE_TARGET = "pixel_spotter.models.regressor.CoordinateRegressor"
 NET_PACKAGE = "pixel_spotter.models."
+# a frame model's run (data=pixels, data=emitters) answers a set per image, which predict and export do not take
+FRAME_MODULE_TARGET = "pixel_spotter.models.frame_localizer.FrameLocalizer"
 
 
 def locate(target: Path) -> tuple[RunFolder, Path]:
@@ -46,6 +48,9 @@ def trusted_model_config(folder: RunFolder) -> tuple[dict, int, int]:
                         "the run folder is corrupt: retrain") from None
     if not (isinstance(height, int) and isinstance(width, int) and 2 <= height <= 10_000 and 2 <= width <= 10_000):
         raise UserError(f"{folder.config_file} gives an impossible image size {height!r}x{width!r}; retrain")
+    if isinstance(model, dict) and model.get("_target_") == FRAME_MODULE_TARGET:
+        raise UserError(f"{folder.path} is a frame model's run: it answers a set of emitters per image, and "
+                        "predict, export and robustness take runs that answer one (x, y) per image")
     net = model.get("net") if isinstance(model, dict) else None
     targets = _targets(model)
     net_target = net.get("_target_") if isinstance(net, dict) else None

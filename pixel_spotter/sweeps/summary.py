@@ -11,7 +11,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from pixel_spotter.errors import UserError
-from pixel_spotter.evaluation.formatting import format_px
+from pixel_spotter.evaluation.formatting import test_line
 from pixel_spotter.run_folder import NOT_STARTED, OK, SWEEP_CONFIG, RunFolder, find_runs, lock_sweep, sweep_jobs
 from pixel_spotter.sweeps.launchers import ray_gpu_problem
 
@@ -47,9 +47,7 @@ class SweepSummary(Callback):
             if record is None:
                 print(f"  {NOT_STARTED:11} {name}")
             elif record.status == OK:
-                t = record.test
-                print(f"  {OK:11} {name}: test euclid {format_px(t.get('euclid_px'))} px, "
-                      f"exact {100 * t.get('exact_acc', 0.0):.1f}%")
+                print(f"  {OK:11} {name}: test {test_line(record.test)}")
             else:
                 print(f"  {record.status:11} {name}: {record.error or ''}")
         print(f"  tensorboard: tensorboard --logdir {sweep}")

@@ -25,6 +25,9 @@ class Task:
     counts: ClassVar[bool] = False  # files hold photon counts (True) or brightness scaled into [0, 1] (False)
     answer_low: ClassVar[float] = 0.0  # an answer's lowest coordinate: 0 (pixel centres) or -0.5 (outer edges)
     robustness: ClassVar[bool] = False  # whether `pixel-spotter robustness`'s corruption grid applies to it
+    # a frame task: each image holds a set of emitters (its truth a ``frame_sets.FrameSets``, its model a frame
+    # model, scored by ``evaluation.localizations``) rather than one (x, y)
+    frames: ClassVar[bool] = False
     # data settings this task takes besides the generic ones (split, batch sizes, seed ...), with defaults
     settings: ClassVar[dict[str, Any]] = {}
 
@@ -43,8 +46,18 @@ class Task:
         return False
 
     # -- training and testing
+    def bind(self, positions: dict[str, torch.Tensor]) -> None:
+        """The datamodule's honest split, (N, 2) pixel positions per split name, once it is made (a frame task
+        draws its emitters' pixels from them)."""
+
+    def tally(self):
+        """A frame task's ``evaluation.localizations.Tally`` for one pass over a split (its tolerance and pixel
+        size)."""
+        raise NotImplementedError
+
     def render(self, split: str, xy: torch.Tensor, seeds: list[int]) -> tuple[torch.Tensor, torch.Tensor, Any]:
-        """(images (B, 1, H, W) float32, targets (B, 2) normalized to [0, 1], truth or None) of ``split``."""
+        """(images (B, 1, H, W) float32, targets (B, 2) normalized to [0, 1], truth or None) of ``split``; a frame
+        task's targets are a ``frame_sets.FrameSets``."""
         raise NotImplementedError
 
     def step_batch(self, images: torch.Tensor, target: torch.Tensor, truth) -> tuple:

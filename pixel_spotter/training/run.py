@@ -13,7 +13,6 @@ import warnings
 from pathlib import Path
 
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -22,9 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pixel_spotter.benchmarks.timing import ms_per_image
 from pixel_spotter.errors import UserError, unwrapped_user_errors
-from pixel_spotter.evaluation.formatting import format_px
-from pixel_spotter.evaluation.metric_names import LOSS
-from pixel_spotter.evaluation.metrics import pixel_metrics
+from pixel_spotter.evaluation.formatting import test_line
 from pixel_spotter.run_folder import DIVERGED, FAILED, OK, Results, RunFolder, Start, all_finite
 from pixel_spotter.sweeps.launchers import share_machine
 from pixel_spotter.sweeps.search import optimized_value
@@ -92,21 +89,12 @@ def _metrics(raw: list[dict], stage: str) -> dict:
     return {k.split("/", 1)[1]: float(v) for k, v in (raw[0] if raw else {}).items() if k.startswith(f"{stage}/")}
 
 
-@torch.inference_mode()
 def evaluate(model, datamodule, stage: str) -> dict:
-    """The loss and pixel metrics of ``model`` on the ``stage`` split's images, computed outside the trainer
-    (nothing is logged). The loss is averaged per image, as Lightning averages the logged ``<stage>/loss`` over
-    batches weighted by their size, so best_val.loss is the val/loss the best epoch logged."""
+    """The loss and metrics of ``model`` on the ``stage`` split's images, computed outside the trainer (nothing
+    is logged): the module's own ``measure`` (a one-answer model's pixel metrics, a frame model's localization
+    scores)."""
     model.eval()
-    metrics = pixel_metrics(stage).to(model.device)
-    loss, images_seen = 0.0, 0
-    for images, target, *weight in datamodule.batches(stage, model.device):
-        batch_loss, preds = model.loss_and_predictions(images, target, *weight)
-        loss += float(batch_loss) * len(images)
-        images_seen += len(images)
-        metrics.update(preds * model.px_scale, target * model.px_scale)  # = model.predict_pixels(images)
-    values = {k.split("/", 1)[1]: float(v) for k, v in metrics.compute().items()}
-    return {LOSS: loss / max(images_seen, 1), **values}
+    return model.measure(datamodule, stage)
 
 
 def base_record(cfg: DictConfig, info: dict) -> Results:
@@ -219,6 +207,8 @@ def _record(record: Results, trainer, datamodule, model, folder: RunFolder, best
     record.best_checkpoint = os.path.relpath(best, folder.path) if best else None
     record.best_val, record.test = best_val, test
     record.device = str(model.device)
+    if getattr(model, "frames", False):  # the detection threshold the test was scored with (chosen on val)
+        record.decode = {"threshold": float(model.threshold)}
 
 
 class _DropTips(logging.Filter):
@@ -266,6 +256,5 @@ def main(cfg: DictConfig) -> float | None:
             sys.exit(f"error: the run {record.status}: {record.error}; see {results}")
         return None
     test = record.test
-    log.info("test: euclid %s px, rmse %s px, exact %.1f%% -> %s", format_px(test.get("euclid_px")),
-             format_px(test.get("rmse_px")), 100 * test.get("exact_acc", 0.0), results)
+    log.info("test: %s -> %s", test_line(test), results)
     return optimized_value(record, cfg.get("optimized_metric", "val/euclid_px"))

@@ -53,7 +53,8 @@ class _TestPredictionsCollector(Callback):
         self._batches = []
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._batches.append((outputs["true_px"].cpu(), outputs["pred_px"].cpu()))
+        if "true_px" in outputs:  # a frame model answers sets: no one (true, predicted) pixel per image
+            self._batches.append((outputs["true_px"].cpu(), outputs["pred_px"].cpu()))
 
     def predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(true (N, 2) long, predicted (N, 2) float) pixel positions of the last test run."""
@@ -73,6 +74,8 @@ class TestPredictions(_TestPredictionsCollector):
         self.folder = RunFolder(run_dir)
 
     def on_test_end(self, trainer, pl_module) -> None:
+        if getattr(pl_module, "frames", False):  # sets per image: not this file's one row per image
+            return
         true, pred = self.predictions()
         self.folder.write_predictions(torch.cat([true.float(), pred.float()], dim=1).tolist())
 
@@ -86,7 +89,7 @@ class SampleFigure(_TestPredictionsCollector, RecordHook):
 
     def on_record(self, trainer, pl_module, record: Results) -> None:
         tensorboard = tensorboard_logger(trainer)
-        if tensorboard is None or not record.ok:
+        if tensorboard is None or not record.ok or getattr(pl_module, "frames", False):
             return
         true, pred = self.predictions()
         fig = overlay_figure(true.numpy(), pred.numpy(), record.data["height"], record.data["width"], n=self.n,

@@ -20,7 +20,7 @@ from pixel_spotter.checks import is_int, is_number, require, require_int
 from pixel_spotter.data.augment import augment_from_config
 from pixel_spotter.data.splits import QUADRANTS, SPLITS, split_sizes
 from pixel_spotter.errors import ConfigError
-from pixel_spotter.evaluation.metric_names import HIGHER_IS_BETTER, MONITORS
+from pixel_spotter.evaluation.metric_names import FRAME_METRIC_NAMES, HIGHER_IS_BETTER, LOSS, METRIC_NAMES
 from pixel_spotter.models.regressor import LOSSES, PIXEL_LOSSES
 from pixel_spotter.models.resnet import WEIGHT_CHOICES
 from pixel_spotter.sweeps.search import check_metric
@@ -51,7 +51,11 @@ def validate(cfg: DictConfig) -> None:
 
 
 def _validate_run_settings(cfg: DictConfig) -> None:
-    check_metric(cfg.get("optimized_metric", "val/euclid_px"))
+    metric = cfg.get("optimized_metric", "val/euclid_px")
+    check_metric(metric)
+    logged = _logged_monitors(cfg.model)
+    require(metric in logged, f"optimized_metric={metric} is not a validation metric this model logs; choose one "
+                              f"of {', '.join(logged)}")
     threads = cfg.get("threads_per_job")
     if threads is not None:
         require_int("threads_per_job", threads, 1, 1)
@@ -71,9 +75,26 @@ def _validate_share(share, max_epochs) -> None:
             f"share.from_job must be a job number, got {source!r}; the sweep sets it: leave it out")
 
 
+def _module_class(model: DictConfig):
+    try:
+        return get_class(model._target_)
+    except Exception:  # an unknown module is reported when it is built, in its own words
+        return None
+
+
+def frame_model(model: DictConfig) -> bool:
+    """Whether ``model`` is a frame model (it answers a set per image: models/frame_localizer.py)."""
+    return bool(getattr(_module_class(model), "frames", False))
+
+
 def _validate_model(model: DictConfig) -> None:
     lr = model.get("lr")
     require(is_number(lr) and lr > 0, f"model.lr must be a number > 0, got {lr!r}; e.g. model.lr=1e-3")
+    if frame_model(model):
+        from pixel_spotter.models.frame_localizer import check_frame_model
+
+        check_frame_model(model)
+        return
     loss = model.get("loss", "mse")
     require(isinstance(loss, str) and loss in (*LOSSES, *PIXEL_LOSSES),
             f"model.loss={loss!r} is unknown; choose one of {', '.join((*LOSSES, *PIXEL_LOSSES))}")
@@ -132,6 +153,12 @@ def _validate_data(data: DictConfig, model: DictConfig) -> None:
         require(value is None or (is_int(value) and value >= 1),
                 f"data.{key} must be an integer >= 1 or null, got {value!r}; e.g. data.{key}=1000")
     task = tasks.get(tasks.name_of(data))
+    if task.frames != frame_model(model):
+        raise ConfigError(
+            f"data={task.name} has {'a set of' if task.frames else 'one'} answer{'s' if task.frames else ''} per "
+            f"image, but {model.get('_target_')} answers {'one (x, y)' if task.frames else 'a set'}; "
+            + ("use a frame model (model=frame_heatmap for data=pixels, model=frame_emitters for data=emitters)"
+               if task.frames else "use a one-answer model (e.g. model=cnn) or a frame task (data=pixels)"))
     task.check_config(data, model)  # the task's own settings (data.augment, data.spot, ...)
     augment = augment_from_config(data.get("augment"))
     require("augment" in task.settings or augment is None or augment.identity,
@@ -229,6 +256,12 @@ def _validate_trainer(trainer: DictConfig) -> None:
         require_int("trainer.log_every_n_steps", trainer.log_every_n_steps, 1, 10)
 
 
+def _logged_monitors(model: DictConfig) -> tuple[str, ...]:
+    """The validation metrics a model logs: a frame model's localization scores, or the pixel metrics."""
+    names = FRAME_METRIC_NAMES if frame_model(model) else METRIC_NAMES
+    return (f"val/{LOSS}", *(f"val/{n}" for n in names))
+
+
 def _validate_callbacks(cfg: DictConfig) -> None:
     callbacks = cfg.get("callbacks") or {}
     loggers = cfg.get("logger") or {}  # named loggers (conf/logger); one set to null is none
@@ -240,9 +273,10 @@ def _validate_callbacks(cfg: DictConfig) -> None:
         if not callback:
             continue
         monitor, mode = callback.get("monitor"), callback.get("mode", "min")
-        require(isinstance(monitor, str) and monitor in MONITORS,
-                f"callbacks.{name}.monitor={monitor!r} is not a validation metric this project logs; "
-                f"choose one of {', '.join(MONITORS)}")
+        logged = _logged_monitors(cfg.model)
+        require(isinstance(monitor, str) and monitor in logged,
+                f"callbacks.{name}.monitor={monitor!r} is not a validation metric this model logs; "
+                f"choose one of {', '.join(logged)}")
         require(mode in ("min", "max"), f"callbacks.{name}.mode must be min or max, got {mode!r}; "
                                          f"e.g. callbacks.{name}.mode=min")
         better = "max" if monitor.removeprefix("val/") in HIGHER_IS_BETTER else "min"

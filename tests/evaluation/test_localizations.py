@@ -81,3 +81,35 @@ def test_bad_input_is_one_line(found, true, kwargs, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")) as err:
         score(found, true, **kwargs)
     assert "\n" not in str(err.value)
+
+
+def test_a_tally_scores_frame_by_frame_as_score_does_and_judges_sets_and_uncertainties():
+    from pixel_spotter.evaluation.localizations import Tally
+
+    found = [[[0.1, 0.0], [5.0, 5.0]], [], [[2.0, 2.0]]]
+    true = [[[0.0, 0.0]], [], [[2.0, 2.3]]]
+    tally = Tally(tolerance_nm=50, pixel_size_nm=100)
+    sigmas = [[[0.1, 0.1], [1.0, 1.0]], [], [[0.1, 0.1]]]
+    for f, t, s in zip(found, true, sigmas):
+        tally.add(f, t, sigmas=s)
+    whole = score(found, true, tolerance_nm=50, pixel_size_nm=100)
+    summary = tally.summary()
+    assert (summary["tp"], summary["fp"], summary["fn"]) == (whole.tp, whole.fp, whole.fn) == (2, 1, 0)
+    assert summary["jaccard"] == whole.jaccard and summary["rmse_px"] == pytest.approx(whole.rmse_px)
+    assert summary["exact_frames"] == pytest.approx(2 / 3)  # the first frame found one pixel too many
+    # z = error / predicted sigma over both coordinates of the 2 pairs: (1, 0) and (0, 3)
+    assert summary["z_rms"] == pytest.approx(math.sqrt((1 + 0 + 0 + 9) / 4))
+    assert summary["z_within_1"] == pytest.approx(3 / 4)
+    assert "rmse_over_bound" not in summary  # no bounds given: left out, never NaN
+
+
+def test_frames_with_nothing_to_find_where_nothing_was_found_are_perfect():
+    from pixel_spotter.evaluation.localizations import Tally
+
+    tally = Tally()
+    tally.add([], [])
+    summary = tally.summary()
+    assert summary["jaccard"] == summary["f1"] == summary["exact_frames"] == 1.0
+    assert all(math.isfinite(v) for v in summary.values()) and "rmse_px" not in summary
+    tally.add([[1.0, 1.0]], [])
+    assert tally.summary()["jaccard"] == 0.0 and tally.summary()["exact_frames"] == 0.5

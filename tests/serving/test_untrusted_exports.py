@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, group_options, model_overrides
+from conftest import ROOT, model_overrides, one_answer_models
 from hydra.utils import instantiate
 
 from pixel_spotter import cli
@@ -23,7 +23,7 @@ from pixel_spotter.training.compose import compose
 LEGACY = ROOT / "tests" / "fixtures" / "legacy_runs"
 
 
-@pytest.mark.parametrize("model", group_options("model"))
+@pytest.mark.parametrize("model", one_answer_models())
 def test_every_network_exports_to_torchscript_that_the_check_accepts(model, tmp_path):
     """ALLOWED_OPS is complete: every network of conf/model traces to operators it lists (a new network that
     needs another operator fails here, so the list is extended on purpose, not found wanting by a user)."""

@@ -72,7 +72,11 @@ class Synthesizer:
         return draws
 
     def __call__(self, xy: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
-        images = one_hot_images(xy, self.height, self.width)
+        return self.corrupt(one_hot_images(xy, self.height, self.width), xy, seeds)
+
+    def corrupt(self, images: torch.Tensor, xy: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+        """``images`` (B, 1, H, W) under the corruptions each image's seed draws; ``xy`` (B, 2) is the pixel its
+        decoys avoid (the spot's, or one of a frame's bright pixels)."""
         if self.augment.identity:
             return images
         d = self._draws(xy, seeds)

@@ -1,0 +1,174 @@
+"""FrameLocalizer: the LightningModule of the frame tasks (data=pixels, data=emitters), where an image holds a set.
+
+It wraps a fully convolutional network (``frame_net.FrameNet``) whose maps ``frame_maps`` reads, trains it with one
+of ``frame_losses``, and scores its decoded localizations against the true sets with the task's tally (the
+localization-microscopy challenge's matching, ``evaluation/localizations.py``), logged per validation and test
+epoch as ``val/<metric>``. The detection threshold is the decode's one setting: before the test it is chosen on
+the validation frames (``tune_threshold``), the value that maximizes the metric the checkpoint watches
+(``monitor``), and the test is scored with it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from lightning import LightningModule
+from torch import nn
+
+from pixel_spotter.models.frame_losses import CHANNELS_OF_LOSS, LOSSES
+from pixel_spotter.models.frame_maps import CHANNELS, DECODES, candidates, read_maps
+
+THRESHOLDS = tuple(np.round(np.arange(0.1, 0.96, 0.05), 2))  # what tune_threshold tries
+
+
+class FrameLocalizer(LightningModule):
+    frames = True
+
+    def __init__(self, net: nn.Module, lr: float = 1e-3, optimizer: Callable | None = None,
+                 scheduler: Callable | None = None, loss: str = "detection", decode: str = "threshold",
+                 threshold: float = 0.5, tune_threshold: bool = True, photon_scale: float = 1.0,
+                 monitor: str = "val/f1", monitor_mode: str = "max", height: int = 50, width: int = 50):
+        """``monitor``/``monitor_mode``: the validation metric the best checkpoint is chosen by (the callbacks'
+        config reads them from here) and that the threshold is tuned for. ``photon_scale``: photons per unit of
+        the photon and background maps."""
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.lr = lr
+        self.optimizer_factory = optimizer or torch.optim.Adam
+        self.scheduler_factory = scheduler
+        self.loss_name, self.loss_fn = loss, LOSSES[loss]
+        self.decode = decode
+        self.tune_threshold = tune_threshold
+        self.photon_scale = float(photon_scale)
+        self.monitor = monitor
+        # a buffer, so a checkpoint keeps the threshold the test used
+        self.register_buffer("threshold", torch.tensor(float(threshold)))
+        self._tally = None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The raw maps (N, C, H, W)."""
+        return self.net(images)
+
+    def candidates(self, images: torch.Tensor):
+        return candidates(read_maps(self(images)), self.decode, self.photon_scale)
+
+    def localize(self, images: torch.Tensor) -> list[dict]:
+        """Per image {xy (K, 2) pixel (x, y), sigma (K, 2) px or None, photons (K,) or None, score (K,)}."""
+        return self.candidates(images).select(float(self.threshold))
+
+    # -- training and scoring
+    def _loss(self, images, sets) -> torch.Tensor:
+        return self.loss_fn(read_maps(self(images)), sets, self.photon_scale)
+
+    def _score(self, tally, images, sets) -> None:
+        for i, found in enumerate(self.localize(images)):
+            tally.add(found["xy"], sets.frame(i), sets.frame_bounds(i), found["sigma"])
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        images, sets = batch[0], batch[1]
+        loss = self._loss(images, sets)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "test",
+                 batch_size=len(images))
+        if stage != "train" and self._tally is not None:
+            self._score(self._tally, images, sets)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        return {"loss": self._step(batch, "test")}
+
+    def _task(self):
+        return self.trainer.datamodule.task
+
+    def on_validation_epoch_start(self) -> None:
+        self._tally = self._task().tally()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_tally("val")
+
+    def on_test_start(self) -> None:
+        if self.tune_threshold:
+            self.threshold.fill_(self.best_threshold(self.trainer.datamodule))
+
+    def on_test_epoch_start(self) -> None:
+        self._tally = self._task().tally()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_tally("test")
+
+    def _log_tally(self, stage: str) -> None:
+        summary = self._tally.summary()
+        self.log_dict({f"{stage}/{k}": v for k, v in summary.items()}, on_step=False, on_epoch=True)
+        self._tally = None
+
+    @torch.inference_mode()
+    def best_threshold(self, datamodule) -> float:
+        """The threshold (of ``THRESHOLDS``) whose localizations on the validation frames score best by the
+        monitored metric; of several equally good ones, the middle one."""
+        was_training = self.training
+        self.eval()
+        found, truth = [], []
+        for images, sets, *_ in datamodule.batches("val", self.device):
+            found.append(self.candidates(images))
+            truth.append(sets)
+        self.train(was_training)
+        name = self.monitor.removeprefix("val/")
+        sign = 1.0 if self.hparams.monitor_mode == "max" else -1.0
+        values = []
+        for threshold in THRESHOLDS:
+            tally = datamodule.task.tally()
+            for cands, sets in zip(found, truth):
+                for i, frame in enumerate(cands.select(threshold)):
+                    tally.add(frame["xy"], sets.frame(i), sets.frame_bounds(i))
+            value = tally.summary().get(name, math.nan)
+            values.append(sign * value if math.isfinite(value) else -math.inf)
+        if max(values) == -math.inf:
+            return float(self.threshold)
+        tied = [t for t, v in zip(THRESHOLDS, values) if v == max(values)]
+        return float(tied[len(tied) // 2])  # the middle of the best plateau: the farthest from either edge
+
+    @torch.inference_mode()
+    def measure(self, datamodule, stage: str) -> dict:
+        """The loss and every localization score of the ``stage`` split, outside any trainer (run.evaluate)."""
+        tally, loss, frames = datamodule.task.tally(), 0.0, 0
+        for images, sets, *_ in datamodule.batches(stage, self.device):
+            loss += float(self._loss(images, sets)) * len(images)
+            frames += len(images)
+            self._score(tally, images, sets)
+        return {"loss": loss / max(frames, 1), **tally.summary()}
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters(), lr=self.lr)
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "monitor": "val/loss"}}
+
+
+def check_frame_model(model) -> None:
+    """ConfigError lines for a frame model's own settings (training/validation.py calls it)."""
+    from pixel_spotter.checks import is_number, require
+
+    loss, decode = model.get("loss", "detection"), model.get("decode", "threshold")
+    require(loss in LOSSES, f"model.loss={loss!r} is not a frame model's loss; choose one of {', '.join(LOSSES)}")
+    require(decode in DECODES, f"model.decode={decode!r} is unknown; choose one of {', '.join(DECODES)}")
+    threshold = model.get("threshold", 0.5)
+    require(is_number(threshold) and 0 < threshold < 1,
+            f"model.threshold must be a number in (0, 1), got {threshold!r}; e.g. model.threshold=0.5")
+    require(isinstance(model.get("tune_threshold", True), bool),
+            f"model.tune_threshold must be true or false, got {model.get('tune_threshold')!r}")
+    scale = model.get("photon_scale", 1.0)
+    require(is_number(scale) and scale > 0,
+            f"model.photon_scale must be a number > 0, got {scale!r}; e.g. model.photon_scale=1000")
+    outputs, wanted = model.net.get("outputs"), CHANNELS[CHANNELS_OF_LOSS[loss]]
+    require(outputs == wanted, f"model.loss={loss} reads {wanted} maps per pixel, but model.net.outputs={outputs!r}; "
+                               f"use model.net.outputs={wanted}")

@@ -1,0 +1,93 @@
+"""What a frame model's raw maps mean, and how localizations are read from them (the decode).
+
+Channels of ``FrameNet``'s output (``CHANNELS``): 0 the detection logit (an emitter's centre lies in this pixel
+or, with offsets, near it); for the emitter model also 1-2 the sub-pixel offset of that centre from the pixel's
+(tanh: within one pixel either way), 3 its photons, 4 the background per pixel, 5-6 the standard deviation of the
+offset in x and y (px), 7 that of the photons; photons and background in units of ``photon_scale`` (softplus).
+
+Decode (``DECODES``): ``threshold``, every pixel whose probability clears the threshold (bright pixels may touch,
+so no suppression); ``local_max``, DECODE's: local maxima (3x3) of the probability whose 3x3 neighbourhood sums to
+more than the threshold (an emitter between pixels spreads its probability over two or more), at the maximum
+pixel's centre plus its offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+CHANNELS = {"detection": 1, "emitters": 8}
+DECODES = ("threshold", "local_max")
+MIN_SIGMA = 0.01  # px (or photon_scale units): a predicted uncertainty never collapses to 0
+
+
+@dataclass
+class Maps:
+    """The meaning of a (B, C, H, W) output, each (B, H, W)."""
+
+    logit: torch.Tensor
+    dx: torch.Tensor | None = None
+    dy: torch.Tensor | None = None
+    photons: torch.Tensor | None = None
+    background: torch.Tensor | None = None
+    sigma_x: torch.Tensor | None = None
+    sigma_y: torch.Tensor | None = None
+    sigma_photons: torch.Tensor | None = None
+
+    @property
+    def probability(self) -> torch.Tensor:
+        return torch.sigmoid(self.logit)
+
+
+def read_maps(raw: torch.Tensor) -> Maps:
+    if raw.shape[1] == 1:
+        return Maps(logit=raw[:, 0])
+    softplus = F.softplus
+    return Maps(logit=raw[:, 0], dx=torch.tanh(raw[:, 1]), dy=torch.tanh(raw[:, 2]), photons=softplus(raw[:, 3]),
+                background=softplus(raw[:, 4]), sigma_x=softplus(raw[:, 5]) + MIN_SIGMA,
+                sigma_y=softplus(raw[:, 6]) + MIN_SIGMA, sigma_photons=softplus(raw[:, 7]) + MIN_SIGMA)
+
+
+@dataclass
+class Candidates:
+    """Every frame's candidates before the threshold (score >= ``floor``): a threshold then only filters."""
+
+    frame: torch.Tensor  # (M,) long
+    xy: torch.Tensor  # (M, 2) float64 pixel (x, y)
+    score: torch.Tensor  # (M,) what the threshold is compared with
+    sigma: torch.Tensor | None  # (M, 2) predicted standard deviation of x and y (px)
+    photons: torch.Tensor | None  # (M,) in photons
+    frames: int
+
+    def select(self, threshold: float) -> list[dict]:
+        """Per frame {xy (K, 2), sigma (K, 2) or None, photons (K,) or None, score (K,)} above ``threshold``."""
+        keep = self.score > threshold
+        out = []
+        for i in range(self.frames):
+            k = keep & (self.frame == i)
+            out.append({"xy": self.xy[k].numpy(), "score": self.score[k].numpy(),
+                        "sigma": None if self.sigma is None else self.sigma[k].numpy(),
+                        "photons": None if self.photons is None else self.photons[k].numpy()})
+        return out
+
+
+def candidates(maps: Maps, decode: str, photon_scale: float = 1.0, floor: float = 0.05) -> Candidates:
+    """The candidates of a batch's maps (CPU tensors out)."""
+    p = maps.probability.float()
+    if decode == "threshold":
+        score, where = p, p >= floor
+    else:
+        peak = p == F.max_pool2d(p[:, None], 3, stride=1, padding=1)[:, 0]
+        score = F.avg_pool2d(p[:, None], 3, stride=1, padding=1, divisor_override=1)[:, 0]  # 3x3 sums
+        where = peak & (score >= floor)
+    frame, row, col = where.nonzero(as_tuple=True)
+    xy = torch.stack([col, row], dim=1).double()
+    sigma = photons = None
+    if maps.dx is not None:
+        xy += torch.stack([maps.dx[frame, row, col], maps.dy[frame, row, col]], dim=1).double()
+        sigma = torch.stack([maps.sigma_x[frame, row, col], maps.sigma_y[frame, row, col]], dim=1).double().cpu()
+        photons = (maps.photons[frame, row, col] * photon_scale).double().cpu()
+    return Candidates(frame=frame.cpu(), xy=xy.cpu(), score=score[frame, row, col].cpu(), sigma=sigma,
+                      photons=photons, frames=len(p))

@@ -1,0 +1,55 @@
+"""A batch's true emitters when a frame holds many (the frame tasks: data=pixels, data=emitters): a padded set per
+frame, the truth a frame model's loss and the localization scores take. Pixel coordinates throughout: x the
+column, y the row, pixel centres at integers (a frame spans -0.5 ... W - 0.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class FrameSets:
+    xy: torch.Tensor  # (B, K, 2) float32 (x, y) in pixels; padding rows are 0
+    mask: torch.Tensor  # (B, K) bool: which rows are emitters
+    photons: torch.Tensor  # (B, K) float32 expected photons of each (1 for a bright pixel)
+    background: torch.Tensor  # (B,) float32 expected background per pixel, in the network input's unit
+    bounds: torch.Tensor | None = None  # (B, K) float64 var_x + var_y of each emitter's single-emitter CRLB (px^2)
+
+    def __len__(self) -> int:
+        return len(self.mask)
+
+    def frame(self, i: int) -> np.ndarray:
+        """Frame i's true positions, (K_i, 2) float64."""
+        return self.xy[i][self.mask[i]].double().cpu().numpy()
+
+    def frame_bounds(self, i: int) -> np.ndarray | None:
+        return None if self.bounds is None else self.bounds[i][self.mask[i]].cpu().numpy()
+
+    @property
+    def counts(self) -> torch.Tensor:
+        return self.mask.sum(dim=1)
+
+    @classmethod
+    def pad(cls, xy: Sequence[torch.Tensor], photons: Sequence[torch.Tensor], background: torch.Tensor,
+            bounds: Sequence[torch.Tensor] | None = None, device=None) -> FrameSets:
+        """Per-frame (K_i, 2) positions and (K_i,) photons (and bounds) padded to the batch's largest K (at
+        least 1, so a batch of empty frames still has a set dimension)."""
+        size = max([1, *(len(p) for p in xy)])
+        out_xy = torch.zeros(len(xy), size, 2)
+        out_photons = torch.zeros(len(xy), size)
+        mask = torch.zeros(len(xy), size, dtype=torch.bool)
+        out_bounds = None if bounds is None else torch.zeros(len(xy), size, dtype=torch.float64)
+        for i, points in enumerate(xy):
+            k = len(points)
+            out_xy[i, :k] = points.float()
+            out_photons[i, :k] = photons[i].float()
+            mask[i, :k] = True
+            if bounds is not None:
+                out_bounds[i, :k] = bounds[i].double()
+        device = device if device is not None else background.device
+        return cls(out_xy.to(device), mask.to(device), out_photons.to(device), background.float().to(device),
+                   None if out_bounds is None else out_bounds.to(device))
