@@ -27,6 +27,8 @@ COMMANDS = {
                "compare the runs of sweep folders: report.md/.html, runs.csv, plots/"),
     "predict": ("pixel_spotter.serving.predict",
                 "(x, y) of the bright pixel or spot in image files, from a trained run or an exported model"),
+    "localize": ("pixel_spotter.serving.localize",
+                 "every emitter of a TIFF movie from a data=emitters run: a ThunderSTORM-style CSV"),
     "export": ("pixel_spotter.serving.export",
                "a run's model as an ONNX or TorchScript file plus its input contract (.json); --bench"),
     "robustness": ("pixel_spotter.evaluation.robustness",
@@ -39,13 +41,17 @@ COMMANDS = {
                     "the Bayes floor of data=spot: the least RMSE any estimator can reach, per photon count"),
     "spots bench": ("pixel_spotter.benchmarks.spot_fit",
                     "speed of the ML fit and how close it and the centroid come to the Cramér–Rao bound"),
+    "emitters bench": ("pixel_spotter.tasks.emitters.bench",
+                       "data=emitters runs against the classical pipeline (and Picasso, when installed) at each "
+                       "density: Jaccard, RMSE, efficiency, RMSE / CRLB, frames/s"),
     "bench": ("pixel_spotter.benchmarks.models",
               "per model: training time until validation is exact, throughput, latency; vs the argmax oracle"),
     "bench-overhead": ("pixel_spotter.benchmarks.overhead",
                        "the Lightning + Hydra pipeline's time over a bare PyTorch loop, same CNN and data"),
 }
 # group -> (one-line help, the sub-command its other first arguments select)
-GROUPS = {"spots": ("sub-pixel spot tools (data=spot): table, floor, bench", "table")}
+GROUPS = {"spots": ("sub-pixel spot tools (data=spot): table, floor, bench", "table"),
+          "emitters": ("many-emitter tools (data=emitters): bench", "bench")}
 HELP = ("-h", "--help")
 
 

@@ -10,7 +10,7 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 EXTRAS=${EXTRAS:-test,sweep,export}
 # what must import afterwards: the base install, plus one module per extra asked for
-IMPORTS="torch, torchvision, lightning, hydra, torchmetrics, tensorboard, matplotlib, numpy, PIL, jinja2, scipy, pixel_spotter"
+IMPORTS="torch, torchvision, lightning, hydra, torchmetrics, tensorboard, matplotlib, numpy, PIL, jinja2, scipy, tifffile, pixel_spotter"
 case ",$EXTRAS," in *,test,*) IMPORTS="$IMPORTS, pytest, xdist, ruff" ;; esac
 case ",$EXTRAS," in *,sweep,*) IMPORTS="$IMPORTS, hydra_plugins.hydra_joblib_launcher, hydra_plugins.hydra_submitit_launcher, optuna" ;; esac
 case ",$EXTRAS," in *,export,*) IMPORTS="$IMPORTS, onnx, onnxruntime, onnxscript" ;; esac

@@ -209,7 +209,8 @@ class Tally:
         ``z_rms`` (RMS of error / predicted sigma over both coordinates of the matched pairs: 1 when the
         uncertainties are calibrated) and ``z_within_1`` (the share within one sigma: 0.683 for a Gaussian).
         Numbers a set of frames leaves undefined are left out; the Jaccard index and F1 of frames with nothing
-        to find, where nothing was found, are 1."""
+        to find, where nothing was found, are 1 (and the efficiency 100); without any matched pair the efficiency
+        takes the tolerance as the RMSE (so a model that finds nothing still has one, and the lowest)."""
         s = self.scores(with_bounds=self.bound_sum > 0)
         out = {"jaccard": s.jaccard, "recall": s.recall, "precision": s.precision, "f1": s.f1,
                "rmse_px": s.rmse_px, "rmse_nm": s.rmse_nm, "efficiency": s.efficiency,
@@ -217,6 +218,9 @@ class Tally:
                "exact_frames": self.exact_frames / self.frames if self.frames else math.nan}
         if self.frames and not (s.tp or s.fp or s.fn):  # nothing to find and nothing found: perfect, not undefined
             out["jaccard"] = out["f1"] = 1.0
+            out["efficiency"] = 100.0
+        elif self.frames and not s.tp:  # no pair: the RMSE taken as the tolerance, the worst a pair could be
+            out["efficiency"] = efficiency(s.jaccard, self.tolerance_px * self.pixel_size_nm)
         if self.z_count:
             out["z_rms"] = math.sqrt(self.z_squared / self.z_count)
             out["z_within_1"] = self.z_within_1 / self.z_count

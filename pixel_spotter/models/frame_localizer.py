@@ -95,10 +95,6 @@ class FrameLocalizer(LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_tally("val")
 
-    def on_test_start(self) -> None:
-        if self.tune_threshold:
-            self.threshold.fill_(self.best_threshold(self.trainer.datamodule))
-
     def on_test_epoch_start(self) -> None:
         self._tally = self._task().tally()
 
@@ -110,14 +106,20 @@ class FrameLocalizer(LightningModule):
         self.log_dict({f"{stage}/{k}": v for k, v in summary.items()}, on_step=False, on_epoch=True)
         self._tally = None
 
+    def on_test_start(self) -> None:
+        if self.tune_threshold:
+            self.threshold.fill_(self.best_threshold(self.trainer.datamodule.batches("val", self.device),
+                                                     self._task().tally))
+
     @torch.inference_mode()
-    def best_threshold(self, datamodule) -> float:
-        """The threshold (of ``THRESHOLDS``) whose localizations on the validation frames score best by the
-        monitored metric; of several equally good ones, the middle one."""
+    def best_threshold(self, batches, tally) -> float:
+        """The threshold (of ``THRESHOLDS``) whose localizations on ``batches`` ((images, FrameSets, ...) of
+        validation frames) score best by the monitored metric, each scored by a fresh ``tally()``; of several
+        equally good ones, the middle one."""
         was_training = self.training
         self.eval()
         found, truth = [], []
-        for images, sets, *_ in datamodule.batches("val", self.device):
+        for images, sets, *_ in batches:
             found.append(self.candidates(images))
             truth.append(sets)
         self.train(was_training)
@@ -125,11 +127,11 @@ class FrameLocalizer(LightningModule):
         sign = 1.0 if self.hparams.monitor_mode == "max" else -1.0
         values = []
         for threshold in THRESHOLDS:
-            tally = datamodule.task.tally()
+            scores = tally()
             for cands, sets in zip(found, truth):
                 for i, frame in enumerate(cands.select(threshold)):
-                    tally.add(frame["xy"], sets.frame(i), sets.frame_bounds(i))
-            value = tally.summary().get(name, math.nan)
+                    scores.add(frame["xy"], sets.frame(i), sets.frame_bounds(i))
+            value = scores.summary().get(name, math.nan)
             values.append(sign * value if math.isfinite(value) else -math.inf)
         if max(values) == -math.inf:
             return float(self.threshold)

@@ -7,7 +7,8 @@
   of the detection probabilities (a Poisson-binomial's), plus a Gaussian-mixture likelihood: every pixel is a
   component weighted by its share of the probability, centred at its own centre plus its predicted offset, with its
   predicted photons and their standard deviations, and each true emitter's (x, y, photons) must be likely under the
-  mixture. Plus a squared relative error of the background. Only components within ``WINDOW`` pixels of an emitter
+  mixture. Plus a squared relative error of the background and the squared error of each emitter's PSF width read at
+  its own pixel (what a localization table reports as sigma). Only components within ``WINDOW`` pixels of an emitter
   are summed (the others' density there is below e^-(WINDOW^2/2) of theirs at the smallest sigmas, and the weights
   keep their global normalization), which makes the cost per emitter, not per emitter x pixel.
 """
@@ -71,7 +72,11 @@ def mixture_loss(maps: Maps, sets: FrameSets, photon_scale: float) -> torch.Tens
 
     true_background = sets.background[:, None, None] / photon_scale
     background_term = ((maps.background - true_background) / (true_background + 1e-3)).pow(2).mean(dim=(1, 2))
-    return (count_term + location_term + background_term).mean()
+    # each emitter's PSF width, read at its own pixel: squared error in px
+    own = WINDOW * (2 * WINDOW + 1) + WINDOW  # the window's centre: the emitter's pixel
+    psf_error = (at(maps.psf_sigma)[..., own] - sets.psf_sigma) ** 2
+    psf_term = (psf_error * (sets.mask & inside[..., own])).sum(dim=1)
+    return (count_term + location_term + background_term + psf_term).mean()
 
 
 LOSSES = {"detection": detection_loss, "mixture": mixture_loss}

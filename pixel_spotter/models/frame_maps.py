@@ -3,7 +3,8 @@
 Channels of ``FrameNet``'s output (``CHANNELS``): 0 the detection logit (an emitter's centre lies in this pixel
 or, with offsets, near it); for the emitter model also 1-2 the sub-pixel offset of that centre from the pixel's
 (tanh: within one pixel either way), 3 its photons, 4 the background per pixel, 5-6 the standard deviation of the
-offset in x and y (px), 7 that of the photons; photons and background in units of ``photon_scale`` (softplus).
+offset in x and y (px), 7 that of the photons, 8 the emitter's PSF width sigma (px); photons and background in
+units of ``photon_scale`` (softplus).
 
 Decode (``DECODES``): ``threshold``, every pixel whose probability clears the threshold (bright pixels may touch,
 so no suppression); ``local_max``, DECODE's: local maxima (3x3) of the probability whose 3x3 neighbourhood sums to
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-CHANNELS = {"detection": 1, "emitters": 8}
+CHANNELS = {"detection": 1, "emitters": 9}
 DECODES = ("threshold", "local_max")
 MIN_SIGMA = 0.01  # px (or photon_scale units): a predicted uncertainty never collapses to 0
 
@@ -35,6 +36,7 @@ class Maps:
     sigma_x: torch.Tensor | None = None
     sigma_y: torch.Tensor | None = None
     sigma_photons: torch.Tensor | None = None
+    psf_sigma: torch.Tensor | None = None
 
     @property
     def probability(self) -> torch.Tensor:
@@ -47,7 +49,8 @@ def read_maps(raw: torch.Tensor) -> Maps:
     softplus = F.softplus
     return Maps(logit=raw[:, 0], dx=torch.tanh(raw[:, 1]), dy=torch.tanh(raw[:, 2]), photons=softplus(raw[:, 3]),
                 background=softplus(raw[:, 4]), sigma_x=softplus(raw[:, 5]) + MIN_SIGMA,
-                sigma_y=softplus(raw[:, 6]) + MIN_SIGMA, sigma_photons=softplus(raw[:, 7]) + MIN_SIGMA)
+                sigma_y=softplus(raw[:, 6]) + MIN_SIGMA, sigma_photons=softplus(raw[:, 7]) + MIN_SIGMA,
+                psf_sigma=softplus(raw[:, 8]) + MIN_SIGMA)
 
 
 @dataclass
@@ -60,16 +63,19 @@ class Candidates:
     sigma: torch.Tensor | None  # (M, 2) predicted standard deviation of x and y (px)
     photons: torch.Tensor | None  # (M,) in photons
     frames: int
+    background: torch.Tensor | None = None  # (M,) photons per pixel at the emitter
+    psf_sigma: torch.Tensor | None = None  # (M,) px
 
     def select(self, threshold: float) -> list[dict]:
-        """Per frame {xy (K, 2), sigma (K, 2) or None, photons (K,) or None, score (K,)} above ``threshold``."""
+        """Per frame {xy (K, 2), score (K,), and (None for a detection model) sigma (K, 2), photons (K,),
+        background (K,), psf_sigma (K,)} above ``threshold``."""
         keep = self.score > threshold
         out = []
         for i in range(self.frames):
             k = keep & (self.frame == i)
             out.append({"xy": self.xy[k].numpy(), "score": self.score[k].numpy(),
-                        "sigma": None if self.sigma is None else self.sigma[k].numpy(),
-                        "photons": None if self.photons is None else self.photons[k].numpy()})
+                        **{name: None if getattr(self, name) is None else getattr(self, name)[k].numpy()
+                           for name in ("sigma", "photons", "background", "psf_sigma")}})
         return out
 
 
@@ -84,10 +90,12 @@ def candidates(maps: Maps, decode: str, photon_scale: float = 1.0, floor: float 
         where = peak & (score >= floor)
     frame, row, col = where.nonzero(as_tuple=True)
     xy = torch.stack([col, row], dim=1).double()
-    sigma = photons = None
+    extra = {}
     if maps.dx is not None:
         xy += torch.stack([maps.dx[frame, row, col], maps.dy[frame, row, col]], dim=1).double()
-        sigma = torch.stack([maps.sigma_x[frame, row, col], maps.sigma_y[frame, row, col]], dim=1).double().cpu()
-        photons = (maps.photons[frame, row, col] * photon_scale).double().cpu()
-    return Candidates(frame=frame.cpu(), xy=xy.cpu(), score=score[frame, row, col].cpu(), sigma=sigma,
-                      photons=photons, frames=len(p))
+        at = lambda m: m[frame, row, col].double().cpu()  # noqa: E731
+        extra = {"sigma": torch.stack([at(maps.sigma_x), at(maps.sigma_y)], dim=1),
+                 "photons": at(maps.photons) * photon_scale, "background": at(maps.background) * photon_scale,
+                 "psf_sigma": at(maps.psf_sigma)}
+    return Candidates(frame=frame.cpu(), xy=xy.cpu(), score=score[frame, row, col].cpu(), frames=len(p),
+                      **{"sigma": None, "photons": None, **extra})

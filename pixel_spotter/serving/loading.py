@@ -33,8 +33,9 @@ def locate(target: Path) -> tuple[RunFolder, Path]:
     raise UserError(f"{target} does not exist; pass a run folder (outputs/<time>) or a checkpoint inside one")
 
 
-def trusted_model_config(folder: RunFolder) -> tuple[dict, int, int]:
-    """The run's model config, resolved, after checking that it builds only pixel_spotter's own classes."""
+def trusted_model_config(folder: RunFolder, frames: bool = False) -> tuple[dict, int, int]:
+    """The run's model config, resolved, after checking that it builds only pixel_spotter's own classes: a
+    one-answer model's (predict, export, robustness), or with ``frames`` a frame model's (localize)."""
     from hydra.utils import get_class
     from omegaconf import OmegaConf
     from torch import nn
@@ -48,14 +49,20 @@ def trusted_model_config(folder: RunFolder) -> tuple[dict, int, int]:
                         "the run folder is corrupt: retrain") from None
     if not (isinstance(height, int) and isinstance(width, int) and 2 <= height <= 10_000 and 2 <= width <= 10_000):
         raise UserError(f"{folder.config_file} gives an impossible image size {height!r}x{width!r}; retrain")
-    if isinstance(model, dict) and model.get("_target_") == FRAME_MODULE_TARGET:
+    module_target = model.get("_target_") if isinstance(model, dict) else None
+    if module_target == FRAME_MODULE_TARGET and not frames:
         raise UserError(f"{folder.path} is a frame model's run: it answers a set of emitters per image, and "
-                        "predict, export and robustness take runs that answer one (x, y) per image")
+                        "predict, export and robustness take runs that answer one (x, y) per image (pixel-spotter "
+                        "localize takes it)")
+    if module_target == MODULE_TARGET and frames:
+        raise UserError(f"{folder.path} is a run of a model that answers one (x, y) per image; localize takes a "
+                        "frame model's run (data=emitters model=frame_emitters)")
+    wanted = FRAME_MODULE_TARGET if frames else MODULE_TARGET
     net = model.get("net") if isinstance(model, dict) else None
     targets = _targets(model)
     net_target = net.get("_target_") if isinstance(net, dict) else None
-    allowed = model.get("_target_") == MODULE_TARGET and isinstance(net_target, str) and \
-        net_target.startswith(NET_PACKAGE) and targets == [MODULE_TARGET, net_target]
+    allowed = module_target == wanted and isinstance(net_target, str) and \
+        net_target.startswith(NET_PACKAGE) and targets == [wanted, net_target]
     if allowed:
         try:
             allowed = issubclass(get_class(net_target), nn.Module)
@@ -63,7 +70,7 @@ def trusted_model_config(folder: RunFolder) -> tuple[dict, int, int]:
             allowed = False
     if not allowed:
         raise UserError(f"{folder.config_file} asks to build {', '.join(map(str, targets)) or 'nothing'}; "
-                        f"predict only builds {MODULE_TARGET} around a network from {NET_PACKAGE}*, so this "
+                        f"only {wanted} around a network from {NET_PACKAGE}* is built here, so this "
                         "run folder is refused (it may be tampered with)")
     if "weights" in net:
         net["weights"] = "none"  # the checkpoint brings the weights; never download or read another file
@@ -96,15 +103,16 @@ def _targets(node) -> list:
     return []
 
 
-def load_model(target: Path):
-    """The run's CoordinateRegressor with its best weights, in eval mode on the CPU. Safe on an untrusted
+def load_model(target: Path, frames: bool = False):
+    """The run's CoordinateRegressor (with ``frames``: its FrameLocalizer) with its best weights, in eval mode on
+    the CPU. Safe on an untrusted
     run folder: the config may only name pixel_spotter's classes, and weights load with weights_only=True
     (tensors and plain containers; a pickled object in the checkpoint is refused, never run)."""
     import torch
     from hydra.utils import instantiate
 
     folder, ckpt = locate(Path(target))
-    model_cfg, height, width = trusted_model_config(folder)
+    model_cfg, height, width = trusted_model_config(folder, frames)
     with unwrapped_user_errors():
         model = instantiate(model_cfg, height=height, width=width)
     try:

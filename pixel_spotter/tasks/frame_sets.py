@@ -18,6 +18,7 @@ class FrameSets:
     photons: torch.Tensor  # (B, K) float32 expected photons of each (1 for a bright pixel)
     background: torch.Tensor  # (B,) float32 expected background per pixel, in the network input's unit
     bounds: torch.Tensor | None = None  # (B, K) float64 var_x + var_y of each emitter's single-emitter CRLB (px^2)
+    psf_sigma: torch.Tensor | None = None  # (B, K) float32 each emitter's PSF width (px), where the task has one
 
     def __len__(self) -> int:
         return len(self.mask)
@@ -35,21 +36,25 @@ class FrameSets:
 
     @classmethod
     def pad(cls, xy: Sequence[torch.Tensor], photons: Sequence[torch.Tensor], background: torch.Tensor,
-            bounds: Sequence[torch.Tensor] | None = None, device=None) -> FrameSets:
-        """Per-frame (K_i, 2) positions and (K_i,) photons (and bounds) padded to the batch's largest K (at
-        least 1, so a batch of empty frames still has a set dimension)."""
+            bounds: Sequence[torch.Tensor] | None = None, psf_sigma: Sequence[torch.Tensor] | None = None,
+            device=None) -> FrameSets:
+        """Per-frame (K_i, 2) positions and (K_i,) photons (and bounds, PSF widths) padded to the batch's largest
+        K (at least 1, so a batch of empty frames still has a set dimension)."""
         size = max([1, *(len(p) for p in xy)])
         out_xy = torch.zeros(len(xy), size, 2)
-        out_photons = torch.zeros(len(xy), size)
         mask = torch.zeros(len(xy), size, dtype=torch.bool)
-        out_bounds = None if bounds is None else torch.zeros(len(xy), size, dtype=torch.float64)
         for i, points in enumerate(xy):
-            k = len(points)
-            out_xy[i, :k] = points.float()
-            out_photons[i, :k] = photons[i].float()
-            mask[i, :k] = True
-            if bounds is not None:
-                out_bounds[i, :k] = bounds[i].double()
+            out_xy[i, :len(points)] = points.float()
+            mask[i, :len(points)] = True
+
+        def padded(values, dtype):
+            if values is None:
+                return None
+            out = torch.zeros(len(xy), size, dtype=dtype)
+            for i, v in enumerate(values):
+                out[i, :len(v)] = v.to(dtype)
+            return out.to(device)
+
         device = device if device is not None else background.device
-        return cls(out_xy.to(device), mask.to(device), out_photons.to(device), background.float().to(device),
-                   None if out_bounds is None else out_bounds.to(device))
+        return cls(out_xy.to(device), mask.to(device), padded(photons, torch.float32), background.float().to(device),
+                   padded(bounds, torch.float64), padded(psf_sigma, torch.float32))

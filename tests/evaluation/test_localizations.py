@@ -113,3 +113,12 @@ def test_frames_with_nothing_to_find_where_nothing_was_found_are_perfect():
     assert all(math.isfinite(v) for v in summary.values()) and "rmse_px" not in summary
     tally.add([[1.0, 1.0]], [])
     assert tally.summary()["jaccard"] == 0.0 and tally.summary()["exact_frames"] == 0.5
+
+
+def test_without_a_matched_pair_the_efficiency_takes_the_tolerance_as_the_rmse():
+    from pixel_spotter.evaluation.localizations import Tally
+
+    tally = Tally(tolerance_nm=250, pixel_size_nm=100)
+    tally.add([[9.0, 9.0]], [[0.0, 0.0]])
+    summary = tally.summary()
+    assert "rmse_px" not in summary and summary["efficiency"] == pytest.approx(efficiency(0.0, 250.0))

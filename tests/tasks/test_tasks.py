@@ -22,10 +22,11 @@ LEGACY = ROOT / "tests" / "fixtures" / "legacy_runs"
 
 
 def test_the_registry_is_the_task_packages():
-    assert tasks.names() == ["pixel", "pixels", "spot"]
+    assert tasks.names() == ["emitters", "pixel", "pixels", "spot"]
     assert all(issubclass(tasks.get(name), Task) and tasks.get(name).name == name for name in tasks.names())
-    with pytest.raises(ConfigError, match="data.task='emitters' is not a task; choose one of pixel, pixels, spot"):
-        tasks.get("emitters")
+    with pytest.raises(ConfigError, match="data.task='movies' is not a task; choose one of emitters, pixel, pixels, "
+                                          "spot"):
+        tasks.get("movies")
     with pytest.raises(ConfigError, match="is not a task"):
         tasks.get("os.path")  # an untrusted name never becomes an import
 

@@ -1,0 +1,180 @@
+"""`pixel-spotter localize RUN movie.tif`: every emitter of every frame of a movie, from a trained data=emitters
+run, as a localization table in ThunderSTORM's CSV layout.
+
+The movie is a TIFF (one frame, or a multi-page stack of frames: tifffile), read frame by frame so a long movie
+needs memory for one batch. Its numbers are the camera's (ADU): they are read back in photons with the run's own
+camera settings (``data.camera``: baseline, e- per ADU, EM gain, quantum efficiency), or with the ones given here
+when the movie comes from another camera, then fed to the network as photons / ``data.input_scale``, as in
+training. Frames may be larger than the training frames (the network is fully convolutional).
+
+Columns (``COLUMNS``): frame (from 1), x and y in nm from the image's top-left corner (pixel centres at 0.5 px, as
+ThunderSTORM places them), sigma (the emitter's PSF width) in nm, intensity (photons), offset (background photons
+per pixel), uncertainty (the model's own standard deviation of the position, the RMS of x and y) in nm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from pixel_spotter.errors import UserError
+
+COLUMNS = ("frame", "x [nm]", "y [nm]", "sigma [nm]", "intensity [photon]", "offset [photon]", "uncertainty [nm]")
+CAMERA_OPTIONS = {"baseline": "baseline", "e_per_adu": "e-per-adu", "em_gain": "em-gain",
+                  "quantum_efficiency": "quantum-efficiency"}
+MAX_FRAME_PIXELS = 2**24  # 4096 x 4096 per frame
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, metavar="RUN", help="a data=emitters run folder (or a checkpoint in one)")
+    parser.add_argument("movie", type=Path, metavar="MOVIE", help="a TIFF: one frame or a multi-page stack")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the CSV to write (default: MOVIE with .csv instead of its suffix)")
+    parser.add_argument("--camera", choices=("ideal", "emccd", "scmos"), default=None,
+                        help="the movie's camera kind, when not the run's (ideal: the numbers are photons)")
+    for key, flag in CAMERA_OPTIONS.items():
+        parser.add_argument(f"--{flag}", dest=key, type=float, default=None,
+                            help=f"the movie's camera {key.replace('_', ' ')}, when not the run's data.camera")
+    parser.add_argument("--batch", type=int, default=16, help="frames per network pass (default: %(default)s)")
+
+
+def movie_shape(tif, path: Path) -> tuple[int, int, int]:
+    """(frames, height, width) of a TIFF's first series, or one line saying why it is no movie of frames."""
+    series = tif.series[0] if tif.series else None
+    if series is None:
+        raise UserError(f"{path} holds no image; is it corrupt, or another format?")
+    shape, dtype = tuple(series.shape), np.dtype(series.dtype)
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise UserError(f"{path} holds {dtype} values; a movie's pixels are integer (ADU) or float numbers")
+    if len(shape) == 3 and shape[-1] in (3, 4) and shape[0] > 4:
+        raise UserError(f"{path} is a colour image ({'x'.join(map(str, shape))}, {shape[-1]} channels last); a "
+                        "movie is grey frames: frames x height x width")
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3:
+        raise UserError(f"{path} is a {len(shape)}-D array ({'x'.join(map(str, shape))}); localize takes one "
+                        "frame (height x width) or a stack of frames (frames x height x width)")
+    if min(shape[1:]) < 8 or shape[1] * shape[2] > MAX_FRAME_PIXELS:
+        raise UserError(f"{path} has frames of {shape[1]}x{shape[2]} pixels; localize takes frames from 8x8 to "
+                        f"{MAX_FRAME_PIXELS:,} pixels")
+    return shape
+
+
+def frames_of(tif, shape):
+    """The movie's frames, one (H, W) float64 array at a time."""
+    series = tif.series[0]
+    if len(series.pages) == shape[0]:
+        for page in series.pages:
+            yield np.asarray(page.asarray(), dtype=np.float64).reshape(shape[1:])
+    else:  # one page holds the whole stack
+        yield from np.asarray(series.asarray(), dtype=np.float64).reshape(shape)
+
+
+def _camera(task, args):
+    settings = {k: getattr(args, k) for k in CAMERA_OPTIONS if getattr(args, k, None) is not None}
+    if getattr(args, "camera", None):
+        settings["kind"] = args.camera
+    try:
+        return replace(task.camera, **settings) if settings else task.camera
+    except ValueError as err:  # the dataclass checks its fields again on replace
+        raise UserError(f"{err}; fix the option") from None
+
+
+def _rows(found: dict, frame: int, pixel_nm: float) -> list[tuple]:
+    rows = []
+    xy, sigma = found["xy"], found["sigma"]
+    for k in range(len(xy)):
+        uncertainty = math.sqrt((sigma[k, 0] ** 2 + sigma[k, 1] ** 2) / 2) * pixel_nm
+        rows.append((frame, (xy[k, 0] + 0.5) * pixel_nm, (xy[k, 1] + 0.5) * pixel_nm,
+                     found["psf_sigma"][k] * pixel_nm, found["photons"][k], found["background"][k], uncertainty))
+    return rows
+
+
+def localize_movie(model, task, camera, tif, shape, batch: int, bar=None):
+    """Every localization row of the movie, batch by batch; ``bar`` is updated per frame."""
+    import torch
+
+    buffer, first = [], 1
+    for index, frame in enumerate(frames_of(tif, shape), start=1):
+        if not np.isfinite(frame).all():
+            raise UserError(f"frame {index} holds a value that is not a finite number (NaN or inf)")
+        buffer.append(frame)
+        if len(buffer) == batch or index == shape[0]:
+            photons = camera.to_photons(torch.from_numpy(np.stack(buffer)))
+            images = (photons / task.input_scale).to(torch.float32)[:, None]
+            with torch.inference_mode():
+                found = model.localize(images)
+            for offset, frame_found in enumerate(found):
+                yield from _rows(frame_found, first + offset, task.ranges.pixel_size_nm)
+            if bar is not None:
+                bar.update(len(buffer))
+            first += len(buffer)
+            buffer = []
+
+
+def _format(value) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.6g}"
+
+
+def run_command(args: argparse.Namespace) -> int:
+    import logging
+
+    import tifffile
+
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # its warnings about a damaged file: our one line says it
+
+    from pixel_spotter.cli import progress
+    from pixel_spotter.serving.loading import load_model, locate, run_task
+
+    if not 1 <= args.batch <= 4096:
+        raise UserError(f"--batch {args.batch}: give 1 to 4096 frames per pass")
+    if not args.movie.is_file():
+        raise UserError(f"{args.movie} does not exist; pass a TIFF movie")
+    folder, _ = locate(args.run)
+    model, size = load_model(args.run, frames=True)
+    task = run_task(folder, *size)
+    if task.name != "emitters":
+        raise UserError(f"{args.run} is a data={task.name} run; localize takes a data=emitters run")
+    camera = _camera(task, args)
+    out = args.out or args.movie.with_suffix(".csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tif = tifffile.TiffFile(args.movie)
+    except Exception as err:  # tifffile's TiffFileError, struct errors of a truncated file, ...
+        raise UserError(f"{args.movie} is not a readable TIFF ({type(err).__name__}); is it corrupt, or another "
+                        "format?") from None
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    start, count = time.perf_counter(), 0
+    try:
+        with tif, os.fdopen(fd, "w") as csv_file:
+            shape = movie_shape(tif, args.movie)
+            csv_file.write(",".join(f'"{c}"' for c in COLUMNS) + "\n")
+            with progress(total=shape[0], desc="localize", unit="frame") as bar:
+                try:
+                    for row in localize_movie(model, task, camera, tif, shape, args.batch, bar):
+                        csv_file.write(",".join(_format(v) for v in row) + "\n")
+                        count += 1
+                except UserError:
+                    raise
+                except Exception as err:  # a page that cannot be decoded: the file is damaged past its header
+                    raise UserError(f"{args.movie} cannot be read to its end ({type(err).__name__}: {err}); is it "
+                                    "truncated or corrupt?") from None
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    seconds = time.perf_counter() - start
+    print(f"localize: {count} localizations in {shape[0]} frames of {shape[1]}x{shape[2]} "
+          f"({shape[0] / max(seconds, 1e-9):.0f} frames/s) -> {out}")
+    if count == 0:
+        print("warning: no emitter found; is the camera right (--baseline, --e-per-adu, --em-gain, "
+              "--quantum-efficiency)?", file=sys.stderr)
+    return 0

@@ -1,0 +1,213 @@
+"""`pixel-spotter emitters bench RUN [RUN ...]`: the density benchmark of many emitters per frame. At each density
+(emitters per um^2) it renders validation and test frames of ``--size`` pixels from each run's own emitter ranges
+and camera (only the density fixed), and scores on the same test frames, side by side:
+
+- each run's frame model (its threshold re-chosen on that density's validation frames),
+- the classical pipeline (``spots/classical.py``, its SNR threshold chosen on the same validation frames),
+- Picasso's identify + gaussmle (``picasso_reference.py``), when the ``picasso`` extra is installed,
+
+as the SMLM Challenge 2016 scores (Jaccard index, RMSE of the matched pairs, efficiency; matched within the run's
+``data.tolerance_nm``), plus the matched pairs' RMSE over their single-emitter Cramér–Rao bound (a lower bound in
+crowded frames) and frames per second (network and decode, or the whole pipeline) on this machine.
+
+Output: ``emitters.csv`` (``COLUMNS``) and ``emitters.md`` in ``--out``, and the table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+COLUMNS = ("density_per_um2", "method", "frames", "emitters", "jaccard", "recall", "precision", "rmse_nm",
+           "efficiency", "rmse_over_bound", "z_rms", "frames_per_s", "threshold")
+DENSITIES = (0.25, 0.5, 1.0, 2.0, 4.0)
+VAL_STREAM, TEST_STREAM = 21, 22  # the benchmark's own seed streams: frames no run trained or was tested on
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="data=emitters run folders")
+    parser.add_argument("--densities", default=",".join(f"{d:g}" for d in DENSITIES),
+                        help="emitters per um^2, comma-separated (default: %(default)s)")
+    parser.add_argument("--frames", type=int, default=100, help="test frames per density, as many validation "
+                        "frames to choose thresholds on (default: %(default)s)")
+    parser.add_argument("--size", type=int, default=64, help="frame side in pixels (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the benchmark's frames (default: %(default)s)")
+    parser.add_argument("--no-picasso", action="store_true", help="leave Picasso out even when it is installed")
+    parser.add_argument("--out", type=Path, default=None, help="where to write emitters.csv and emitters.md "
+                        "(default: the first RUN)")
+
+
+def _densities(text: str) -> list[float]:
+    from pixel_spotter.errors import UserError
+
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise UserError(f"--densities {text!r}: give emitters per um^2 > 0, comma-separated, e.g. 0.25,1,4")
+    return values
+
+
+def _frames(synth, seed: int, stream: int, count: int):
+    from pixel_spotter.data.seeds import sample_seed
+
+    return synth([sample_seed(seed, stream, k) for k in range(count)], "cpu", bounds=stream == TEST_STREAM)
+
+
+def _row(density, method, truth, tally, seconds, threshold) -> dict:
+    summary = tally.summary()
+    row = {"density_per_um2": density, "method": method, "frames": len(truth), "emitters": int(truth.counts.sum()),
+           "frames_per_s": len(truth) / max(seconds, 1e-9), "threshold": threshold}
+    row.update({k: summary.get(k) for k in COLUMNS if k in summary})
+    return row
+
+
+def _score(tally, found_xy, truth, sigmas=None):
+    for i, xy in enumerate(found_xy):
+        tally.add(xy, truth.frame(i), truth.frame_bounds(i), None if sigmas is None else sigmas[i])
+    return tally
+
+
+def bench_density(runs, task, density: float, frames: int, size: int, seed: int, picasso: bool) -> list[dict]:
+    """Every method's row at one density, on frames rendered from ``task``'s ranges and camera."""
+    import torch
+
+    from pixel_spotter.spots.classical import localize, tune_threshold
+    from pixel_spotter.tasks.emitters.references import THRESHOLDS
+    from pixel_spotter.tasks.emitters.rendering import EmitterSynthesizer
+    from pixel_spotter.tasks.emitters.task import EmittersTask
+
+    bench_task = EmittersTask(size, size, emitters=(replace(task.ranges, density_per_um2=density), (density, density)),
+                              camera=task.camera, input_scale=task.input_scale, tolerance_nm=task.tolerance_nm,
+                              border_nm=task.border_nm)
+    synth = EmitterSynthesizer(size, size, bench_task.ranges, bench_task.density, task.camera, task.input_scale)
+    val_images, val, val_photons = _frames(synth, seed, VAL_STREAM, frames)
+    images, truth, photons = _frames(synth, seed, TEST_STREAM, frames)
+    rows = []
+    for name, model in runs:
+        threshold = model.best_threshold([(val_images, val)], bench_task.tally)
+        model.threshold.fill_(threshold)
+        with torch.inference_mode():
+            model.localize(images[:4])  # warm-up
+            start = time.perf_counter()
+            found = [f for batch in images.split(32) for f in model.localize(batch)]
+            seconds = time.perf_counter() - start
+        tally = _score(bench_task.tally(), [f["xy"] for f in found], truth, [f["sigma"] for f in found])
+        rows.append(_row(density, name, truth, tally, seconds, threshold))
+    sigma = bench_task.sigma_psf
+    val_truth = [val.frame(i) for i in range(len(val))]
+    threshold, _ = tune_threshold(val_photons, val_truth, sigma, THRESHOLDS, task.ranges.pixel_size_nm,
+                                  task.tolerance_nm)
+    start = time.perf_counter()
+    found = [loc.xy.numpy() for loc in localize(photons, sigma, threshold)]
+    seconds = time.perf_counter() - start
+    rows.append(_row(density, "classical", truth, _score(bench_task.tally(), found, truth), seconds, threshold))
+    if picasso:
+        from pixel_spotter.tasks.emitters import picasso_reference
+
+        settings = picasso_reference.tune(val_photons, val_truth, sigma, bench_task.tally)
+        start = time.perf_counter()
+        found = picasso_reference.localize(photons, sigma, settings)
+        seconds = time.perf_counter() - start
+        rows.append(_row(density, "picasso", truth, _score(bench_task.tally(), found, truth), seconds,
+                         settings["min_net_gradient"]))
+    return rows
+
+
+def _load(runs: list[Path]):
+    from pixel_spotter.errors import UserError
+    from pixel_spotter.serving.loading import load_model, locate, run_task
+
+    loaded, task = [], None
+    for path in runs:
+        folder, _ = locate(path)
+        record = folder.read()
+        if not record.ok:
+            raise UserError(f"run {path} has status '{record.status}'; the benchmark needs a run that finished ok")
+        model, size = load_model(path, frames=True)
+        run_task_ = run_task(folder, *size)
+        if run_task_.name != "emitters":
+            raise UserError(f"run {path} is a data={run_task_.name} run; the density benchmark takes data=emitters "
+                            "runs")
+        task = task or run_task_
+        loaded.append((f"{record.model or 'model'} ({folder.path.name})", model))
+    return loaded, task
+
+
+def _markdown(rows: list[dict]) -> str:
+    headers = ["density (/µm²)", "method", "Jaccard", "RMSE (nm)", "efficiency", "RMSE / CRLB", "z RMS",
+               "frames/s"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+
+    def f(value, spec):
+        return format(value, spec) if isinstance(value, (int, float)) and math.isfinite(value) else "—"
+
+    for r in rows:
+        lines.append(f"| {r['density_per_um2']:g} | {r['method']} | {f(r.get('jaccard'), '.3f')} | "
+                     f"{f(r.get('rmse_nm'), '.1f')} | {f(r.get('efficiency'), '.1f')} | "
+                     f"{f(r.get('rmse_over_bound'), '.2f')} | {f(r.get('z_rms'), '.2f')} | "
+                     f"{f(r.get('frames_per_s'), '.0f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write(rows: list[dict], out: Path) -> tuple[Path, Path]:
+    import io
+
+    out.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in COLUMNS})
+    csv_path, md_path = out / "emitters.csv", out / "emitters.md"
+    _write_atomic(csv_path, buffer.getvalue())
+    _write_atomic(md_path, _markdown(rows))
+    return csv_path, md_path
+
+
+def picasso_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("picasso") is not None
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from pixel_spotter.cli import progress
+    from pixel_spotter.errors import UserError
+
+    densities = _densities(args.densities)
+    if not 1 <= args.frames <= 100_000:
+        raise UserError(f"--frames {args.frames}: give 1 to 100000 frames per density")
+    if not 16 <= args.size <= 1024:
+        raise UserError(f"--size {args.size}: give a frame side of 16 to 1024 pixels")
+    runs, task = _load(args.runs)
+    picasso = not args.no_picasso and picasso_available()
+    rows = []
+    with progress(densities, desc="emitters bench", unit="density") as bar:
+        for density in bar:
+            rows += bench_density(runs, task, density, args.frames, args.size, args.seed, picasso)
+    csv_path, md_path = write(rows, args.out or args.runs[0])
+    print(_markdown(rows), end="")
+    if not picasso:
+        print("(Picasso left out: " + ("--no-picasso" if args.no_picasso else
+              "not installed; pip install -e '.[picasso]' adds it") + ")")
+    print(f"emitters bench: {csv_path}\n                {md_path}")
+    return 0
