@@ -14,6 +14,7 @@ IMPORTS="torch, torchvision, lightning, hydra, torchmetrics, tensorboard, matplo
 case ",$EXTRAS," in *,test,*) IMPORTS="$IMPORTS, pytest, xdist, ruff" ;; esac
 case ",$EXTRAS," in *,sweep,*) IMPORTS="$IMPORTS, hydra_plugins.hydra_joblib_launcher, hydra_plugins.hydra_submitit_launcher, optuna" ;; esac
 case ",$EXTRAS," in *,export,*) IMPORTS="$IMPORTS, onnx, onnxruntime, onnxscript" ;; esac
+case ",$EXTRAS," in *,picasso,*) IMPORTS="$IMPORTS, picasso" ;; esac
 if ! "$VENV/bin/python" -c "import sys" 2>/dev/null || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
     echo "setup: creating $VENV"
     rm -rf "$VENV"

@@ -30,10 +30,13 @@ class FrameLocalizer(LightningModule):
     def __init__(self, net: nn.Module, lr: float = 1e-3, optimizer: Callable | None = None,
                  scheduler: Callable | None = None, loss: str = "detection", decode: str = "threshold",
                  threshold: float = 0.5, tune_threshold: bool = True, photon_scale: float = 1.0,
+                 refine: int = 0, input_scale: float = 1.0,
                  monitor: str = "val/f1", monitor_mode: str = "max", height: int = 50, width: int = 50):
         """``monitor``/``monitor_mode``: the validation metric the best checkpoint is chosen by (the callbacks'
         config reads them from here) and that the threshold is tuned for. ``photon_scale``: photons per unit of
-        the photon and background maps."""
+        the photon and background maps. ``refine``: steps of the maximum-likelihood refinement of every
+        localization (``frame_refine.py``; 0: the network's answers as they are), on the photons the input is
+        ``input_scale`` times (the emitter task's ``data.input_scale``)."""
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net = net
@@ -44,6 +47,7 @@ class FrameLocalizer(LightningModule):
         self.decode = decode
         self.tune_threshold = tune_threshold
         self.photon_scale = float(photon_scale)
+        self.refine, self.input_scale = int(refine), float(input_scale)
         self.monitor = monitor
         # a buffer, so a checkpoint keeps the threshold the test used
         self.register_buffer("threshold", torch.tensor(float(threshold)))
@@ -57,8 +61,14 @@ class FrameLocalizer(LightningModule):
         return candidates(read_maps(self(images)), self.decode, self.photon_scale)
 
     def localize(self, images: torch.Tensor) -> list[dict]:
-        """Per image {xy (K, 2) pixel (x, y), sigma (K, 2) px or None, photons (K,) or None, score (K,)}."""
-        return self.candidates(images).select(float(self.threshold))
+        """Per image {xy (K, 2) pixel (x, y), score (K,), and for an emitter model sigma (K, 2) px, photons,
+        background, psf_sigma (K,)}, refined by maximum likelihood when ``refine`` > 0."""
+        found = self.candidates(images).select(float(self.threshold))
+        if self.refine:
+            from pixel_spotter.models.frame_refine import refine
+
+            found = refine(images[:, 0] * self.input_scale, found, self.refine)
+        return found
 
     # -- training and scoring
     def _loss(self, images, sets) -> torch.Tensor:
@@ -171,6 +181,16 @@ def check_frame_model(model) -> None:
     scale = model.get("photon_scale", 1.0)
     require(is_number(scale) and scale > 0,
             f"model.photon_scale must be a number > 0, got {scale!r}; e.g. model.photon_scale=1000")
+    refine = model.get("refine", 0)
+    require(isinstance(refine, int) and not isinstance(refine, bool) and 0 <= refine <= 50,
+            f"model.refine must be an integer of fit steps in [0, 50], got {refine!r}; e.g. model.refine=10 (0: off)")
+    require(not refine or loss == "mixture",
+            "model.refine fits each emitter from the network's photons, background and PSF width, which only "
+            "model.loss=mixture answers; use model.refine=0")
+    input_scale = model.get("input_scale", 1.0)
+    require(is_number(input_scale) and input_scale > 0,
+            f"data.input_scale must be a number > 0 (model.input_scale takes it), got {input_scale!r}; e.g. "
+            "data.input_scale=100")
     outputs, wanted = model.net.get("outputs"), CHANNELS[CHANNELS_OF_LOSS[loss]]
     require(outputs == wanted, f"model.loss={loss} reads {wanted} maps per pixel, but model.net.outputs={outputs!r}; "
                                f"use model.net.outputs={wanted}")

@@ -18,7 +18,6 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -120,6 +119,25 @@ def localize_movie(model, task, camera, tif, shape, batch: int, bar=None):
             buffer = []
 
 
+def _open_for_writing(tmp: Path, out: Path):
+    try:
+        return tmp.open("w")
+    except OSError as err:
+        raise UserError(f"cannot write {out}: {err.strerror or err}; pass --out with a writable path") from None
+
+
+def _write(handle, text: str | None, out: Path) -> None:
+    """``text`` into the table (None: flush it to the disk), a failure (a full disk) as one line."""
+    try:
+        if text is None:
+            handle.flush()
+            os.fsync(handle.fileno())
+        else:
+            handle.write(text)
+    except OSError as err:
+        raise UserError(f"cannot write {out}: {err.strerror or err}") from None
+
+
 def _format(value) -> str:
     return str(value) if isinstance(value, int) else f"{value:.6g}"
 
@@ -143,33 +161,42 @@ def run_command(args: argparse.Namespace) -> int:
     task = run_task(folder, *size)
     if task.name != "emitters":
         raise UserError(f"{args.run} is a data={task.name} run; localize takes a data=emitters run")
+    model.input_scale = task.input_scale  # the refinement fits photons: what the run's input is scaled by
     camera = _camera(task, args)
     out = args.out or args.movie.with_suffix(".csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot write {out}: {err.strerror or err}; pass --out with a writable path") from None
     try:
         tif = tifffile.TiffFile(args.movie)
     except Exception as err:  # tifffile's TiffFileError, struct errors of a truncated file, ...
         raise UserError(f"{args.movie} is not a readable TIFF ({type(err).__name__}); is it corrupt, or another "
                         "format?") from None
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # beside the target, renamed when complete
     start, count = time.perf_counter(), 0
     try:
-        with tif, os.fdopen(fd, "w") as csv_file:
+        with tif, _open_for_writing(tmp, out) as csv_file:
             shape = movie_shape(tif, args.movie)
-            csv_file.write(",".join(f'"{c}"' for c in COLUMNS) + "\n")
+            _write(csv_file, ",".join(f'"{c}"' for c in COLUMNS) + "\n", out)
             with progress(total=shape[0], desc="localize", unit="frame") as bar:
-                try:
-                    for row in localize_movie(model, task, camera, tif, shape, args.batch, bar):
-                        csv_file.write(",".join(_format(v) for v in row) + "\n")
-                        count += 1
-                except UserError:
-                    raise
-                except Exception as err:  # a page that cannot be decoded: the file is damaged past its header
-                    raise UserError(f"{args.movie} cannot be read to its end ({type(err).__name__}: {err}); is it "
-                                    "truncated or corrupt?") from None
+                rows = localize_movie(model, task, camera, tif, shape, args.batch, bar)
+                while True:
+                    try:
+                        row = next(rows)
+                    except StopIteration:
+                        break
+                    except UserError:
+                        raise
+                    except Exception as err:  # a page that cannot be decoded: the file is damaged past its header
+                        raise UserError(f"{args.movie} cannot be read to its end ({type(err).__name__}: {err}); "
+                                        "is it truncated or corrupt?") from None
+                    _write(csv_file, ",".join(_format(v) for v in row) + "\n", out)
+                    count += 1
+            _write(csv_file, None, out)
         os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException:  # a bad frame, a full disk, Ctrl-C: no half table, and none left behind
+        tmp.unlink(missing_ok=True)
         raise
     seconds = time.perf_counter() - start
     print(f"localize: {count} localizations in {shape[0]} frames of {shape[1]}x{shape[2]} "

@@ -190,7 +190,8 @@ class SpotFitSigma(NamedTuple):
 
 
 def fit_ml_free_sigma(counts: torch.Tensor, init: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
-                      mask: torch.Tensor | None = None, iterations: int = 10) -> SpotFitSigma:
+                      mask: torch.Tensor | None = None, iterations: int = 10,
+                      extra: torch.Tensor | None = None) -> SpotFitSigma:
     """Maximum-likelihood (x, y, photons, background, sigma_psf) per image with sigma_psf unknown: what a
     model that is not told the PSF's width can fit. The same Levenberg–Marquardt as ``fit_ml`` on the Poisson
     likelihood of ``psf.expected_counts``, with the dense five-row Jacobian (sigma's derivative is not one
@@ -199,7 +200,9 @@ def fit_ml_free_sigma(counts: torch.Tensor, init: torch.Tensor, lower: torch.Ten
     ``counts`` (B, H, W) photon counts, e.g. patches cut around a detection (then x, y are in the patch's
     frame); ``mask`` (B, H, W) bool: pixels that exist (a patch's part outside the image counts nothing);
     ``init``, ``lower``, ``upper`` (B, 5) the start and the box the fit stays in (keep sigma_psf's bounds > 0
-    and photons', background's > 0: mu must stay positive). float64 throughout; no gradient.
+    and photons', background's > 0: mu must stay positive). ``extra`` (B, H, W): expected photons that are not
+    the fitted spot's and stay fixed (the light of known neighbours, in a crowded frame). float64 throughout; no
+    gradient.
     """
     with torch.no_grad():
         counts = counts.to(torch.float64)
@@ -208,15 +211,17 @@ def fit_ml_free_sigma(counts: torch.Tensor, init: torch.Tensor, lower: torch.Ten
         lower, upper = lower.to(counts), upper.to(counts)
         theta = torch.maximum(torch.minimum(init.to(counts), upper), lower)
         lam = torch.full((batch,), 1e-3, dtype=torch.float64, device=counts.device)
+        fixed = 0.0 if extra is None else extra.to(counts)
 
         def loglik(t):
-            mu = expected_counts(t[:, :2], t[:, 2], t[:, 3], t[:, 4], height, width)
+            mu = expected_counts(t[:, :2], t[:, 2], t[:, 3], t[:, 4], height, width) + fixed
             return ((counts * torch.log(mu) - mu) * keep).sum(dim=(1, 2))
 
         start = current = loglik(theta)
         for _ in range(iterations):
             mu, jac = counts_and_jacobian(theta[:, :2], theta[:, 2], theta[:, 3], theta[:, 4], height, width,
                                           with_sigma=True)
+            mu = mu + fixed
             residual = (counts / mu - 1.0) * keep
             grad = torch.einsum("bphw,bhw->bp", jac, residual)
             fisher = torch.einsum("bphw,bqhw->bpq", jac, jac * (keep / mu)[:, None])

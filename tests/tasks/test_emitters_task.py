@@ -140,6 +140,16 @@ def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, 
     assert "| 2 | classical |" in out and "Picasso left out: --no-picasso" in out
     assert cli.main(["emitters", "bench", str(folder), "--densities", "0,-1"]) == 2
     assert "--densities" in capsys.readouterr().err
+    # the options: the refinement on, a border left out (fewer emitters counted), Picasso's absence said
+    assert cli.main(["emitters", "bench", str(folder), "--densities", "2", "--frames", "6", "--size", "32",
+                     "--refine", "3", "--border-nm", "450", "--out", str(tmp_path / "options")]) == 0
+    inner = list(csv.DictReader((tmp_path / "options" / "emitters.csv").open()))
+    scored = lambda r: float(r["tp"]) + float(r["fn"])  # noqa: E731 (the true emitters the score counted)
+    assert all(scored(r) == int(r["emitters"]) for r in rows) and len(inner) >= 2
+    assert all(scored(r) < int(r["emitters"]) for r in inner)  # those within 450 nm of the edge left out
+    for bad in (["--refine", "99"], ["--border-nm", "5000"], ["--frames", "0"]):
+        assert cli.main(["emitters", "bench", str(folder), "--size", "32", *bad]) == 2
+        assert bad[0] in capsys.readouterr().err
 
 
 def _movie(tmp_path, frames: np.ndarray, name="movie.tif"):
@@ -204,3 +214,168 @@ def test_localize_refuses_bad_movies_and_runs_in_one_line(emitters_run, tmp_path
     assert not list(tmp_path.glob(".*.tmp"))  # no half-written table left behind
     assert cli.main(["localize", str(folder), str(bad["4-D"]), "--em-gain", "0"]) == 2
     assert "em_gain must be a number" in capsys.readouterr().err
+
+
+class _FakePicasso:
+    """Picasso's three calls as the reference uses them, answering the true positions of the frames it is handed
+    (so what is tested is our side: the TIFF we write, the camera settings, the threshold and the grouping)."""
+
+    def __init__(self, truth):
+        self.truth, self.seen = truth, {}
+
+    def load_movie(self, path):
+        import tifffile
+
+        movie = tifffile.imread(path)
+        self.seen["dtype"], self.seen["min"] = movie.dtype, int(movie.min())
+        return movie, [{}]
+
+    def identify(self, movie, minimum_ng, box, return_info=True):
+        self.seen["box"] = box
+        return None
+
+    def fit(self, movie, camera_info, identifications, box, fitting_method, multiprocess):
+        self.seen["camera"], self.seen["method"] = camera_info, fitting_method
+        rows = [(i, x, y, 1000.0 * (1 + k % 3)) for i in range(len(movie)) if i < len(self.truth)
+                for k, (x, y) in enumerate(self.truth[i])]
+        frame, x, y, gradient = (np.array(c, dtype=float) for c in zip(*rows)) if rows else ([],) * 4
+        return {"frame": frame, "x": x, "y": y, "net_gradient": gradient}, {}
+
+
+def test_the_picasso_reference_hands_picasso_a_movie_in_photons_and_reads_its_table(monkeypatch):
+    import sys
+    import types
+
+    from pixel_spotter.tasks.emitters import picasso_reference
+    from pixel_spotter.tasks.emitters.task import EmittersTask
+
+    task = EmittersTask(32, 32, emitters={"density_per_um2": 2.0})
+    _, truth, photons = task.renderer(list(range(4)), "cpu")
+    frames = [truth.frame(i) for i in range(len(truth))]
+    fake = _FakePicasso(frames)
+    package = types.ModuleType("picasso")
+    package.io, package.localize = (types.SimpleNamespace(load_movie=fake.load_movie),
+                                    types.SimpleNamespace(identify=fake.identify, fit=fake.fit))
+    monkeypatch.setitem(sys.modules, "picasso", package)
+    settings = picasso_reference.tune(photons, frames, 1.3, task.tally)
+    assert fake.seen["dtype"] == np.uint16 and fake.seen["min"] >= 0 and fake.seen["box"] == 7
+    assert fake.seen["camera"]["Baseline"] == picasso_reference.BASELINE and fake.seen["method"] == "gaussmle"
+    assert settings["min_net_gradient"] <= 1000  # every true emitter passes only the lowest thresholds
+    found = picasso_reference.localize(photons, 1.3, {"min_net_gradient": 2000.0, "box": 7})
+    kept = [len(f) for f in found]
+    assert kept == [sum(k % 3 >= 1 for k in range(len(t))) for t in frames]  # gradients 1000 dropped
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("picasso"), reason="the picasso extra is not "
+                    "installed (pip install -e '.[picasso]')")
+def test_the_real_picasso_finds_isolated_spots_where_they_are():
+    from pixel_spotter.tasks.emitters import picasso_reference
+    from pixel_spotter.tasks.emitters.task import EmittersTask
+
+    # Picasso finds no spot whose box crosses the frame's edge, nor two in one box: sparse spots, a border left out
+    task = EmittersTask(64, 64, emitters={"density_per_um2": 0.1, "photons": [3000, 3000], "background": [10, 10]},
+                        border_nm=450)
+    _, truth, photons = task.renderer(list(range(10)), "cpu", bounds=True)
+    found = picasso_reference.localize(photons, 1.3, {"min_net_gradient": 1000.0, "box": 7})
+    tally = task.tally()
+    for i, xy in enumerate(found):
+        tally.add(xy, truth.frame(i), truth.frame_bounds(i))
+    summary = tally.summary()
+    assert summary["recall"] > 0.9 and summary["rmse_nm"] < 30  # same pixel convention as ours
+
+
+def test_the_report_shows_the_runs_scores_and_the_density_benchmark(emitters_run, tmp_path):
+    import shutil
+
+    from pixel_spotter.report.cli import make_report
+
+    folder, record = emitters_run
+    copy = shutil.copytree(folder, tmp_path / "run")
+    assert cli.main(["emitters", "bench", str(copy), "--densities", "1", "--frames", "4", "--size", "32",
+                     "--no-picasso"]) == 0
+    with (copy / "emitters.csv").open("a") as table:
+        table.write("nan,evil,1,1,x,,,,,,,,\n-1,neg,1,1,1,1,1,1,1,1,1,1,1\n")  # untrusted rows: dropped
+    paths = make_report([copy], tmp_path / "report")
+    text = paths["md"].read_text()
+    assert "## Many emitters per frame" in text and "classical, same frames" in text
+    assert f"| {record.test['jaccard']:.3f} |" in text
+    assert "| 1 | classical |" in text and "evil" not in text and "neg" not in text
+    assert (tmp_path / "report" / "plots" / "emitters.png").is_file()
+
+
+def test_the_refinement_fits_each_localization_and_holds_its_neighbours_light_fixed():
+    from pixel_spotter.models.frame_refine import refine
+    from pixel_spotter.spots.psf import expected_counts
+
+    # 5.8 px apart: each spot's tail in the other's window (closer pairs are where the refinement falls short:
+    # docs/emitters.md)
+    true = torch.tensor([[8.3, 12.6], [14.1, 12.2]], dtype=torch.float64)
+    mu = expected_counts(true, torch.tensor([3000.0, 3000.0], dtype=torch.float64), 0.0,
+                         torch.tensor([1.3, 1.3], dtype=torch.float64), 24, 24).sum(dim=0) + 10.0
+    photons = torch.poisson(mu, generator=torch.Generator().manual_seed(0))[None]
+    guess = {"xy": np.array([[8.0, 12.9], [14.4, 12.0]]), "score": np.array([0.9, 0.9]),
+             "photons": np.array([2500.0, 2500.0]), "background": np.array([12.0, 12.0]),
+             "psf_sigma": np.array([1.2, 1.2]), "sigma": np.array([[0.3, 0.3], [0.3, 0.3]])}
+    refined = refine(photons, [guess], iterations=15)[0]
+    error = np.linalg.norm(refined["xy"] - true.numpy(), axis=1)
+    # each fitted alone, the neighbour's light pulls it: holding that light (as guessed) fixed helps both
+    alone = np.array([refine(photons, [{k: v[i:i + 1] for k, v in guess.items()}], iterations=15)[0]["xy"][0]
+                      for i in range(2)])
+    assert (error < np.linalg.norm(alone - true.numpy(), axis=1)).all()
+    assert (error < 0.15).all() and (np.linalg.norm(guess["xy"] - true.numpy(), axis=1) > 0.3).all()
+    assert ((refined["sigma"] > 0.01) & (refined["sigma"] < 0.1)).all()  # the fit's own bound: a few 1/100 px
+    assert abs(refined["psf_sigma"] - 1.3).max() < 0.2
+    # one emitter alone in its frame: the refinement is the single-spot ML fit
+    from pixel_spotter.spots.fit import fit_ml
+
+    single = photons.clone()
+    single[0] = torch.poisson(expected_counts(true[:1], torch.tensor([3000.0], dtype=torch.float64), 0.0,
+                                              torch.tensor([1.3], dtype=torch.float64), 24, 24)[0] + 10.0,
+                              generator=torch.Generator().manual_seed(1))
+    one = refine(single, [{k: v[:1] for k, v in guess.items()}], iterations=15)[0]["xy"]
+    np.testing.assert_allclose(one, fit_ml(single, 1.3).xy.numpy(), atol=0.01)
+    empty = {k: v[:0] for k, v in guess.items()}
+    assert refine(photons, [empty], iterations=15)[0]["xy"].shape == (0, 2)
+
+
+def test_localize_on_a_full_disk_or_an_unwritable_path_is_one_line_and_leaves_nothing(emitters_run, tmp_path,
+                                                                                       monkeypatch, capsys):
+    import errno
+
+    from pixel_spotter.serving import localize
+
+    folder, _ = emitters_run
+    movie = _movie(tmp_path, np.full((3, 24, 24), 10, np.uint16))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert cli.main(["localize", str(folder), str(movie), "--out", str(blocker / "x.csv")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle, self.writes = handle, 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, text):
+            self.writes += 1
+            if self.writes > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.handle.write(text)
+
+        def flush(self):  # the disk fills up by the end of the table, whatever it holds
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def fileno(self):
+            return self.handle.fileno()
+
+    real_open = localize._open_for_writing
+    monkeypatch.setattr(localize, "_open_for_writing", lambda tmp, out: FullDisk(real_open(tmp, out)))
+    status = cli.main(["localize", str(folder), str(movie)])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "No space left on device" in err
+    assert not movie.with_suffix(".csv").exists() and not list(tmp_path.glob(".*.tmp"))

@@ -8,7 +8,9 @@ and camera (only the density fixed), and scores on the same test frames, side by
 
 as the SMLM Challenge 2016 scores (Jaccard index, RMSE of the matched pairs, efficiency; matched within the run's
 ``data.tolerance_nm``), plus the matched pairs' RMSE over their single-emitter Cramér–Rao bound (a lower bound in
-crowded frames) and frames per second (network and decode, or the whole pipeline) on this machine.
+crowded frames) and frames per second on this machine, the best of two passes over the test frames (the network
+and its decode; the classical pipeline; Picasso as a user runs it: the frames written as a TIFF and loaded with its
+own reader, then identified and fitted).
 
 Output: ``emitters.csv`` (``COLUMNS``) and ``emitters.md`` in ``--out``, and the table on stdout.
 """
@@ -18,16 +20,15 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-COLUMNS = ("density_per_um2", "method", "frames", "emitters", "jaccard", "recall", "precision", "rmse_nm",
-           "efficiency", "rmse_over_bound", "z_rms", "frames_per_s", "threshold")
+COLUMNS = ("density_per_um2", "method", "frames", "emitters", "tp", "fp", "fn", "jaccard", "recall", "precision",
+           "rmse_nm", "efficiency", "rmse_over_bound", "z_rms", "frames_per_s", "threshold")
 DENSITIES = (0.25, 0.5, 1.0, 2.0, 4.0)
 VAL_STREAM, TEST_STREAM = 21, 22  # the benchmark's own seed streams: frames no run trained or was tested on
+TIMING_REPEATS = 2  # each method's frames/s: the best of this many passes over the test frames
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "frames to choose thresholds on (default: %(default)s)")
     parser.add_argument("--size", type=int, default=64, help="frame side in pixels (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the benchmark's frames (default: %(default)s)")
+    parser.add_argument("--border-nm", type=float, default=None, help="leave out localizations and true emitters "
+                        "this close to the frame's edge, as the challenge did with 450 (default: the run's "
+                        "data.border_nm, none)")
     parser.add_argument("--no-picasso", action="store_true", help="leave Picasso out even when it is installed")
+    parser.add_argument("--refine", type=int, default=None, help="steps of the models' maximum-likelihood "
+                        "refinement (0: the network alone; default: each run's model.refine)")
     parser.add_argument("--out", type=Path, default=None, help="where to write emitters.csv and emitters.md "
                         "(default: the first RUN)")
 
@@ -69,13 +75,24 @@ def _row(density, method, truth, tally, seconds, threshold) -> dict:
     return row
 
 
+def _timed(localize, repeats: int = TIMING_REPEATS):
+    """(what ``localize()`` answers, its best wall time of ``repeats``): one pass is at the mercy of the machine."""
+    best, found = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        found = localize()
+        best = min(best, time.perf_counter() - start)
+    return found, best
+
+
 def _score(tally, found_xy, truth, sigmas=None):
     for i, xy in enumerate(found_xy):
         tally.add(xy, truth.frame(i), truth.frame_bounds(i), None if sigmas is None else sigmas[i])
     return tally
 
 
-def bench_density(runs, task, density: float, frames: int, size: int, seed: int, picasso: bool) -> list[dict]:
+def bench_density(runs, task, density: float, frames: int, size: int, seed: int, picasso: bool,
+                  border_nm: float | None = None) -> list[dict]:
     """Every method's row at one density, on frames rendered from ``task``'s ranges and camera."""
     import torch
 
@@ -86,7 +103,7 @@ def bench_density(runs, task, density: float, frames: int, size: int, seed: int,
 
     bench_task = EmittersTask(size, size, emitters=(replace(task.ranges, density_per_um2=density), (density, density)),
                               camera=task.camera, input_scale=task.input_scale, tolerance_nm=task.tolerance_nm,
-                              border_nm=task.border_nm)
+                              border_nm=task.border_nm if border_nm is None else border_nm)
     synth = EmitterSynthesizer(size, size, bench_task.ranges, bench_task.density, task.camera, task.input_scale)
     val_images, val, val_photons = _frames(synth, seed, VAL_STREAM, frames)
     images, truth, photons = _frames(synth, seed, TEST_STREAM, frames)
@@ -96,26 +113,20 @@ def bench_density(runs, task, density: float, frames: int, size: int, seed: int,
         model.threshold.fill_(threshold)
         with torch.inference_mode():
             model.localize(images[:4])  # warm-up
-            start = time.perf_counter()
-            found = [f for batch in images.split(32) for f in model.localize(batch)]
-            seconds = time.perf_counter() - start
+            found, seconds = _timed(lambda m=model: [f for batch in images.split(32) for f in m.localize(batch)])
         tally = _score(bench_task.tally(), [f["xy"] for f in found], truth, [f["sigma"] for f in found])
         rows.append(_row(density, name, truth, tally, seconds, threshold))
     sigma = bench_task.sigma_psf
     val_truth = [val.frame(i) for i in range(len(val))]
     threshold, _ = tune_threshold(val_photons, val_truth, sigma, THRESHOLDS, task.ranges.pixel_size_nm,
                                   task.tolerance_nm)
-    start = time.perf_counter()
-    found = [loc.xy.numpy() for loc in localize(photons, sigma, threshold)]
-    seconds = time.perf_counter() - start
+    found, seconds = _timed(lambda: [loc.xy.numpy() for loc in localize(photons, sigma, threshold)])
     rows.append(_row(density, "classical", truth, _score(bench_task.tally(), found, truth), seconds, threshold))
     if picasso:
         from pixel_spotter.tasks.emitters import picasso_reference
 
         settings = picasso_reference.tune(val_photons, val_truth, sigma, bench_task.tally)
-        start = time.perf_counter()
-        found = picasso_reference.localize(photons, sigma, settings)
-        seconds = time.perf_counter() - start
+        found, seconds = _timed(lambda: picasso_reference.localize(photons, sigma, settings))
         rows.append(_row(density, "picasso", truth, _score(bench_task.tally(), found, truth), seconds,
                          settings["min_net_gradient"]))
     return rows
@@ -137,6 +148,7 @@ def _load(runs: list[Path]):
             raise UserError(f"run {path} is a data={run_task_.name} run; the density benchmark takes data=emitters "
                             "runs")
         task = task or run_task_
+        model.input_scale = run_task_.input_scale  # the refinement fits photons: what the run's input is scaled by
         loaded.append((f"{record.model or 'model'} ({folder.path.name})", model))
     return loaded, task
 
@@ -157,19 +169,10 @@ def _markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write(rows: list[dict], out: Path) -> tuple[Path, Path]:
     import io
+
+    from pixel_spotter.run_folder import atomic_write
 
     out.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
@@ -178,8 +181,8 @@ def write(rows: list[dict], out: Path) -> tuple[Path, Path]:
     for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in COLUMNS})
     csv_path, md_path = out / "emitters.csv", out / "emitters.md"
-    _write_atomic(csv_path, buffer.getvalue())
-    _write_atomic(md_path, _markdown(rows))
+    atomic_write(csv_path, buffer.getvalue())  # beside the target, then renamed: never half a table
+    atomic_write(md_path, _markdown(rows))
     return csv_path, md_path
 
 
@@ -198,12 +201,19 @@ def run_command(args: argparse.Namespace) -> int:
         raise UserError(f"--frames {args.frames}: give 1 to 100000 frames per density")
     if not 16 <= args.size <= 1024:
         raise UserError(f"--size {args.size}: give a frame side of 16 to 1024 pixels")
+    if args.border_nm is not None and not (math.isfinite(args.border_nm) and 0 < args.border_nm < args.size * 25):
+        raise UserError(f"--border-nm {args.border_nm:g}: give a border in nm > 0 that leaves part of the frame")
     runs, task = _load(args.runs)
+    if args.refine is not None:
+        if not 0 <= args.refine <= 50:
+            raise UserError(f"--refine {args.refine}: give 0 to 50 fit steps")
+        for _, model in runs:
+            model.refine = args.refine
     picasso = not args.no_picasso and picasso_available()
     rows = []
     with progress(densities, desc="emitters bench", unit="density") as bar:
         for density in bar:
-            rows += bench_density(runs, task, density, args.frames, args.size, args.seed, picasso)
+            rows += bench_density(runs, task, density, args.frames, args.size, args.seed, picasso, args.border_nm)
     csv_path, md_path = write(rows, args.out or args.runs[0])
     print(_markdown(rows), end="")
     if not picasso:
