@@ -189,20 +189,27 @@ def heatmap_run_16(_shared_jobs, tmp_path_factory) -> Path:
     return _shared("heatmap_run_16", _shared_jobs, tmp_path_factory)
 
 
-@pytest.fixture(scope="session")
-def tiny_spot_run(tmp_path_factory) -> Path:
-    """A finished tiny data=spot run (16x16 cnn, 1 epoch of 256 images) with a per-photon evaluation at N = 300
-    and 3000 (what `pixel-spotter spots table` reads), trained in this process."""
+def run_in_process(folder: Path, *overrides: str):
+    """Train and test one run into ``folder`` in this process, with its .hydra/config.yaml as train.py's Hydra
+    writes it (what predict, export, localize and the report read); returns its record."""
     from omegaconf import OmegaConf
 
     from pixel_spotter.training.run import run
 
-    folder = tmp_path_factory.mktemp("spot_run")
-    cfg = compose(*TINY, "data=spot", "model=cnn", "data.train_samples_per_epoch=256", "data.eval_repeats=1",
-                  "data.eval_photons=[300,3000]", "data.spot.photons=2000", "data.spot.background=10",
-                  "data.spot.sigma_psf=1", output_dir=folder, hydra_config=True)
+    cfg = compose(*overrides, output_dir=folder, hydra_config=True)
     record = run(cfg)
-    assert record.ok, record.error
-    (folder / ".hydra").mkdir(exist_ok=True)  # as train.py's Hydra writes it
+    (folder / ".hydra").mkdir(exist_ok=True)
     OmegaConf.save(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), folder / ".hydra" / "config.yaml")
+    return record
+
+
+@pytest.fixture(scope="session")
+def tiny_spot_run(tmp_path_factory) -> Path:
+    """A finished tiny data=spot run (16x16 cnn, 1 epoch of 256 images) with a per-photon evaluation at N = 300
+    and 3000 (what `pixel-spotter spots table` reads), trained in this process."""
+    folder = tmp_path_factory.mktemp("spot_run")
+    record = run_in_process(folder, *TINY, "data=spot", "model=cnn", "data.train_samples_per_epoch=256",
+                            "data.eval_repeats=1", "data.eval_photons=[300,3000]", "data.spot.photons=2000",
+                            "data.spot.background=10", "data.spot.sigma_psf=1")
+    assert record.ok, record.error
     return folder

@@ -5,7 +5,8 @@ of ``frame_losses``, and scores its decoded localizations against the true sets 
 localization-microscopy challenge's matching, ``evaluation/localizations.py``), logged per validation and test
 epoch as ``val/<metric>``. The detection threshold is the decode's one setting: before the test it is chosen on
 the validation frames (``tune_threshold``), the value that maximizes the metric the checkpoint watches
-(``monitor``), and the test is scored with it.
+(``monitor``), and the test is scored with it. An emitter model's predicted sigmas are then calibrated on the same
+frames: one factor (``sigma_scale``) that makes their errors one sigma RMS.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from lightning import LightningModule
 from torch import nn
 
 from pixel_spotter.models.frame_losses import CHANNELS_OF_LOSS, LOSSES
 from pixel_spotter.models.frame_maps import CHANNELS, DECODES, candidates, read_maps
+from pixel_spotter.models.optimizing import Optimized
 
 THRESHOLDS = tuple(np.round(np.arange(0.1, 0.96, 0.05), 2))  # what tune_threshold tries
 
 
-class FrameLocalizer(LightningModule):
+class FrameLocalizer(Optimized):
     frames = True
 
     def __init__(self, net: nn.Module, lr: float = 1e-3, optimizer: Callable | None = None,
@@ -37,20 +38,18 @@ class FrameLocalizer(LightningModule):
         the photon and background maps. ``refine``: steps of the maximum-likelihood refinement of every
         localization (``frame_refine.py``; 0: the network's answers as they are), on the photons the input is
         ``input_scale`` times (the emitter task's ``data.input_scale``)."""
-        super().__init__()
+        super().__init__(net, lr, optimizer, scheduler)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
-        self.net = net
-        self.lr = lr
-        self.optimizer_factory = optimizer or torch.optim.Adam
-        self.scheduler_factory = scheduler
         self.loss_name, self.loss_fn = loss, LOSSES[loss]
         self.decode = decode
         self.tune_threshold = tune_threshold
         self.photon_scale = float(photon_scale)
         self.refine, self.input_scale = int(refine), float(input_scale)
         self.monitor = monitor
-        # a buffer, so a checkpoint keeps the threshold the test used
+        # buffers: the threshold, and the factor on the predicted sigmas that calibrates them (both chosen on the
+        # validation frames before the test; a run's record keeps what its test used, results.json decode.*)
         self.register_buffer("threshold", torch.tensor(float(threshold)))
+        self.register_buffer("sigma_scale", torch.tensor(1.0))
         self._tally = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -68,7 +67,40 @@ class FrameLocalizer(LightningModule):
             from pixel_spotter.models.frame_refine import refine
 
             found = refine(images[:, 0] * self.input_scale, found, self.refine)
+        scale = float(self.sigma_scale)
+        if scale != 1.0:
+            found = [{**f, "sigma": None if f["sigma"] is None else f["sigma"] * scale} for f in found]
         return found
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # a checkpoint written before the sigmas were calibrated has no factor: theirs is 1
+        if "sigma_scale" not in state_dict and "threshold" in state_dict:
+            state_dict = {**state_dict, "sigma_scale": torch.tensor(1.0)}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def apply_decode(self, decode: dict) -> None:
+        """Use a run record's ``decode`` values (what its test was scored with), each checked: untrusted."""
+        threshold, scale = (decode or {}).get("threshold"), (decode or {}).get("sigma_scale")
+        if isinstance(threshold, (int, float)) and 0 < threshold < 1:
+            self.threshold.fill_(float(threshold))
+        if isinstance(scale, (int, float)) and 0.01 <= scale <= 100:
+            self.sigma_scale.fill_(float(scale))
+
+    @torch.inference_mode()
+    def calibrate(self, batches, tally) -> float:
+        """The factor on the predicted sigmas that makes the errors of the localizations of ``batches``
+        (validation frames) one sigma RMS (their z RMS at factor 1); 1 when there is nothing to calibrate."""
+        was_training, before = self.training, float(self.sigma_scale)
+        self.eval()
+        self.sigma_scale.fill_(1.0)
+        scores = tally()
+        for images, sets, *_ in batches:
+            for i, found in enumerate(self.localize(images)):
+                scores.add(found["xy"], sets.frame(i), None, found["sigma"])
+        self.train(was_training)
+        z = scores.summary().get("z_rms")
+        self.sigma_scale.fill_(before)
+        return float(z) if z is not None and 0.01 <= z <= 100 else 1.0
 
     # -- training and scoring
     def _loss(self, images, sets) -> torch.Tensor:
@@ -120,6 +152,9 @@ class FrameLocalizer(LightningModule):
         if self.tune_threshold:
             self.threshold.fill_(self.best_threshold(self.trainer.datamodule.batches("val", self.device),
                                                      self._task().tally))
+        if self.loss_name == "mixture":  # a model with its own uncertainties: calibrated on the same frames
+            self.sigma_scale.fill_(self.calibrate(self.trainer.datamodule.batches("val", self.device),
+                                                  self._task().tally))
 
     @torch.inference_mode()
     def best_threshold(self, batches, tally) -> float:
@@ -157,13 +192,6 @@ class FrameLocalizer(LightningModule):
             frames += len(images)
             self._score(tally, images, sets)
         return {"loss": loss / max(frames, 1), **tally.summary()}
-
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters(), lr=self.lr)
-        if self.scheduler_factory is None:
-            return optimizer
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "monitor": "val/loss"}}
 
 
 def check_frame_model(model) -> None:

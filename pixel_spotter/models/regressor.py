@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from lightning import LightningModule
 from torch import nn
 
 from pixel_spotter.evaluation.metrics import pixel_metrics
+from pixel_spotter.models.optimizing import Optimized
 
 LOSSES: dict[str, Callable] = {"mse": F.mse_loss, "l1": F.l1_loss, "smooth_l1": F.smooth_l1_loss}
 # Losses on a network's per-pixel score map (``net.score_map``) rather than on its (x, y): the true pixel is
@@ -21,7 +21,7 @@ LOSSES: dict[str, Callable] = {"mse": F.mse_loss, "l1": F.l1_loss, "smooth_l1": 
 PIXEL_LOSSES = ("cross_entropy",)
 
 
-class CoordinateRegressor(LightningModule):
+class CoordinateRegressor(Optimized):
     def __init__(
         self,
         net: nn.Module,
@@ -38,13 +38,9 @@ class CoordinateRegressor(LightningModule):
         an image whose 2D error exceeds that many of its bound's standard deviations counts linearly beyond it
         (Huber), not squared, so a few missed dim spots, tens of bounds off, do not drown the gradient of the
         rest; null: the plain weighted MSE."""
-        super().__init__()
+        super().__init__(net, lr, optimizer, scheduler)
         # logger=False: the HPARAMS tab is written once, at the end, together with the final metrics.
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
-        self.net = net
-        self.lr = lr
-        self.optimizer_factory = optimizer or torch.optim.Adam
-        self.scheduler_factory = scheduler
         self.loss_name = loss
         self.loss_fn = LOSSES.get(loss)
         self.huber_bounds = None if huber_bounds is None else float(huber_bounds)
@@ -116,10 +112,3 @@ class CoordinateRegressor(LightningModule):
     def test_step(self, batch, batch_idx):
         """The batch's true and predicted pixels, for the callbacks that write them (training/side_outputs.py)."""
         return self._step(batch, "test")
-
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters(), lr=self.lr)
-        if self.scheduler_factory is None:
-            return optimizer
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "monitor": "val/loss"}}

@@ -72,6 +72,13 @@ def trusted_model_config(folder: RunFolder, frames: bool = False) -> tuple[dict,
         raise UserError(f"{folder.config_file} asks to build {', '.join(map(str, targets)) or 'nothing'}; "
                         f"only {wanted} around a network from {NET_PACKAGE}* is built here, so this "
                         "run folder is refused (it may be tampered with)")
+    if frames:  # its decode settings drive loops (the refinement's steps): checked as training checks them
+        from pixel_spotter.models.frame_localizer import check_frame_model
+
+        try:
+            check_frame_model(OmegaConf.create(model))
+        except UserError as err:
+            raise UserError(f"{folder.config_file}: {err}; the run folder is corrupt: retrain") from None
     if "weights" in net:
         net["weights"] = "none"  # the checkpoint brings the weights; never download or read another file
     return model, height, width

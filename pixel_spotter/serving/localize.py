@@ -162,6 +162,7 @@ def run_command(args: argparse.Namespace) -> int:
     if task.name != "emitters":
         raise UserError(f"{args.run} is a data={task.name} run; localize takes a data=emitters run")
     model.input_scale = task.input_scale  # the refinement fits photons: what the run's input is scaled by
+    model.apply_decode(folder.read().decode)  # the threshold and sigma calibration its test used
     camera = _camera(task, args)
     out = args.out or args.movie.with_suffix(".csv")
     try:

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, run_in_process
 
 from pixel_spotter import cli
 from pixel_spotter.data.datamodule import PixelDataModule
@@ -100,20 +100,12 @@ def test_the_mixture_loss_prefers_the_true_positions_and_is_finite_on_empty_fram
 
 @pytest.fixture(scope="module")
 def emitters_run(tmp_path_factory):
-    from omegaconf import OmegaConf
-
-    from pixel_spotter.training.run import run
-
     folder = tmp_path_factory.mktemp("emitters_run")
-    cfg = compose("data=emitters", "model=frame_emitters", "data.height=24", "data.width=24",
-                  "data.emitters.density_per_um2=[0.5,1]", "data.emitters.photons=[3000,5000]",
-                  "data.emitters.background=[10,20]", "data.train_samples_per_epoch=1024", "trainer.max_epochs=3",
-                  "model.lr=3e-3", "trainer.accelerator=cpu", "callbacks.progress_bar.refresh_rate=0",
-                  output_dir=folder, hydra_config=True)
-    record = run(cfg)
-    (folder / ".hydra").mkdir(exist_ok=True)  # as train.py's Hydra writes it
-    OmegaConf.save(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), folder / ".hydra" / "config.yaml")
-    return folder, record
+    return folder, run_in_process(
+        folder, "data=emitters", "model=frame_emitters", "data.height=24", "data.width=24",
+        "data.emitters.density_per_um2=[0.5,1]", "data.emitters.photons=[3000,5000]",
+        "data.emitters.background=[10,20]", "data.train_samples_per_epoch=1024", "trainer.max_epochs=3",
+        "model.lr=3e-3", "trainer.accelerator=cpu", "callbacks.progress_bar.refresh_rate=0")
 
 
 def test_a_run_records_the_model_and_the_classical_pipeline_on_the_same_test_frames(emitters_run):
@@ -123,7 +115,9 @@ def test_a_run_records_the_model_and_the_classical_pipeline_on_the_same_test_fra
     assert {"jaccard", "rmse_nm", "efficiency", "rmse_over_bound", "frames_per_s", "threshold"} <= set(classical)
     assert classical["jaccard"] > 0.5  # bright, sparse spots: the classical pipeline finds most
     assert record.test["jaccard"] > 0.3 and 0 < record.decode["threshold"] < 1  # three short epochs
-    assert record.test["z_rms"] > 0 and record.images_per_s > 0  # its own uncertainties were scored
+    assert record.images_per_s > 0
+    # its own uncertainties, calibrated on the validation frames by one factor, hold on the test frames
+    assert record.decode["sigma_scale"] != 1.0 and 0.7 < record.test["z_rms"] < 1.4
 
 
 def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, tmp_path, capsys):
@@ -147,7 +141,7 @@ def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, 
     scored = lambda r: float(r["tp"]) + float(r["fn"])  # noqa: E731 (the true emitters the score counted)
     assert all(scored(r) == int(r["emitters"]) for r in rows) and len(inner) >= 2
     assert all(scored(r) < int(r["emitters"]) for r in inner)  # those within 450 nm of the edge left out
-    for bad in (["--refine", "99"], ["--border-nm", "5000"], ["--frames", "0"]):
+    for bad in (["--refine", "99"], ["--border-nm", "5000"], ["--frames", "0"], ["--frames", "90000"]):
         assert cli.main(["emitters", "bench", str(folder), "--size", "32", *bad]) == 2
         assert bad[0] in capsys.readouterr().err
 
@@ -177,6 +171,9 @@ def test_localize_writes_what_the_model_finds_in_thunderstorm_columns(emitters_r
                                "uncertainty [nm]")
     rows = np.array(table[1:], dtype=float)
     model, _ = load_model(folder, frames=True)
+    from pixel_spotter.run_folder import RunFolder
+
+    model.apply_decode(RunFolder(folder).read().decode)  # localize scores with what the run's test used
     with torch.inference_mode():
         found = model.localize(torch.from_numpy(photons.numpy().astype(np.uint16).astype(np.float32))[:, None]
                                / task.input_scale)
@@ -184,6 +181,8 @@ def test_localize_writes_what_the_model_finds_in_thunderstorm_columns(emitters_r
                                for i, f in enumerate(found)])
     assert len(rows) == len(expected) > 5 and f"{len(rows)} localizations in 5 frames of 40x48" in out
     np.testing.assert_allclose(rows[:, :3], expected, rtol=1e-5)  # frames from 1, nm from the corner
+    sigmas = np.concatenate([f["sigma"] for f in found])
+    np.testing.assert_allclose(rows[:, 6], np.sqrt((sigmas ** 2).mean(axis=1)) * 100, rtol=1e-4)
     assert (rows[:, 3] > 0).all() and (rows[:, 4] > 0).all() and (rows[:, 6] > 0).all()
 
 
@@ -379,3 +378,20 @@ def test_localize_on_a_full_disk_or_an_unwritable_path_is_one_line_and_leaves_no
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "No space left on device" in err
     assert not movie.with_suffix(".csv").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_tampered_frame_run_is_refused_in_one_line_before_anything_runs(emitters_run, tmp_path, capsys):
+    import shutil
+
+    folder, _ = emitters_run
+    movie = _movie(tmp_path, np.full((2, 24, 24), 10, np.uint16))
+    for key, value in (("refine: 0", "refine: 1000000000"), ("_target_: pixel_spotter.models.frame_net.FrameNet",
+                                                           "_target_: os.system")):
+        copy = shutil.copytree(folder, tmp_path / f"copy{len(list(tmp_path.iterdir()))}")
+        config = copy / ".hydra" / "config.yaml"
+        text = config.read_text()
+        assert key in text
+        config.write_text(text.replace(key, value))
+        assert cli.main(["localize", str(copy), str(movie)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(config) in err, err

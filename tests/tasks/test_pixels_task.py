@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, run_in_process
 
 from pixel_spotter import cli
 from pixel_spotter.data.augment import Augment
@@ -83,18 +83,10 @@ def test_bad_frame_settings_are_one_line(overrides, message, tmp_path):
 
 @pytest.fixture(scope="module")
 def pixels_run(tmp_path_factory):
-    from omegaconf import OmegaConf
-
-    from pixel_spotter.training.run import run
-
     folder = tmp_path_factory.mktemp("pixels_run")
-    cfg = compose("data=pixels", "model=frame_heatmap", "data.height=32", "data.width=32", "trainer.max_epochs=3",
-                  "trainer.accelerator=cpu", "callbacks.progress_bar.refresh_rate=0", output_dir=folder,
-                  hydra_config=True)
-    record = run(cfg)
-    (folder / ".hydra").mkdir(exist_ok=True)  # as train.py's Hydra writes it
-    OmegaConf.save(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), folder / ".hydra" / "config.yaml")
-    return folder, record
+    return folder, run_in_process(folder, "data=pixels", "model=frame_heatmap", "data.height=32", "data.width=32",
+                                  "trainer.max_epochs=3", "trainer.accelerator=cpu",
+                                  "callbacks.progress_bar.refresh_rate=0")
 
 
 def test_the_frame_model_finds_every_test_frames_set_exactly(pixels_run):

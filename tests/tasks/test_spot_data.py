@@ -205,17 +205,10 @@ BRIGHT = dict(photons=3e4, background=10.0, sigma_psf=1.0)
 def _train_spot_run(folder, model):
     """A finished tiny data=spot run (16x16, 1 epoch, 256 training images) in ``folder``, with its
     .hydra/config.yaml written as train.py's Hydra would."""
-    from conftest import TINY
-    from omegaconf import OmegaConf
+    from conftest import TINY, run_in_process
 
-    from pixel_spotter.training.compose import compose
-    from pixel_spotter.training.run import run
-
-    cfg = compose(*TINY, "data=spot", f"model={model}", "data.train_samples_per_epoch=256", "data.eval_repeats=1",
-                  "data.eval_photons=null", "data.spot.sigma_psf=1", output_dir=folder, hydra_config=True)
-    run(cfg)
-    (folder / ".hydra").mkdir(exist_ok=True)
-    OmegaConf.save(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), folder / ".hydra" / "config.yaml")
+    run_in_process(folder, *TINY, "data=spot", f"model={model}", "data.train_samples_per_epoch=256",
+                   "data.eval_repeats=1", "data.eval_photons=null", "data.spot.sigma_psf=1")
     return folder
 
 

@@ -28,6 +28,7 @@ COLUMNS = ("density_per_um2", "method", "frames", "emitters", "tp", "fp", "fn", 
            "rmse_nm", "efficiency", "rmse_over_bound", "z_rms", "frames_per_s", "threshold")
 DENSITIES = (0.25, 0.5, 1.0, 2.0, 4.0)
 VAL_STREAM, TEST_STREAM = 21, 22  # the benchmark's own seed streams: frames no run trained or was tested on
+MAX_PIXELS = 2**26  # per density and split: 512 MiB of float64 photons
 TIMING_REPEATS = 2  # each method's frames/s: the best of this many passes over the test frames
 
 
@@ -149,6 +150,7 @@ def _load(runs: list[Path]):
                             "runs")
         task = task or run_task_
         model.input_scale = run_task_.input_scale  # the refinement fits photons: what the run's input is scaled by
+        model.apply_decode(record.decode)  # its sigma calibration (the threshold is chosen again per density)
         loaded.append((f"{record.model or 'model'} ({folder.path.name})", model))
     return loaded, task
 
@@ -201,6 +203,9 @@ def run_command(args: argparse.Namespace) -> int:
         raise UserError(f"--frames {args.frames}: give 1 to 100000 frames per density")
     if not 16 <= args.size <= 1024:
         raise UserError(f"--size {args.size}: give a frame side of 16 to 1024 pixels")
+    if args.frames * args.size ** 2 > MAX_PIXELS:  # the frames of one density are rendered at once
+        raise UserError(f"--frames {args.frames} of {args.size}x{args.size} is {args.frames * args.size ** 2:,} "
+                        f"pixels per density, above {MAX_PIXELS:,}; fewer or smaller frames")
     if args.border_nm is not None and not (math.isfinite(args.border_nm) and 0 < args.border_nm < args.size * 25):
         raise UserError(f"--border-nm {args.border_nm:g}: give a border in nm > 0 that leaves part of the frame")
     runs, task = _load(args.runs)

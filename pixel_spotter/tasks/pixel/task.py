@@ -37,6 +37,13 @@ def probe_images(height: int, width: int, limit: int = PROBE_LIMIT) -> np.ndarra
     return images.reshape(len(positions), 1, height, width)
 
 
+def check_corruptions(data) -> None:
+    """``data.augment`` and ``data.augment_eval``, checked (the tasks that take the corruptions share them)."""
+    require(isinstance(data.get("augment_eval", True), bool),
+            f"data.augment_eval must be true or false, got {data.get('augment_eval')!r}; e.g. data.augment_eval=true")
+    augment_from_config(data.get("augment"))
+
+
 class PixelTask(Task):
     name = "pixel"
     robustness = True
@@ -52,10 +59,7 @@ class PixelTask(Task):
 
     @classmethod
     def check_config(cls, data, model) -> None:
-        require(isinstance(data.get("augment_eval", True), bool),
-                f"data.augment_eval must be true or false, got {data.get('augment_eval')!r}; "
-                "e.g. data.augment_eval=true")
-        augment_from_config(data.get("augment"))
+        check_corruptions(data)
 
     def render(self, split: str, xy: torch.Tensor, seeds: list[int]):
         images = self.renderers[split](xy, seeds)

@@ -11,6 +11,7 @@ from pixel_spotter.checks import is_int, plain, require
 from pixel_spotter.data.augment import Augment, augment_from_config
 from pixel_spotter.errors import UserError
 from pixel_spotter.tasks.base import Task, from_run_section
+from pixel_spotter.tasks.pixel.task import check_corruptions
 from pixel_spotter.tasks.pixels.rendering import PixelSetSynthesizer
 
 MAX_COUNT = 1000  # bright pixels per frame: beyond it a config's count is a typo
@@ -48,10 +49,7 @@ class PixelsTask(Task):
 
     @classmethod
     def check_config(cls, data, model) -> None:
-        require(isinstance(data.get("augment_eval", True), bool),
-                f"data.augment_eval must be true or false, got {data.get('augment_eval')!r}; "
-                "e.g. data.augment_eval=true")
-        augment_from_config(data.get("augment"))
+        check_corruptions(data)
         count_range(data.get("count", (0, 10)))
         tolerance(data.get("tolerance_px", 0.5))
 
