@@ -44,6 +44,8 @@ COMMANDS = {
     "emitters bench": ("pixel_spotter.tasks.emitters.bench",
                        "data=emitters runs against the classical pipeline (and Picasso, when installed) at each "
                        "density: Jaccard, RMSE, efficiency, RMSE / CRLB, frames/s"),
+    "emitters simulate": ("pixel_spotter.tasks.emitters.simulate",
+                          "a TIFF movie of a data=emitters run's emitters and camera, with its truth, to localize"),
     "bench": ("pixel_spotter.benchmarks.models",
               "per model: training time until validation is exact, throughput, latency; vs the argmax oracle"),
     "bench-overhead": ("pixel_spotter.benchmarks.overhead",
@@ -51,7 +53,7 @@ COMMANDS = {
 }
 # group -> (one-line help, the sub-command its other first arguments select)
 GROUPS = {"spots": ("sub-pixel spot tools (data=spot): table, floor, bench", "table"),
-          "emitters": ("many-emitter tools (data=emitters): bench", "bench")}
+          "emitters": ("many-emitter tools (data=emitters): bench, simulate", "bench")}
 HELP = ("-h", "--help")
 
 

@@ -395,3 +395,39 @@ def test_a_tampered_frame_run_is_refused_in_one_line_before_anything_runs(emitte
         assert cli.main(["localize", str(copy), str(movie)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and str(config) in err, err
+
+
+def test_a_simulated_movie_localizes_near_its_truth(emitters_run, tmp_path, capsys):
+    from pixel_spotter.evaluation.localizations import Tally
+
+    folder, _ = emitters_run
+    movie = tmp_path / "sim" / "movie.tif"
+    assert cli.main(["emitters", "simulate", str(folder), "--out", str(movie), "--frames", "6", "--size", "40",
+                     "--density", "0.5"]) == 0
+    assert "6 frames of 40x40" in capsys.readouterr().out
+    assert cli.main(["localize", str(folder), str(movie)]) == 0
+    capsys.readouterr()
+    truth = np.loadtxt(movie.with_suffix(".truth.csv"), delimiter=",", skiprows=1, ndmin=2)
+    found = np.loadtxt(movie.with_suffix(".csv"), delimiter=",", skiprows=1, ndmin=2)
+    tally = Tally(tolerance_nm=250, pixel_size_nm=1.0)  # both tables in nm
+    for frame in range(1, 7):
+        tally.add(found[found[:, 0] == frame, 1:3], truth[truth[:, 0] == frame, 1:3])
+    summary = tally.summary()
+    assert len(truth) > 10 and summary["recall"] > 0.5  # the tiny model's; the real one: docs/emitters.md
+    # the truth is the renderer's emitters (seeds of the simulate stream), in the coordinates localize writes
+    from pixel_spotter.data.seeds import sample_seed
+    from pixel_spotter.tasks.emitters.simulate import SIMULATE_STREAM
+    from pixel_spotter.tasks.emitters.task import EmittersTask
+
+    task = EmittersTask(40, 40, emitters={"density_per_um2": 0.5, "photons": [3000, 5000], "background": [10, 20]})
+    frames, recorded = task.renderer.recorded([sample_seed(0, SIMULATE_STREAM, k) for k in range(6)])
+    expected = np.concatenate([(f.xy.numpy() + 0.5) * 100 for f in frames])
+    np.testing.assert_allclose(truth[:, 1:3], expected, rtol=1e-5)
+    import tifffile
+
+    np.testing.assert_array_equal(tifffile.imread(movie), recorded.numpy().astype(np.uint16))
+    for bad, message in ((["--density", "-1"], "--density"), (["--frames", "0"], "--frames"),
+                         (["--size", "5000"], "--size")):
+        assert cli.main(["emitters", "simulate", str(folder), "--out", str(tmp_path / "x.tif"), *bad]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.tif").exists()

@@ -43,17 +43,22 @@ class EmitterSynthesizer:
         self.height, self.width = height, width
         self.ranges, self.density, self.camera, self.input_scale = ranges, density, camera, input_scale
 
-    def frames(self, seeds: Sequence[int]) -> tuple[list[Frame], torch.Tensor]:
-        """Each seed's emitters, and the (B, H, W) float64 photons the camera's numbers read back as."""
-        frames, photons = [], []
+    def recorded(self, seeds: Sequence[int]) -> tuple[list[Frame], torch.Tensor]:
+        """Each seed's emitters, and the (B, H, W) float64 numbers the camera recorded of them (ADU; counts for the
+        ideal camera)."""
+        frames, recorded = [], []
         for seed in seeds:
             gen = torch.Generator().manual_seed(int(seed))
             ranges = replace(self.ranges, density_per_um2=frame_density(seed, self.density))
             frame = draw_frame(gen, self.height, self.width, ranges)
-            recorded = self.camera.record(frame.expected(self.height, self.width), gen)
             frames.append(frame)
-            photons.append(self.camera.to_photons(recorded))
-        return frames, torch.stack(photons) if photons else torch.zeros(0, self.height, self.width)
+            recorded.append(self.camera.record(frame.expected(self.height, self.width), gen))
+        return frames, torch.stack(recorded) if recorded else torch.zeros(0, self.height, self.width)
+
+    def frames(self, seeds: Sequence[int]) -> tuple[list[Frame], torch.Tensor]:
+        """Each seed's emitters, and the (B, H, W) float64 photons the camera's numbers read back as."""
+        frames, recorded = self.recorded(seeds)
+        return frames, self.camera.to_photons(recorded)
 
     def __call__(self, seeds: Sequence[int], device, bounds: bool = False):
         """(network input, FrameSets, photons) of ``seeds``; ``bounds``: each emitter's single-emitter CRLB too."""
