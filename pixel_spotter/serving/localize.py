@@ -162,7 +162,8 @@ def run_command(args: argparse.Namespace) -> int:
     if task.name != "emitters":
         raise UserError(f"{args.run} is a data={task.name} run; localize takes a data=emitters run")
     model.input_scale = task.input_scale  # the refinement fits photons: what the run's input is scaled by
-    model.apply_decode(folder.read().decode)  # the threshold and sigma calibration its test used
+    record = folder.read()
+    model.apply_decode(record.decode)  # the threshold and sigma calibration its test used
     camera = _camera(task, args)
     out = args.out or args.movie.with_suffix(".csv")
     try:
@@ -203,6 +204,9 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"localize: {count} localizations in {shape[0]} frames of {shape[1]}x{shape[2]} "
           f"({shape[0] / max(seconds, 1e-9):.0f} frames/s) -> {out}")
     if count == 0:
-        print("warning: no emitter found; is the camera right (--baseline, --e-per-adu, --em-gain, "
-              "--quantum-efficiency)?", file=sys.stderr)
+        jaccard = (record.test or {}).get("jaccard")
+        trained = f", and is the run trained enough (its test Jaccard index is {jaccard:.3f})" \
+            if isinstance(jaccard, (int, float)) else ""
+        print(f"warning: no emitter found; is the camera right (--baseline, --e-per-adu, --em-gain, "
+              f"--quantum-efficiency){trained}?", file=sys.stderr)
     return 0

@@ -345,6 +345,9 @@ def test_localize_on_a_full_disk_or_an_unwritable_path_is_one_line_and_leaves_no
 
     folder, _ = emitters_run
     movie = _movie(tmp_path, np.full((3, 24, 24), 10, np.uint16))
+    assert cli.main(["localize", str(folder), str(movie), "--out", str(tmp_path / "flat.csv")]) == 0
+    assert "no emitter found; is the camera right" in capsys.readouterr().err  # a flat movie: nothing, said
+    assert (tmp_path / "flat.csv").read_text().count("\n") == 1  # the header alone
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     assert cli.main(["localize", str(folder), str(movie), "--out", str(blocker / "x.csv")]) == 2
