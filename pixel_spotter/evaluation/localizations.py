@@ -26,6 +26,16 @@ import numpy as np
 
 METHODS = ("hungarian", "greedy")
 ALPHA_PER_NM = 1.0  # the challenge's weight of the RMSE in the efficiency
+ISOLATION = 2.0  # a true emitter is isolated when no other is within this many matching tolerances (500 nm)
+
+
+def _nearest_other(points: np.ndarray) -> np.ndarray:
+    """(N,) each point's distance to the nearest other point of its set (inf when it is alone)."""
+    if len(points) < 2:
+        return np.full(len(points), np.inf)
+    d = np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    return d.min(axis=1)
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,9 @@ class Tally:
         self.frame_size = frame_size
         self.tp = self.fp = self.fn = self.frames = self.exact_frames = 0
         self.squared = self.bound_sum = 0.0
+        # the same sums over the pairs whose true emitter is isolated (``ISOLATION`` tolerances from any other):
+        # how close to the bound the localizations come where crowding does not enter
+        self.isolated_squared = self.isolated_bound_sum = 0.0
         self.z_squared, self.z_within_1, self.z_count = 0.0, 0, 0  # predicted sigmas' errors, per coordinate
 
     def add(self, found, true, bounds=None, sigmas=None, frame: int | None = None) -> list[tuple[int, int]]:
@@ -172,10 +185,11 @@ class Tally:
         s = None if sigmas is None else np.asarray(sigmas, dtype=np.float64).reshape(-1, 2)
         if s is not None and len(s) != len(f):
             raise ValueError(f"{where}has {len(f)} localizations but {len(s)} uncertainties")
+        nearest = _nearest_other(t)  # among all true emitters, also those a border leaves out
         if self.border_px is not None:
             width, height = self.frame_size
             keep_f, keep_t = (inside_mask(p, self.border_px, width, height) for p in (f, t))
-            f, t = f[keep_f], t[keep_t]
+            f, t, nearest = f[keep_f], t[keep_t], nearest[keep_t]
             b = None if b is None else b[keep_t]
             s = None if s is None else s[keep_f]
         pairs = match(f, t, self.tolerance_px, self.method)
@@ -190,6 +204,9 @@ class Tally:
             self.squared += float(np.sum(error ** 2))
             if b is not None:
                 self.bound_sum += float(np.sum(b[j]))
+                alone = nearest[j] >= ISOLATION * self.tolerance_px
+                self.isolated_squared += float(np.sum(error[alone] ** 2))
+                self.isolated_bound_sum += float(np.sum(b[j][alone]))
             if s is not None:
                 z = error / np.maximum(s[i], 1e-12)
                 self.z_squared += float(np.sum(z ** 2))
@@ -207,14 +224,18 @@ class Tally:
         """Every number as a flat dict (a run's test metrics): the challenge's, ``exact_frames`` (the share of
         frames whose set was found exactly: every emitter matched, nothing else) and, when sigmas were given,
         ``z_rms`` (RMS of error / predicted sigma over both coordinates of the matched pairs: 1 when the
-        uncertainties are calibrated) and ``z_within_1`` (the share within one sigma: 0.683 for a Gaussian).
+        uncertainties are calibrated) and ``z_within_1`` (the share within one sigma: 0.683 for a Gaussian);
+        with bounds also ``isolated_over_bound``, ``rmse_over_bound`` of the pairs whose true emitter has no
+        other within ``ISOLATION`` tolerances (where the single-emitter bound is the bound).
         Numbers a set of frames leaves undefined are left out; the Jaccard index and F1 of frames with nothing
         to find, where nothing was found, are 1 (and the efficiency 100); without any matched pair the efficiency
         takes the tolerance as the RMSE (so a model that finds nothing still has one, and the lowest)."""
         s = self.scores(with_bounds=self.bound_sum > 0)
         out = {"jaccard": s.jaccard, "recall": s.recall, "precision": s.precision, "f1": s.f1,
                "rmse_px": s.rmse_px, "rmse_nm": s.rmse_nm, "efficiency": s.efficiency,
-               "rmse_over_bound": s.rmse_over_bound, "tp": float(s.tp), "fp": float(s.fp), "fn": float(s.fn),
+               "rmse_over_bound": s.rmse_over_bound,
+               "isolated_over_bound": math.sqrt(self.isolated_squared / self.isolated_bound_sum)
+               if self.isolated_bound_sum > 0 else math.nan, "tp": float(s.tp), "fp": float(s.fp), "fn": float(s.fn),
                "exact_frames": self.exact_frames / self.frames if self.frames else math.nan}
         if self.frames and not (s.tp or s.fp or s.fn):  # nothing to find and nothing found: perfect, not undefined
             out["jaccard"] = out["f1"] = 1.0

@@ -59,17 +59,18 @@ class FrameLocalizer(Optimized):
     def candidates(self, images: torch.Tensor):
         return candidates(read_maps(self(images)), self.decode, self.photon_scale)
 
+    @torch.no_grad()
     def localize(self, images: torch.Tensor) -> list[dict]:
         """Per image {xy (K, 2) pixel (x, y), score (K,), and for an emitter model sigma (K, 2) px, photons,
         background, psf_sigma (K,)}, refined by maximum likelihood when ``refine`` > 0."""
         found = self.candidates(images).select(float(self.threshold))
+        scale = float(self.sigma_scale)  # calibrates the network's sigmas (a refined one is the fit's own)
+        if scale != 1.0:
+            found = [{**f, "sigma": None if f["sigma"] is None else f["sigma"] * scale} for f in found]
         if self.refine:
             from pixel_spotter.models.frame_refine import refine
 
             found = refine(images[:, 0] * self.input_scale, found, self.refine)
-        scale = float(self.sigma_scale)
-        if scale != 1.0:
-            found = [{**f, "sigma": None if f["sigma"] is None else f["sigma"] * scale} for f in found]
         return found
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
@@ -90,14 +91,16 @@ class FrameLocalizer(Optimized):
     def calibrate(self, batches, tally) -> float:
         """The factor on the predicted sigmas that makes the errors of the localizations of ``batches``
         (validation frames) one sigma RMS (their z RMS at factor 1); 1 when there is nothing to calibrate."""
-        was_training, before = self.training, float(self.sigma_scale)
+        was_training, before, refine = self.training, float(self.sigma_scale), self.refine
         self.eval()
         self.sigma_scale.fill_(1.0)
+        self.refine = 0  # the factor is the network's: a refined localization's sigma is its fit's own
         scores = tally()
         for images, sets, *_ in batches:
             for i, found in enumerate(self.localize(images)):
                 scores.add(found["xy"], sets.frame(i), None, found["sigma"])
         self.train(was_training)
+        self.refine = refine
         z = scores.summary().get("z_rms")
         self.sigma_scale.fill_(before)
         return float(z) if z is not None and 0.01 <= z <= 100 else 1.0

@@ -51,7 +51,10 @@ class FrameNet(nn.Module):
             head.bias[0] = PRIOR_LOGIT  # prior init): the first steps then need not unlearn a sea of false positives
         layers.append(head)
         self.body = nn.Sequential(*layers)
+        # channels-last: oneDNN's fast layout on CPU for many-channel 3x3 convolutions (on 2 cores about 1.3x
+        # faster to train and 1.5x to run than the default; `pixel-spotter emitters bench` reports frames/s)
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, images):
         """(N, 1, H, W) -> (N, outputs, H, W) raw maps (their meaning is the frame model's)."""
-        return self.body(images)
+        return self.body(images.contiguous(memory_format=torch.channels_last)).contiguous()

@@ -103,6 +103,27 @@ def test_a_tally_scores_frame_by_frame_as_score_does_and_judges_sets_and_uncerta
     assert "rmse_over_bound" not in summary  # no bounds given: left out, never NaN
 
 
+def test_the_isolated_ratio_leaves_out_pairs_with_a_close_true_neighbour_also_one_outside_the_border():
+    from pixel_spotter.evaluation.localizations import Tally
+
+    # tolerance 250 nm at 100 nm/px: isolated means no other true emitter within 5 px
+    true = [[10.0, 10.0], [13.0, 10.0], [30.0, 30.0], [43.0, 30.0], [45.5, 30.0]]
+    found = [[10.2, 10.0], [13.0, 10.4], [30.1, 30.0], [43.0, 30.3]]
+    bounds = [0.02, 0.02, 0.02, 0.02, 0.02]
+    tally = Tally(tolerance_nm=250, pixel_size_nm=100)
+    tally.add(found, true, bounds)
+    summary = tally.summary()
+    # only (30, 30) is isolated: (10, 10) and (13, 10) are 3 px apart, (43, 30) has (45.5, 30) 2.5 px away
+    assert summary["isolated_over_bound"] == pytest.approx(0.1 / math.sqrt(0.02))
+    assert summary["rmse_over_bound"] == pytest.approx(math.sqrt((0.04 + 0.16 + 0.01 + 0.09) / 0.08))
+    # a 450 nm border (frame 50 px wide) leaves (45.5, 30) out of the scores (4.5 px from the edge at 49.5),
+    # not out of the neighbours
+    border = Tally(tolerance_nm=250, pixel_size_nm=100, border_nm=450, frame_size=(50, 50))
+    border.add(found, true, bounds)
+    assert border.summary()["isolated_over_bound"] == pytest.approx(0.1 / math.sqrt(0.02))
+    assert "isolated_over_bound" not in Tally().summary()  # nothing scored: left out
+
+
 def test_frames_with_nothing_to_find_where_nothing_was_found_are_perfect():
     from pixel_spotter.evaluation.localizations import Tally
 

@@ -130,7 +130,10 @@ def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, 
     dense = [r for r in rows if r["density_per_um2"] == "2.0"]
     assert all(int(r["frames"]) == 6 and int(r["emitters"]) > 6 * 10 for r in dense)  # 10.24 um^2 x 2 per frame
     assert all(float(r["frames_per_s"]) > 0 for r in rows)
+    sparse = [r for r in rows if r["density_per_um2"] == "0.5"]
+    assert all(float(r["isolated_over_bound"]) > 0 for r in sparse)  # each method's pairs far from any other
     out = capsys.readouterr().out
+    assert "RMSE / CRLB, isolated" in out
     assert "| 2 | classical |" in out and "Picasso left out: --no-picasso" in out
     assert cli.main(["emitters", "bench", str(folder), "--densities", "0,-1"]) == 2
     assert "--densities" in capsys.readouterr().err
@@ -144,6 +147,36 @@ def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, 
     for bad in (["--refine", "99"], ["--border-nm", "5000"], ["--frames", "0"], ["--frames", "90000"]):
         assert cli.main(["emitters", "bench", str(folder), "--size", "32", *bad]) == 2
         assert bad[0] in capsys.readouterr().err
+
+
+def test_the_sigma_factor_calibrates_the_network_and_a_refined_localization_keeps_its_fits_own(emitters_run):
+    from pixel_spotter.models.frame_refine import refine
+    from pixel_spotter.serving.loading import load_model
+    from pixel_spotter.tasks.emitters.rendering import EmitterSynthesizer
+    from pixel_spotter.tasks.emitters.task import EmittersTask
+
+    folder, _ = emitters_run
+    model, _ = load_model(folder, frames=True)
+    task = EmittersTask(24, 24, emitters={"density_per_um2": 1.0, "photons": [3000, 5000], "background": [10, 20]},
+                        input_scale=model.input_scale)
+    images, sets, _ = EmitterSynthesizer(24, 24, task.ranges, task.density, task.camera, task.input_scale)(
+        list(range(8)), "cpu")
+    model.sigma_scale.fill_(1.0)
+    plain = model.localize(images)
+    model.sigma_scale.fill_(2.0)
+    scaled = model.localize(images)
+    assert sum(len(f["xy"]) for f in plain) > 0
+    for a, b in zip(plain, scaled):
+        np.testing.assert_allclose(b["sigma"], 2 * a["sigma"])
+    model.refine = 3
+    refined = model.localize(images)  # the fit's own bound, not scaled again
+    expected = refine(images[:, 0] * model.input_scale, scaled, 3)
+    for a, b in zip(refined, expected):
+        np.testing.assert_allclose(a["sigma"], b["sigma"])
+    # the factor is chosen for the network's sigmas, whether the refinement is on or not
+    chosen = model.calibrate([(images, sets)], task.tally)
+    model.refine = 0
+    assert chosen == model.calibrate([(images, sets)], task.tally) and model.sigma_scale == 2.0
 
 
 def _movie(tmp_path, frames: np.ndarray, name="movie.tif"):
