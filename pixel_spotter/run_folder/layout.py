@@ -36,13 +36,32 @@ def unique_tag() -> str:
     return f"{os.getpid()}-{secrets.token_hex(2)}"
 
 
-# The config names run paths through these, never by file name: conf/hydra (unique folder names; cached,
-# so a sweep's jobs agree on their sweep folder), conf/callbacks (checkpoints), conf/logger (tensorboard, csv),
-# conf/hparams_search (the study file of a sweep).
+MAX_NAME_BYTES = 200  # a file system's name limit is 255 bytes; a job folder's <job#>_ comes before this part
+
+
+def short_name(name: str) -> str:
+    """A sweep job's folder name part (its overrides, ``hydra.job.override_dirname``), each ``/``-separated part cut
+    to ``MAX_NAME_BYTES`` with a hash of the whole part kept (distinct overrides stay distinct folders): many
+    overrides would otherwise make a name the file system refuses ("File name too long") after the job started."""
+    import hashlib
+
+    def cut(part: str) -> str:
+        raw = part.encode()
+        if len(raw) <= MAX_NAME_BYTES:
+            return part
+        return raw[:MAX_NAME_BYTES - 9].decode(errors="ignore") + "~" + hashlib.sha1(raw).hexdigest()[:8]
+
+    return "/".join(cut(part) for part in str(name).split("/"))
+
+
+# The config names run paths through these, never by file name: conf/hydra (unique folder names, cached so
+# that a sweep's jobs agree on their sweep folder; job folder names the file system accepts), conf/callbacks
+# (checkpoints), conf/logger (tensorboard, csv), conf/hparams_search (the study file of a sweep).
 OmegaConf.register_new_resolver("run_folder.unique", unique_tag, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("run_folder.checkpoints", lambda run: str(Path(run) / CHECKPOINTS), replace=True)
 OmegaConf.register_new_resolver("run_folder.tensorboard", lambda run: str(Path(run) / TENSORBOARD), replace=True)
 OmegaConf.register_new_resolver("run_folder.csv_log", lambda run: str(Path(run) / CSV_LOG), replace=True)
+OmegaConf.register_new_resolver("run_folder.short", short_name, replace=True)
 OmegaConf.register_new_resolver("run_folder.study", lambda sweep: str(Path(sweep) / STUDY), replace=True)
 
 

@@ -38,7 +38,9 @@ class Start:
     skip: Results | None = None
     extends: int | None = None  # a finished run continued to a larger max_epochs: the epochs it had
     shared_from: int | None = None  # the job of the sweep whose epochs these are (training/prefix_snapshots.py)
-    stop_at: int | None = None  # the epoch that job stopped at for this one (its budget, or an early stop)
+    stop_at: int | None = None  # where training ends: the epoch the longer job stopped at for this one (its
+    # budget, or an early stop), or the epoch this run had finished training at when it was killed (in its test)
+    adopted: bool = False  # the checkpoint is a longer job's snapshot, not this run's own (not a resume)
 
 
 def mark_interrupted(record: Results, run: Path) -> None:
@@ -67,9 +69,21 @@ def start(folder: RunFolder, resume: bool, overrides: list[str], config: DictCon
     if record.ok:
         return _finished(folder, record, config)
     if record.status != DIVERGED and folder.last_checkpoint.is_file():
-        return Start(checkpoint=_checked_checkpoint(folder))
+        return Start(checkpoint=_checked_checkpoint(folder), stop_at=_trained(record, config),
+                     shared_from=record.shared_from)
     folder.clear_outputs()  # nothing to continue from: start over, without the old run's leftovers
     return Start()
+
+
+def _trained(record: Results, config: DictConfig | None) -> int | None:
+    """The epochs an unfinished run had completed its training with (it records them when its fit ends, before
+    its test): resumed, it tests from there and trains no more, also when early stopping ended it before its
+    budget (which its restored callbacks alone would not know to repeat). None: it was still training."""
+    budget = config.trainer.get("max_epochs") if config is not None else None
+    done = record.epochs_run
+    if not isinstance(done, int) or done <= 0 or (isinstance(budget, int) and 0 < budget < done):
+        return None
+    return done
 
 
 def _remove_unfinished_writes(folder: RunFolder) -> None:

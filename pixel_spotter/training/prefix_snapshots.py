@@ -134,4 +134,4 @@ def adopt(cfg: DictConfig, folder: RunFolder, sweep: Path | None) -> Start | Non
         except OSError:  # not empty: other snapshots wait for their jobs
             break
     log.info("the first %d epochs of job %s are this job's: starting from its snapshot", stopped_at, source)
-    return Start(checkpoint=folder.last_checkpoint, shared_from=int(source), stop_at=stopped_at)
+    return Start(checkpoint=folder.last_checkpoint, shared_from=int(source), stop_at=stopped_at, adopted=True)

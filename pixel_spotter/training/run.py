@@ -136,6 +136,9 @@ def run(cfg: DictConfig) -> Results:
             validate(cfg)
             if start.checkpoint is None:  # a fresh folder: an epoch sweep's shorter job starts from its snapshot
                 start = adopt(cfg, folder, info["sweep"]) or start
+            if start.stop_at is not None:  # its training is done (adopted, or finished before a kill): said on
+                record.epochs_run, record.shared_from = start.stop_at, start.shared_from  # disk, so that a
+                folder.write(record)  # resume after a kill during the test does not train on either
             _train(cfg, folder, start, record, snapshots_for(cfg, folder, info["sweep"], info["job_num"]))
         except Exception as err:
             record.status = FAILED
@@ -153,14 +156,16 @@ def _train(cfg: DictConfig, folder: RunFolder, start: Start, record: Results, sn
     datamodule, model, trainer = build(cfg, (snapshots,) if snapshots else ())
     if start.extends:
         log.info("continuing the finished run from epoch %d to %d", start.extends, cfg.trainer.max_epochs)
-    if start.shared_from is not None:
-        record.shared_from = start.shared_from
-        trainer.fit_loop.max_epochs = start.stop_at  # its budget, or where the longer job stopped early
-    elif start.checkpoint:
+    if start.stop_at is not None:  # its budget, where the longer job stopped early, or where this run stopped
+        trainer.fit_loop.max_epochs = start.stop_at  # (early stopping) before a kill during its test
+    if start.checkpoint and not start.adopted:
         log.info("resuming from %s", start.checkpoint)
         record.resumed_from = os.path.relpath(start.checkpoint, folder.path)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=start.checkpoint, weights_only=True)
+    if not _callback(trainer, DivergenceGuard).diverged_at:  # training is done: a resume tests, trains no more
+        record.epochs_run = int(trainer.current_epoch)
+        folder.write(record)
     train_seconds = _callback(trainer, FitClock).seconds  # now: trainer.test restores callback states
     best = _best_checkpoint(trainer)
     if best is None and folder.last_checkpoint.is_file() and not _callback(trainer, DivergenceGuard).diverged_at:

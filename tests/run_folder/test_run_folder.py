@@ -239,3 +239,17 @@ def test_a_failed_write_leaves_the_old_record_and_no_temporary(tmp_path, monkeyp
     with pytest.raises(OSError):
         folder.write(Results(status="failed"))
     assert folder.read().status == OK and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_job_folder_name_of_many_overrides_is_cut_to_what_a_file_system_accepts():
+    from pixel_spotter.run_folder.layout import MAX_NAME_BYTES, short_name
+
+    assert short_name("model=cnn,trainer.max_epochs=2") == "model=cnn,trainer.max_epochs=2"
+    long_a, long_b = "a=" + "x" * 300 + ",b=1", "a=" + "x" * 300 + ",b=2"
+    cut_a, cut_b = short_name(long_a), short_name(long_b)
+    assert len(cut_a.encode()) <= MAX_NAME_BYTES and cut_a != cut_b  # distinct overrides: distinct folders
+    assert cut_a.startswith("a=xxx") and short_name(long_a) == cut_a  # the same overrides: the same folder
+    # a '/' in a value nests folders: each part is cut on its own; multi-byte characters are never split
+    nested = short_name("w=/data/" + "é" * 200 + "/net.pth")
+    assert [len(p.encode()) <= MAX_NAME_BYTES for p in nested.split("/")] == [True] * 4
+    assert nested.split("/")[:2] == ["w=", "data"] and nested.endswith("/net.pth")

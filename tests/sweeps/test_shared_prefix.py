@@ -109,3 +109,30 @@ def test_shared_jobs_equal_separately_trained_ones(tmp_path):
     again = _sweep(shared, "resume=true")
     assert again.returncode == 0 and "3 jobs, 3 ok" in again.stdout
     assert {run: (run / "results.json").stat().st_mtime_ns for run in mine.values()} == before
+
+
+@pytest.mark.slow
+def test_a_job_killed_in_the_test_of_an_early_stopped_snapshot_resumes_without_training_on(tmp_path):
+    import os
+    import signal
+
+    # early stopping ends the 4-epoch job 0 after epoch 2 (no later epoch improves by 1e9); the 3-epoch job 1
+    # adopts that snapshot and is killed during its test. Resumed, it must test the 2 epochs, not train a third
+    # (its restored early-stopping state alone would let it train one more before stopping again).
+    sweep = tmp_path / "sweep"
+    tiny = [o for o in TINY if not o.startswith("trainer.max_epochs=")]
+    cmd = [sys.executable, "train.py", "-m", "trainer.max_epochs=3,4", *tiny, "model=cnn", "callbacks=early_stopping",
+           "callbacks.early_stopping.patience=1", "+callbacks.early_stopping.min_delta=1e9",
+           "+callbacks.crash._target_=crash_callback.KillAt", f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "PIXEL_SPOTTER_TEST_KILL": "1:test:0"}
+    killed = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    runs = _records(sweep)
+    assert RunFolder(runs[3]).read().status == "interrupted"
+    env.pop("PIXEL_SPOTTER_TEST_KILL")
+    again = subprocess.run([*cmd, "resume=true"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    long, short = RunFolder(runs[4]).read(), RunFolder(runs[3]).read()
+    assert long.ok and short.ok and long.epochs_run == short.epochs_run == 2
+    assert short.shared_from == 0 and short.resumed_from == "checkpoints/last.ckpt"
+    assert short.test == long.test and short.best_val == long.best_val  # the same 2 epochs, the same best

@@ -118,3 +118,21 @@ def test_resume_removes_what_a_killed_write_left(finished, tmp_path):
     assert _run(copy, "resume=true").ok
     assert not partial.exists() and not record_tmp.exists()
     assert (copy / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_run_killed_in_its_test_after_an_early_stop_resumes_to_the_test_alone(tmp_path):
+    import json
+
+    # early stopping ends it after epoch 2 of 3 (no epoch improves by 1e9); then, as if killed during its test,
+    # its record still says 'running' with the epochs its training ended at (written when the fit ended)
+    stop = ["trainer.max_epochs=3", "callbacks=early_stopping", "callbacks.early_stopping.patience=1",
+            "+callbacks.early_stopping.min_delta=1e9"]
+    folder = tmp_path / "run"
+    whole = _run(folder, *stop)
+    assert whole.ok and whole.epochs_run == 2
+    record = json.loads((folder / "results.json").read_text())
+    record.update(status="running", test={}, best_val={})
+    (folder / "results.json").write_text(json.dumps(record))
+    resumed = _run(folder, *stop, "resume=true")
+    assert resumed.ok and resumed.resumed_from == "checkpoints/last.ckpt"
+    assert resumed.epochs_run == 2 and resumed.test == whole.test  # tested where it stopped, not trained on
