@@ -25,7 +25,7 @@ fresh, resumed or skipped) · readers (.hydra/, predictions.csv, CSV log) · job
 (robustness.csv, written and read back untrusted).
 """
 
-from pixel_spotter.run_folder.folder import RunFolder
+from pixel_spotter.run_folder.folder import RunFolder, temporary_beside
 from pixel_spotter.run_folder.folder import _atomic_write as atomic_write
 from pixel_spotter.run_folder.jobs import (
     Job,
@@ -67,6 +67,7 @@ from pixel_spotter.run_folder.robustness_csv import REFERENCE_RUN, RobustnessRow
 
 __all__ = [
     "atomic_write",
+    "temporary_beside",
     "CHECKPOINTS", "CSV_LOG", "CSV_METRICS", "DIVERGED", "FAILED", "INTERRUPTED", "NOT_STARTED", "OK", "PREDICTIONS",
     "REFERENCE_RUN", "RESULTS", "ROBUSTNESS", "ROBUSTNESS_PLOT", "RUNNING", "STUDY", "SWEEP_CONFIG", "UNFINISHED",
     "UNREADABLE", "Job", "Results", "RobustnessRow", "RunFolder", "Search", "Start",

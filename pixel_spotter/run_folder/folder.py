@@ -207,10 +207,44 @@ class RunFolder:
         _atomic_write(self.predictions_file, "\n".join(lines) + "\n")
 
 
+STALE_TEMPORARY_S = 600  # a leftover temporary untouched this long, whose process is gone, is removed
+
+
+def temporary_beside(path: Path) -> Path:
+    """The hidden file a write of ``path`` goes through (``.<name>.<pid>.tmp``, renamed over ``path`` once whole),
+    after removing what earlier writers of ``path`` that were killed mid-write left: temporaries whose process
+    is gone and that nobody touched for ``STALE_TEMPORARY_S`` (a writer on another machine sharing the disk has a
+    pid that means nothing here, but a live one keeps its file fresh)."""
+    import glob
+    import time
+
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = old.name[len(path.name) + 2:-len(".tmp")]
+        try:
+            stale = pid.isdigit() and not _alive(int(pid)) and time.time() - old.stat().st_mtime > STALE_TEMPORARY_S
+            if stale:
+                old.unlink()
+        except OSError:  # gone meanwhile, or not ours to remove: it is not what we write
+            pass
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):  # someone else's process, or no such number: not ours to judge
+        return True
+    return True
+
+
 def _atomic_write(path: Path, text: str) -> None:
     """Write through a temporary file and rename: a reader (or a crash) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_beside(path)
     try:
         with tmp.open("w", encoding="utf-8", errors="backslashreplace") as f:  # a non-UTF-8 file name: escaped
             f.write(text)

@@ -150,6 +150,7 @@ def run_command(args: argparse.Namespace) -> int:
     logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # its warnings about a damaged file: our one line says it
 
     from pixel_spotter.cli import progress
+    from pixel_spotter.run_folder import temporary_beside
     from pixel_spotter.serving.loading import load_model, locate, run_task
 
     if not 1 <= args.batch <= 4096:
@@ -175,7 +176,7 @@ def run_command(args: argparse.Namespace) -> int:
     except Exception as err:  # tifffile's TiffFileError, struct errors of a truncated file, ...
         raise UserError(f"{args.movie} is not a readable TIFF ({type(err).__name__}); is it corrupt, or another "
                         "format?") from None
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # beside the target, renamed when complete
+    tmp = temporary_beside(out)  # beside the target, renamed when complete
     start, count = time.perf_counter(), 0
     try:
         with tif, _open_for_writing(tmp, out) as csv_file:

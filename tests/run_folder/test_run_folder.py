@@ -253,3 +253,26 @@ def test_a_job_folder_name_of_many_overrides_is_cut_to_what_a_file_system_accept
     nested = short_name("w=/data/" + "é" * 200 + "/net.pth")
     assert [len(p.encode()) <= MAX_NAME_BYTES for p in nested.split("/")] == [True] * 4
     assert nested.split("/")[:2] == ["w=", "data"] and nested.endswith("/net.pth")
+
+
+def test_a_write_removes_the_temporaries_of_killed_writers_and_keeps_a_live_ones(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from pixel_spotter.run_folder import atomic_write
+
+    target = tmp_path / "table.csv"
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    old_dead, fresh_dead = target.with_name(f".table.csv.{gone}.tmp"), target.with_name(f".table.csv.{gone}9.tmp")
+    live, other = target.with_name(f".table.csv.{os.getppid()}.tmp"), tmp_path / f".other.csv.{gone}.tmp"
+    for path in (old_dead, fresh_dead, live, other):
+        path.write_text("half")
+    for path in (old_dead, live, other):
+        os.utime(path, (1, 1))  # untouched for decades
+    atomic_write(target, "whole\n")
+    assert target.read_text() == "whole\n" and not old_dead.exists()
+    # a dead pid's fresh file may be a live writer's on another machine; a live process's, and another
+    # target's, are not this write's to remove
+    assert fresh_dead.exists() and live.exists() and other.exists()

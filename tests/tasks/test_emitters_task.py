@@ -179,6 +179,19 @@ def test_the_sigma_factor_calibrates_the_network_and_a_refined_localization_keep
     assert chosen == model.calibrate([(images, sets)], task.tally) and model.sigma_scale == 2.0
 
 
+def _killed_writers_leftover(target):
+    """A hidden temporary beside ``target`` as a writer killed mid-write leaves it: its process gone, and old."""
+    import os
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = target.with_name(f".{target.name}.{int(gone.stdout)}.tmp")
+    leftover.write_text("half a table")
+    os.utime(leftover, (1, 1))
+    return leftover
+
+
 def _movie(tmp_path, frames: np.ndarray, name="movie.tif"):
     import tifffile
 
@@ -197,8 +210,10 @@ def test_localize_writes_what_the_model_finds_in_thunderstorm_columns(emitters_r
     synth = EmitterSynthesizer(40, 48, task.ranges, task.density, task.camera, task.input_scale)
     images, truth, photons = synth(list(range(5)), "cpu")
     movie = _movie(tmp_path, photons.numpy().astype(np.uint16))  # an ideal camera's counts
+    leftover = _killed_writers_leftover(movie.with_suffix(".csv"))
     assert cli.main(["localize", str(folder), str(movie)]) == 0
     out = capsys.readouterr().out
+    assert not leftover.exists()  # what a localize killed mid-write left beside the table is cleaned up
     table = list(csv.reader(movie.with_suffix(".csv").open()))
     assert tuple(table[0]) == ("frame", "x [nm]", "y [nm]", "sigma [nm]", "intensity [photon]", "offset [photon]",
                                "uncertainty [nm]")

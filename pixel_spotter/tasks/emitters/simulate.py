@@ -34,7 +34,7 @@ def run_command(args: argparse.Namespace) -> int:
     import tifffile
 
     from pixel_spotter.data.seeds import sample_seed
-    from pixel_spotter.run_folder import atomic_write
+    from pixel_spotter.run_folder import atomic_write, temporary_beside
     from pixel_spotter.serving.loading import locate, run_task
     from pixel_spotter.tasks.emitters.rendering import EmitterSynthesizer
 
@@ -54,7 +54,7 @@ def run_command(args: argparse.Namespace) -> int:
     out = args.out
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        tmp = temporary_beside(out)
         try:
             tifffile.imwrite(tmp, recorded.numpy().clip(0, 65535).round().astype(np.uint16), imagej=True)
             os.replace(tmp, out)
