@@ -29,7 +29,7 @@ ALPHA_PER_NM = 1.0  # the challenge's weight of the RMSE in the efficiency
 ISOLATION = 2.0  # a true emitter is isolated when no other is within this many matching tolerances (500 nm)
 
 
-def _nearest_other(points: np.ndarray) -> np.ndarray:
+def nearest_other(points: np.ndarray) -> np.ndarray:
     """(N,) each point's distance to the nearest other point of its set (inf when it is alone)."""
     if len(points) < 2:
         return np.full(len(points), np.inf)
@@ -185,7 +185,7 @@ class Tally:
         s = None if sigmas is None else np.asarray(sigmas, dtype=np.float64).reshape(-1, 2)
         if s is not None and len(s) != len(f):
             raise ValueError(f"{where}has {len(f)} localizations but {len(s)} uncertainties")
-        nearest = _nearest_other(t)  # among all true emitters, also those a border leaves out
+        nearest = nearest_other(t)  # among all true emitters, also those a border leaves out
         if self.border_px is not None:
             width, height = self.frame_size
             keep_f, keep_t = (inside_mask(p, self.border_px, width, height) for p in (f, t))

@@ -6,7 +6,8 @@ localization-microscopy challenge's matching, ``evaluation/localizations.py``), 
 epoch as ``val/<metric>``. The detection threshold is the decode's one setting: before the test it is chosen on
 the validation frames (``tune_threshold``), the value that maximizes the metric the checkpoint watches
 (``monitor``), and the test is scored with it. An emitter model's predicted sigmas are then calibrated on the same
-frames: one factor (``sigma_scale``) that makes their errors one sigma RMS.
+frames: one factor per crowding class (``CROWDING``: how far the localization's nearest neighbour is), each making
+the errors of its class one sigma RMS (a close neighbour costs precision the network's sigma underrates).
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from pixel_spotter.models.frame_losses import CHANNELS_OF_LOSS, LOSSES
 from pixel_spotter.models.frame_maps import CHANNELS, DECODES, candidates, read_maps
 from pixel_spotter.models.optimizing import Optimized
 
+# The crowding classes of a localization, by the distance (px) to the nearest other one in its frame: (name, up
+# to), each with its own sigma factor (decode.sigma_scale_<name> in a run's record)
+CROWDING = (("close", 3.0), ("near", 6.0), ("alone", math.inf))
+MIN_CALIBRATION = 20  # coordinates a class needs on the validation frames for a factor of its own (else the overall)
 THRESHOLDS = tuple(np.round(np.arange(0.1, 0.96, 0.05), 2))  # what tune_threshold tries
 
 
@@ -49,7 +54,7 @@ class FrameLocalizer(Optimized):
         # buffers: the threshold, and the factor on the predicted sigmas that calibrates them (both chosen on the
         # validation frames before the test; a run's record keeps what its test used, results.json decode.*)
         self.register_buffer("threshold", torch.tensor(float(threshold)))
-        self.register_buffer("sigma_scale", torch.tensor(1.0))
+        self.register_buffer("sigma_scale", torch.ones(len(CROWDING)))  # one per crowding class
         self._tally = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -64,9 +69,10 @@ class FrameLocalizer(Optimized):
         """Per image {xy (K, 2) pixel (x, y), score (K,), and for an emitter model sigma (K, 2) px, photons,
         background, psf_sigma (K,)}, refined by maximum likelihood when ``refine`` > 0."""
         found = self.candidates(images).select(float(self.threshold))
-        scale = float(self.sigma_scale)  # calibrates the network's sigmas (a refined one is the fit's own)
-        if scale != 1.0:
-            found = [{**f, "sigma": None if f["sigma"] is None else f["sigma"] * scale} for f in found]
+        scales = self.sigma_scale.double().cpu().numpy()  # calibrate the network's sigmas (a refined one: its fit's)
+        if (scales != 1.0).any():
+            found = [{**f, "sigma": None if f["sigma"] is None else f["sigma"] * scales[crowding(f["xy"])][:, None]}
+                     for f in found]
         if self.refine:
             from pixel_spotter.models.frame_refine import refine
 
@@ -74,36 +80,61 @@ class FrameLocalizer(Optimized):
         return found
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        # a checkpoint written before the sigmas were calibrated has no factor: theirs is 1
-        if "sigma_scale" not in state_dict and "threshold" in state_dict:
-            state_dict = {**state_dict, "sigma_scale": torch.tensor(1.0)}
+        # a checkpoint written before the sigmas were calibrated has no factor (theirs is 1), and one written
+        # before the crowding classes has a single factor (every class's)
+        if "threshold" in state_dict:
+            old = state_dict.get("sigma_scale", torch.tensor(1.0))
+            if old.dim() == 0:
+                state_dict = {**state_dict, "sigma_scale": old.repeat(len(CROWDING))}
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def apply_decode(self, decode: dict) -> None:
-        """Use a run record's ``decode`` values (what its test was scored with), each checked: untrusted."""
-        threshold, scale = (decode or {}).get("threshold"), (decode or {}).get("sigma_scale")
+        """Use a run record's ``decode`` values (what its test was scored with), each checked: untrusted. A record
+        from before the crowding classes has one ``sigma_scale``, every class's."""
+        decode = decode if isinstance(decode, dict) else {}
+        threshold = decode.get("threshold")
         if isinstance(threshold, (int, float)) and 0 < threshold < 1:
             self.threshold.fill_(float(threshold))
-        if isinstance(scale, (int, float)) and 0.01 <= scale <= 100:
-            self.sigma_scale.fill_(float(scale))
+        scales = [decode.get(f"sigma_scale_{name}", decode.get("sigma_scale")) for name, _ in CROWDING]
+        if all(isinstance(v, (int, float)) and 0.01 <= v <= 100 for v in scales):
+            self.sigma_scale.copy_(torch.tensor(scales, dtype=self.sigma_scale.dtype))
+
+    def decode_record(self) -> dict:
+        """What a run's record keeps of the decode its test used (``apply_decode`` reads it back)."""
+        return {"threshold": float(self.threshold),
+                **{f"sigma_scale_{name}": float(v) for (name, _), v in zip(CROWDING, self.sigma_scale)}}
 
     @torch.inference_mode()
-    def calibrate(self, batches, tally) -> float:
-        """The factor on the predicted sigmas that makes the errors of the localizations of ``batches``
-        (validation frames) one sigma RMS (their z RMS at factor 1); 1 when there is nothing to calibrate."""
-        was_training, before, refine = self.training, float(self.sigma_scale), self.refine
+    def calibrate(self, batches, tally) -> torch.Tensor:
+        """The factors on the predicted sigmas, one per crowding class, that make the errors of the localizations
+        of ``batches`` (validation frames; matched as ``tally()`` matches) one sigma RMS in each class: each
+        class's z RMS at factor 1 (the overall one for a class with fewer than ``MIN_CALIBRATION`` coordinates;
+        1 when there is nothing to calibrate)."""
+        from pixel_spotter.evaluation.localizations import match
+
+        was_training, before, refine = self.training, self.sigma_scale.clone(), self.refine
         self.eval()
         self.sigma_scale.fill_(1.0)
-        self.refine = 0  # the factor is the network's: a refined localization's sigma is its fit's own
-        scores = tally()
+        self.refine = 0  # the factors are the network's: a refined localization's sigma is its fit's own
+        scoring = tally()
+        squared, counts = np.zeros(len(CROWDING)), np.zeros(len(CROWDING))
         for images, sets, *_ in batches:
             for i, found in enumerate(self.localize(images)):
-                scores.add(found["xy"], sets.frame(i), None, found["sigma"])
+                pairs = match(found["xy"], sets.frame(i), scoring.tolerance_px, scoring.method)
+                if not pairs or found["sigma"] is None:
+                    continue
+                f, t = (np.array(k) for k in zip(*pairs))
+                z = (found["xy"][f] - sets.frame(i)[t]) / np.maximum(found["sigma"][f], 1e-12)
+                classes = crowding(found["xy"])[f]
+                np.add.at(squared, classes, (z ** 2).sum(axis=1))
+                np.add.at(counts, classes, 2)
         self.train(was_training)
         self.refine = refine
-        z = scores.summary().get("z_rms")
-        self.sigma_scale.fill_(before)
-        return float(z) if z is not None and 0.01 <= z <= 100 else 1.0
+        self.sigma_scale.copy_(before)
+        overall = math.sqrt(squared.sum() / counts.sum()) if counts.sum() else 1.0
+        factors = [math.sqrt(q / n) if n >= MIN_CALIBRATION else overall for q, n in zip(squared, counts)]
+        factors = [v if math.isfinite(v) and 0.01 <= v <= 100 else 1.0 for v in factors]
+        return torch.tensor(factors, dtype=self.sigma_scale.dtype)
 
     # -- training and scoring
     def _loss(self, images, sets) -> torch.Tensor:
@@ -156,7 +187,7 @@ class FrameLocalizer(Optimized):
             self.threshold.fill_(self.best_threshold(self.trainer.datamodule.batches("val", self.device),
                                                      self._task().tally))
         if self.loss_name == "mixture":  # a model with its own uncertainties: calibrated on the same frames
-            self.sigma_scale.fill_(self.calibrate(self.trainer.datamodule.batches("val", self.device),
+            self.sigma_scale.copy_(self.calibrate(self.trainer.datamodule.batches("val", self.device),
                                                   self._task().tally))
 
     @torch.inference_mode()
@@ -225,3 +256,11 @@ def check_frame_model(model) -> None:
     outputs, wanted = model.net.get("outputs"), CHANNELS[CHANNELS_OF_LOSS[loss]]
     require(outputs == wanted, f"model.loss={loss} reads {wanted} maps per pixel, but model.net.outputs={outputs!r}; "
                                f"use model.net.outputs={wanted}")
+
+
+def crowding(xy) -> np.ndarray:
+    """(K,) each localization's crowding class (an index into ``CROWDING``) among the (K, 2) ``xy`` of its frame."""
+    from pixel_spotter.evaluation.localizations import nearest_other
+
+    edges = np.array([limit for _, limit in CROWDING[:-1]])
+    return np.searchsorted(edges, nearest_other(np.asarray(xy, dtype=np.float64).reshape(-1, 2)), side="right")

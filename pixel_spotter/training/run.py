@@ -213,7 +213,7 @@ def _record(record: Results, trainer, datamodule, model, folder: RunFolder, best
     record.best_val, record.test = best_val, test
     record.device = str(model.device)
     if getattr(model, "frames", False):  # the detection threshold the test was scored with (chosen on val)
-        record.decode = {"threshold": float(model.threshold), "sigma_scale": float(model.sigma_scale)}
+        record.decode = model.decode_record()
 
 
 class _DropTips(logging.Filter):

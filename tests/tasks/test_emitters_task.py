@@ -117,7 +117,8 @@ def test_a_run_records_the_model_and_the_classical_pipeline_on_the_same_test_fra
     assert record.test["jaccard"] > 0.3 and 0 < record.decode["threshold"] < 1  # three short epochs
     assert record.images_per_s > 0
     # its own uncertainties, calibrated on the validation frames by one factor, hold on the test frames
-    assert record.decode["sigma_scale"] != 1.0 and 0.7 < record.test["z_rms"] < 1.4
+    scales = [record.decode[f"sigma_scale_{name}"] for name in ("close", "near", "alone")]
+    assert all(0.1 < v < 10 for v in scales) and scales[2] != 1.0 and 0.7 < record.test["z_rms"] < 1.4
 
 
 def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, tmp_path, capsys):
@@ -176,7 +177,43 @@ def test_the_sigma_factor_calibrates_the_network_and_a_refined_localization_keep
     # the factor is chosen for the network's sigmas, whether the refinement is on or not
     chosen = model.calibrate([(images, sets)], task.tally)
     model.refine = 0
-    assert chosen == model.calibrate([(images, sets)], task.tally) and model.sigma_scale == 2.0
+    assert torch.equal(chosen, model.calibrate([(images, sets)], task.tally)) and (model.sigma_scale == 2.0).all()
+
+
+def test_each_crowding_class_has_its_own_sigma_factor_and_old_records_and_checkpoints_still_load(emitters_run):
+    from pixel_spotter.models.frame_localizer import CROWDING, crowding
+    from pixel_spotter.serving.loading import load_model
+
+    # nearest neighbours 2, 2, 4 and 4 px, none within 6 px
+    xy = np.array([[0.0, 0.0], [2.0, 0.0], [10.0, 0.0], [14.0, 0.0], [30.0, 30.0]])
+    assert crowding(xy).tolist() == [0, 0, 1, 1, 2] and crowding(np.zeros((0, 2))).tolist() == []
+    folder, record = emitters_run
+    model, _ = load_model(folder, frames=True)
+    model.apply_decode({"threshold": 0.4, "sigma_scale_close": 4.0, "sigma_scale_near": 2.0,
+                        "sigma_scale_alone": 1.0})
+    assert model.sigma_scale.tolist() == [4.0, 2.0, 1.0] and model.decode_record()["sigma_scale_close"] == 4.0
+    images = torch.zeros(1, 1, 24, 24)
+    model.candidates = lambda _: _Fixed(xy)  # the decode's answer, as if the network had found these five
+    found = model.localize(images)[0]
+    np.testing.assert_allclose(found["sigma"][:, 0], [0.4, 0.4, 0.2, 0.2, 0.1])
+    model.apply_decode({"sigma_scale": 1.5})  # a record from before the classes: its one factor for each
+    assert model.sigma_scale.tolist() == [1.5, 1.5, 1.5]
+    for hostile in ({"sigma_scale": float("nan")}, {"sigma_scale_close": 1e9, "sigma_scale": 2.0}, [], None):
+        model.apply_decode(hostile)  # untrusted values: ignored, the factors kept
+        assert model.sigma_scale.tolist() == [1.5, 1.5, 1.5]
+    state = {**model.state_dict(), "sigma_scale": torch.tensor(1.25)}  # a checkpoint with one factor
+    model.load_state_dict(state)
+    assert model.sigma_scale.tolist() == [1.25] * len(CROWDING)
+
+
+class _Fixed:
+    def __init__(self, xy):
+        self.xy = xy
+
+    def select(self, threshold):
+        k = len(self.xy)
+        return [{"xy": self.xy, "score": np.ones(k), "sigma": np.full((k, 2), 0.1), "photons": np.ones(k),
+                 "background": np.ones(k), "psf_sigma": np.ones(k)}]
 
 
 def _killed_writers_leftover(target):
