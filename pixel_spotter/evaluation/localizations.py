@@ -30,12 +30,15 @@ ISOLATION = 2.0  # a true emitter is isolated when no other is within this many 
 
 
 def nearest_other(points: np.ndarray) -> np.ndarray:
-    """(N,) each point's distance to the nearest other point of its set (inf when it is alone)."""
+    """(N,) each point's distance to the nearest other point of its set (inf when it is alone). A k-d tree, not
+    all N^2 distances: a large frame holds tens of thousands of localizations."""
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(points) < 2:
         return np.full(len(points), np.inf)
-    d = np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1))
-    np.fill_diagonal(d, np.inf)
-    return d.min(axis=1)
+    distance, _ = cKDTree(points).query(points, k=2)
+    return distance[:, 1]
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
-from pixel_spotter.spots.psf import expected_counts
+from pixel_spotter.spots.psf import expected_counts, summed_counts
 
+# spots x pixels up to which a frame's spots are summed one by one (2**24 float64: 128 MiB), as every training and
+# benchmark frame is (so their numbers stay bit for bit what they were); beyond, summed_counts' matrix product
+DIRECT_SUM_MAX = 2**24
 MAX_EXPECTED_EMITTERS = 10_000  # per frame: beyond it a config's density is a typo, not a microscope
 
 
@@ -73,8 +76,10 @@ class Frame:
     def expected(self, height: int, width: int) -> torch.Tensor:
         """(H, W) float64 expected photons per pixel: every emitter's spot plus the background."""
         mu = torch.full((height, width), float(self.background), dtype=torch.float64)
-        if len(self.xy):
+        if len(self.xy) * height * width <= DIRECT_SUM_MAX:
             mu += expected_counts(self.xy, self.photons, 0.0, self.sigma_psf, height, width).sum(dim=0)
+        elif len(self.xy):  # a large crowded frame: the same sum without a (K, H, W) array (to rounding)
+            mu += summed_counts(self.xy, self.photons, self.sigma_psf, height, width)
         return mu
 
 
@@ -83,13 +88,23 @@ def _uniform(gen: torch.Generator, n: int, pair: tuple[float, float]) -> torch.T
     return low + (high - low) * torch.rand(n, generator=gen, dtype=torch.float64)
 
 
+def too_crowded(ranges: EmitterRanges, height: int, width: int) -> str | None:
+    """Why frames of ``ranges`` at this size cannot be drawn (more emitters than ``MAX_EXPECTED_EMITTERS``), or None.
+    Commands check it before they render, so that the reason is their one line."""
+    mean = ranges.mean_count(height, width)
+    if mean <= MAX_EXPECTED_EMITTERS:
+        return None
+    return (f"{ranges.density_per_um2:g} emitters per um^2 is {mean:,.0f} per {height}x{width} frame, more than "
+            f"{MAX_EXPECTED_EMITTERS:,}; lower the density or the frame size")
+
+
 def draw_frame(gen: torch.Generator, height: int, width: int, ranges: EmitterRanges) -> Frame:
     """A frame's emitters: a Poisson count, then per emitter a position, photons and sigma (in that order, from
     ``gen``), then the frame's background."""
+    why = too_crowded(ranges, height, width)
+    if why:
+        raise ValueError(why)
     mean = ranges.mean_count(height, width)
-    if mean > MAX_EXPECTED_EMITTERS:
-        raise ValueError(f"{ranges.density_per_um2:g} emitters per um^2 is {mean:,.0f} per {height}x{width} frame, "
-                         f"more than {MAX_EXPECTED_EMITTERS:,}; lower the density or the frame size")
     count = int(torch.poisson(torch.tensor([mean], dtype=torch.float64), generator=gen).item())
     xy = torch.rand(count, 2, generator=gen, dtype=torch.float64) * torch.tensor([width, height]) - 0.5
     photons = _uniform(gen, count, ranges.photons)

@@ -316,3 +316,21 @@ def test_ml_fit_start_keeps_dim_spots_under_a_bright_background():
     window_sum[:, 2] = window.sum(dim=(1, 2)).clamp(min=1e-3)
     lost_before = ((fit_ml(images, 2.0, init=window_sum).xy - xy).norm(dim=1) > 3).sum()
     assert lost == 0 and lost_before >= 3, (int(lost), int(lost_before))
+
+
+def test_a_large_crowded_frame_is_summed_without_a_spot_per_pixel_array():
+    from pixel_spotter.spots.frames import DIRECT_SUM_MAX, Frame
+    from pixel_spotter.spots.psf import summed_counts
+
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.rand(400, 2, generator=gen, dtype=torch.float64) * 60
+    n = 500 + 4500 * torch.rand(400, generator=gen, dtype=torch.float64)
+    s = 1 + 0.6 * torch.rand(400, generator=gen, dtype=torch.float64)
+    direct = expected_counts(xy, n, 0.0, s, 64, 70).sum(dim=0)
+    torch.testing.assert_close(summed_counts(xy, n, s, 64, 70), direct, rtol=1e-12, atol=1e-9)
+    # the frame takes the product beyond DIRECT_SUM_MAX spots x pixels, and gives the same light
+    big = Frame(xy=xy * 8, photons=n, sigma_psf=s, background=10.0)
+    assert len(xy) * 512 * 512 > DIRECT_SUM_MAX
+    one_by_one = 10.0 + sum(expected_counts(big.xy[k:k + 50], n[k:k + 50], 0.0, s[k:k + 50], 512, 512).sum(dim=0)
+                            for k in range(0, len(xy), 50))
+    torch.testing.assert_close(big.expected(512, 512), one_by_one, rtol=1e-12, atol=1e-9)

@@ -145,7 +145,8 @@ def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, 
     scored = lambda r: float(r["tp"]) + float(r["fn"])  # noqa: E731 (the true emitters the score counted)
     assert all(scored(r) == int(r["emitters"]) for r in rows) and len(inner) >= 2
     assert all(scored(r) < int(r["emitters"]) for r in inner)  # those within 450 nm of the edge left out
-    for bad in (["--refine", "99"], ["--border-nm", "5000"], ["--frames", "0"], ["--frames", "90000"]):
+    for bad in (["--refine", "99"], ["--border-nm", "5000"], ["--frames", "0"], ["--frames", "90000"],
+                ["--densities", "4", "--size", "1024", "--frames", "1"]):  # 41,943 emitters a frame: one line
         assert cli.main(["emitters", "bench", str(folder), "--size", "32", *bad]) == 2
         assert bad[0] in capsys.readouterr().err
 
@@ -515,7 +516,8 @@ def test_a_simulated_movie_localizes_near_its_truth(emitters_run, tmp_path, caps
 
     np.testing.assert_array_equal(tifffile.imread(movie), recorded.numpy().astype(np.uint16))
     for bad, message in ((["--density", "-1"], "--density"), (["--frames", "0"], "--frames"),
-                         (["--size", "5000"], "--size")):
+                         (["--size", "5000"], "--size"),
+                         (["--size", "1024", "--density", "4", "--frames", "1"], "more than 10,000; lower")):
         assert cli.main(["emitters", "simulate", str(folder), "--out", str(tmp_path / "x.tif"), *bad]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x.tif").exists()

@@ -212,6 +212,12 @@ def run_command(args: argparse.Namespace) -> int:
     if args.border_nm is not None and not (math.isfinite(args.border_nm) and 0 < args.border_nm < args.size * 25):
         raise UserError(f"--border-nm {args.border_nm:g}: give a border in nm > 0 that leaves part of the frame")
     runs, task = _load(args.runs)
+    from pixel_spotter.spots.frames import too_crowded
+
+    for density in densities:  # before any rendering: the reason is the one line
+        why = too_crowded(replace(task.ranges, density_per_um2=density), args.size, args.size)
+        if why:
+            raise UserError(f"--densities {density:g} --size {args.size}: {why}")
     if args.refine is not None:
         if not 0 <= args.refine <= 50:
             raise UserError(f"--refine {args.refine}: give 0 to 50 fit steps")

@@ -36,6 +36,7 @@ def run_command(args: argparse.Namespace) -> int:
     from pixel_spotter.data.seeds import sample_seed
     from pixel_spotter.run_folder import atomic_write, temporary_beside
     from pixel_spotter.serving.loading import locate, run_task
+    from pixel_spotter.spots.frames import too_crowded
     from pixel_spotter.tasks.emitters.rendering import EmitterSynthesizer
 
     if not (1 <= args.frames and 8 <= args.size <= 4096 and args.frames * args.size ** 2 <= MAX_PIXELS):
@@ -48,6 +49,9 @@ def run_command(args: argparse.Namespace) -> int:
     if task.name != "emitters":
         raise UserError(f"{args.run} is a data={task.name} run; simulate takes a data=emitters run")
     ranges = replace(task.ranges, density_per_um2=args.density)
+    why = too_crowded(ranges, args.size, args.size)
+    if why:
+        raise UserError(f"--density {args.density:g} --size {args.size}: {why}")
     synth = EmitterSynthesizer(args.size, args.size, ranges, (args.density, args.density), task.camera,
                                task.input_scale)
     frames, recorded = synth.recorded([sample_seed(args.seed, SIMULATE_STREAM, k) for k in range(args.frames)])
