@@ -27,6 +27,9 @@ import numpy as np
 METHODS = ("hungarian", "greedy")
 ALPHA_PER_NM = 1.0  # the challenge's weight of the RMSE in the efficiency
 ISOLATION = 2.0  # a true emitter is isolated when no other is within this many matching tolerances (500 nm)
+# the calibration curve's bins of predicted sigma (px, per coordinate): a factor sqrt(2) apart, 0.02 to 2.56 px
+SIGMA_EDGES = np.geomspace(0.02, 2.56, 15)
+MIN_BIN = 20  # coordinates a bin needs to be a point of the curve
 
 
 def nearest_other(points: np.ndarray) -> np.ndarray:
@@ -175,6 +178,10 @@ class Tally:
         # how close to the bound the localizations come where crowding does not enter
         self.isolated_squared = self.isolated_bound_sum = 0.0
         self.z_squared, self.z_within_1, self.z_count = 0.0, 0, 0  # predicted sigmas' errors, per coordinate
+        # per bin of predicted sigma (SIGMA_EDGES, plus one below and one above): coordinates, sums of sigma^2
+        # and of error^2 (the calibration curve)
+        self.bin_count = np.zeros(len(SIGMA_EDGES) + 1, dtype=np.int64)
+        self.bin_sigma2, self.bin_error2 = np.zeros(len(SIGMA_EDGES) + 1), np.zeros(len(SIGMA_EDGES) + 1)
 
     def add(self, found, true, bounds=None, sigmas=None, frame: int | None = None) -> list[tuple[int, int]]:
         """Score one frame: ``found`` and ``true`` (N, 2) pixel (x, y); ``bounds`` (N,) its true emitters' var_x +
@@ -215,7 +222,20 @@ class Tally:
                 self.z_squared += float(np.sum(z ** 2))
                 self.z_within_1 += int(np.sum(np.abs(z) <= 1.0))
                 self.z_count += z.size
+                where_bin = np.searchsorted(SIGMA_EDGES, s[i].ravel())
+                np.add.at(self.bin_count, where_bin, 1)
+                np.add.at(self.bin_sigma2, where_bin, s[i].ravel() ** 2)
+                np.add.at(self.bin_error2, where_bin, error.ravel() ** 2)
         return pairs
+
+    def calibration(self) -> list[dict[str, float]]:
+        """The calibration curve of the predicted sigmas (empty without them): per bin of predicted sigma with at
+        least ``MIN_BIN`` coordinates, {sigma_nm: the bin's RMS predicted sigma, rms_error_nm: the RMS error of
+        its coordinates, coordinates}; calibrated, the two are equal."""
+        scale = self.pixel_size_nm
+        return [{"sigma_nm": math.sqrt(q / n) * scale, "rms_error_nm": math.sqrt(e / n) * scale,
+                 "coordinates": float(n)}
+                for n, q, e in zip(self.bin_count, self.bin_sigma2, self.bin_error2) if n >= MIN_BIN]
 
     def scores(self, with_bounds: bool = True) -> Scores:
         ratio = math.sqrt(self.squared / self.bound_sum) if with_bounds and self.tp and self.bound_sum > 0 else math.nan

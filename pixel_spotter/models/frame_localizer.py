@@ -3,9 +3,11 @@
 It wraps a fully convolutional network (``frame_net.FrameNet``) whose maps ``frame_maps`` reads, trains it with one
 of ``frame_losses``, and scores its decoded localizations against the true sets with the task's tally (the
 localization-microscopy challenge's matching, ``evaluation/localizations.py``), logged per validation and test
-epoch as ``val/<metric>``. The detection threshold is the decode's one setting: before the test it is chosen on
-the validation frames (``tune_threshold``), the value that maximizes the metric the checkpoint watches
-(``monitor``), and the test is scored with it. An emitter model's predicted sigmas are then calibrated on the same
+epoch as ``val/<metric>``. The decode has two settings, the detection threshold and (``local_max``) the split
+threshold of a second emitter beside a maximum (``frame_maps``): before the test both are chosen on the validation
+frames (``tune_threshold``), the threshold first, then the split with it, each the value that maximizes the metric
+the checkpoint watches (``monitor``), and the test is scored with them. An emitter model's predicted sigmas are
+then calibrated on the same
 frames: one factor per crowding class (``CROWDING``: how far the localization's nearest neighbour is), each making
 the errors of its class one sigma RMS (a close neighbour costs precision the network's sigma underrates).
 """
@@ -20,7 +22,7 @@ import torch
 from torch import nn
 
 from pixel_spotter.models.frame_losses import CHANNELS_OF_LOSS, LOSSES
-from pixel_spotter.models.frame_maps import CHANNELS, DECODES, candidates, read_maps
+from pixel_spotter.models.frame_maps import CHANNELS, DECODES, SPLITS, candidates, read_maps
 from pixel_spotter.models.optimizing import Optimized
 
 # The crowding classes of a localization, by the distance (px) to the nearest other one in its frame: (name, up
@@ -35,13 +37,14 @@ class FrameLocalizer(Optimized):
 
     def __init__(self, net: nn.Module, lr: float = 1e-3, optimizer: Callable | None = None,
                  scheduler: Callable | None = None, loss: str = "detection", decode: str = "threshold",
-                 threshold: float = 0.5, tune_threshold: bool = True, photon_scale: float = 1.0,
-                 refine: int = 0, input_scale: float = 1.0,
+                 threshold: float = 0.5, split: float = 1.0, tune_threshold: bool = True, photon_scale: float = 1.0,
+                 refine: int = 0, refine_beyond: float = 0.0, input_scale: float = 1.0,
                  monitor: str = "val/f1", monitor_mode: str = "max", height: int = 50, width: int = 50):
         """``monitor``/``monitor_mode``: the validation metric the best checkpoint is chosen by (the callbacks'
         config reads them from here) and that the threshold is tuned for. ``photon_scale``: photons per unit of
         the photon and background maps. ``refine``: steps of the maximum-likelihood refinement of every
-        localization (``frame_refine.py``; 0: the network's answers as they are), on the photons the input is
+        localization (``frame_refine.py``; 0: the network's answers as they are), of those whose nearest other
+        localization is more than ``refine_beyond`` px away (0: every one), on the photons the input is
         ``input_scale`` times (the emitter task's ``data.input_scale``)."""
         super().__init__(net, lr, optimizer, scheduler)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
@@ -49,13 +52,15 @@ class FrameLocalizer(Optimized):
         self.decode = decode
         self.tune_threshold = tune_threshold
         self.photon_scale = float(photon_scale)
-        self.refine, self.input_scale = int(refine), float(input_scale)
+        self.refine, self.refine_beyond, self.input_scale = int(refine), float(refine_beyond), float(input_scale)
         self.monitor = monitor
         # buffers: the threshold, and the factor on the predicted sigmas that calibrates them (both chosen on the
         # validation frames before the test; a run's record keeps what its test used, results.json decode.*)
         self.register_buffer("threshold", torch.tensor(float(threshold)))
+        self.register_buffer("split", torch.tensor(float(split), dtype=torch.float64))  # exact in the record
         self.register_buffer("sigma_scale", torch.ones(len(CROWDING)))  # one per crowding class
         self._tally = None
+        self.test_calibration: list[dict] = []
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """The raw maps (N, C, H, W)."""
@@ -68,7 +73,7 @@ class FrameLocalizer(Optimized):
     def localize(self, images: torch.Tensor) -> list[dict]:
         """Per image {xy (K, 2) pixel (x, y), score (K,), and for an emitter model sigma (K, 2) px, photons,
         background, psf_sigma (K,)}, refined by maximum likelihood when ``refine`` > 0."""
-        found = self.candidates(images).select(float(self.threshold))
+        found = self.candidates(images).select(float(self.threshold), float(self.split))
         scales = self.sigma_scale.double().cpu().numpy()  # calibrate the network's sigmas (a refined one: its fit's)
         if (scales != 1.0).any():
             found = [{**f, "sigma": None if f["sigma"] is None else f["sigma"] * scales[crowding(f["xy"])][:, None]}
@@ -76,32 +81,36 @@ class FrameLocalizer(Optimized):
         if self.refine:
             from pixel_spotter.models.frame_refine import refine
 
-            found = refine(images[:, 0] * self.input_scale, found, self.refine)
+            found = refine(images[:, 0] * self.input_scale, found, self.refine, self.refine_beyond)
         return found
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        # a checkpoint written before the sigmas were calibrated has no factor (theirs is 1), and one written
-        # before the crowding classes has a single factor (every class's)
+        # a checkpoint written before the sigmas were calibrated has no factor (theirs is 1), one written before
+        # the crowding classes has a single factor (every class's), and one written before the split decode none
         if "threshold" in state_dict:
             old = state_dict.get("sigma_scale", torch.tensor(1.0))
             if old.dim() == 0:
                 state_dict = {**state_dict, "sigma_scale": old.repeat(len(CROWDING))}
+            if "split" not in state_dict:
+                state_dict = {**state_dict, "split": torch.tensor(1.0, dtype=torch.float64)}
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def apply_decode(self, decode: dict) -> None:
         """Use a run record's ``decode`` values (what its test was scored with), each checked: untrusted. A record
         from before the crowding classes has one ``sigma_scale``, every class's."""
         decode = decode if isinstance(decode, dict) else {}
-        threshold = decode.get("threshold")
+        threshold, split = decode.get("threshold"), decode.get("split", 1.0)
         if isinstance(threshold, (int, float)) and 0 < threshold < 1:
             self.threshold.fill_(float(threshold))
+        if isinstance(split, (int, float)) and 0 < split <= 1:
+            self.split.fill_(float(split))
         scales = [decode.get(f"sigma_scale_{name}", decode.get("sigma_scale")) for name, _ in CROWDING]
         if all(isinstance(v, (int, float)) and 0.01 <= v <= 100 for v in scales):
             self.sigma_scale.copy_(torch.tensor(scales, dtype=self.sigma_scale.dtype))
 
     def decode_record(self) -> dict:
         """What a run's record keeps of the decode its test used (``apply_decode`` reads it back)."""
-        return {"threshold": float(self.threshold),
+        return {"threshold": float(self.threshold), "split": float(self.split),
                 **{f"sigma_scale_{name}": float(v) for (name, _), v in zip(CROWDING, self.sigma_scale)}}
 
     @torch.inference_mode()
@@ -179,22 +188,23 @@ class FrameLocalizer(Optimized):
 
     def _log_tally(self, stage: str) -> None:
         summary = self._tally.summary()
+        if stage == "test":  # the test's calibration curve, for the run's record (the task's record_results)
+            self.test_calibration = self._tally.calibration()
         self.log_dict({f"{stage}/{k}": v for k, v in summary.items()}, on_step=False, on_epoch=True)
         self._tally = None
 
     def on_test_start(self) -> None:
         if self.tune_threshold:
-            self.threshold.fill_(self.best_threshold(self.trainer.datamodule.batches("val", self.device),
-                                                     self._task().tally))
+            self.tune_decode(self.trainer.datamodule.batches("val", self.device), self._task().tally)
         if self.loss_name == "mixture":  # a model with its own uncertainties: calibrated on the same frames
             self.sigma_scale.copy_(self.calibrate(self.trainer.datamodule.batches("val", self.device),
                                                   self._task().tally))
 
     @torch.inference_mode()
-    def best_threshold(self, batches, tally) -> float:
-        """The threshold (of ``THRESHOLDS``) whose localizations on ``batches`` ((images, FrameSets, ...) of
-        validation frames) score best by the monitored metric, each scored by a fresh ``tally()``; of several
-        equally good ones, the middle one."""
+    def tune_decode(self, batches, tally) -> tuple[float, float]:
+        """Choose and set the decode's (threshold, split) on ``batches`` ((images, FrameSets, ...) of validation
+        frames), each scored by a fresh ``tally()`` and the monitored metric: the threshold (of ``THRESHOLDS``)
+        without a split, then for ``local_max`` the split (of ``SPLITS``) with that threshold."""
         was_training = self.training
         self.eval()
         found, truth = [], []
@@ -202,20 +212,32 @@ class FrameLocalizer(Optimized):
             found.append(self.candidates(images))
             truth.append(sets)
         self.train(was_training)
+        threshold = self._best(found, truth, tally, [(t, 1.0) for t in THRESHOLDS], float(self.threshold))
+        split = 1.0
+        if self.decode == "local_max":  # the order of SPLITS: of equal scores, the least splitting
+            split = self._best(found, truth, tally, [(threshold, s) for s in SPLITS], 1.0, middle=False, index=1)
+        self.threshold.fill_(threshold)
+        self.split.fill_(split)
+        return threshold, split
+
+    def _best(self, found, truth, tally, settings, fallback: float, middle: bool = True, index: int = 0) -> float:
+        """Of ``settings`` ((threshold, split) pairs), element ``index`` of the one that scores best by the
+        monitored metric; of several equally good ones the middle one (``middle``) or the first;
+        ``fallback`` when none scores."""
         name = self.monitor.removeprefix("val/")
         sign = 1.0 if self.hparams.monitor_mode == "max" else -1.0
         values = []
-        for threshold in THRESHOLDS:
+        for threshold, split in settings:
             scores = tally()
             for cands, sets in zip(found, truth):
-                for i, frame in enumerate(cands.select(threshold)):
+                for i, frame in enumerate(cands.select(threshold, split)):
                     scores.add(frame["xy"], sets.frame(i), sets.frame_bounds(i))
             value = scores.summary().get(name, math.nan)
             values.append(sign * value if math.isfinite(value) else -math.inf)
         if max(values) == -math.inf:
-            return float(self.threshold)
-        tied = [t for t, v in zip(THRESHOLDS, values) if v == max(values)]
-        return float(tied[len(tied) // 2])  # the middle of the best plateau: the farthest from either edge
+            return fallback
+        tied = [s[index] for s, v in zip(settings, values) if v == max(values)]
+        return float(tied[len(tied) // 2] if middle else tied[0])  # the middle of a plateau: farthest from its edges
 
     @torch.inference_mode()
     def measure(self, datamodule, stage: str) -> dict:
@@ -238,6 +260,9 @@ def check_frame_model(model) -> None:
     threshold = model.get("threshold", 0.5)
     require(is_number(threshold) and 0 < threshold < 1,
             f"model.threshold must be a number in (0, 1), got {threshold!r}; e.g. model.threshold=0.5")
+    split = model.get("split", 1.0)
+    require(is_number(split) and SPLITS[-1] <= split <= 1,
+            f"model.split must be a number in [{SPLITS[-1]}, 1] (1: no split), got {split!r}; e.g. model.split=0.6")
     require(isinstance(model.get("tune_threshold", True), bool),
             f"model.tune_threshold must be true or false, got {model.get('tune_threshold')!r}")
     scale = model.get("photon_scale", 1.0)
@@ -249,6 +274,10 @@ def check_frame_model(model) -> None:
     require(not refine or loss == "mixture",
             "model.refine fits each emitter from the network's photons, background and PSF width, which only "
             "model.loss=mixture answers; use model.refine=0")
+    beyond = model.get("refine_beyond", 0.0)
+    require(is_number(beyond) and 0 <= beyond <= 100,
+            f"model.refine_beyond must be a distance in px in [0, 100] (0: refine every localization), got "
+            f"{beyond!r}; e.g. model.refine_beyond=5")
     input_scale = model.get("input_scale", 1.0)
     require(is_number(input_scale) and input_scale > 0,
             f"data.input_scale must be a number > 0 (model.input_scale takes it), got {input_scale!r}; e.g. "

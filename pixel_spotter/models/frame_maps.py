@@ -9,7 +9,10 @@ units of ``photon_scale`` (softplus).
 Decode (``DECODES``): ``threshold``, every pixel whose probability clears the threshold (bright pixels may touch,
 so no suppression); ``local_max``, DECODE's: local maxima (3x3) of the probability whose 3x3 neighbourhood sums to
 more than the threshold (an emitter between pixels spreads its probability over two or more), at the maximum
-pixel's centre plus its offset.
+pixel's centre plus its offset. Also DECODE's: a pixel that is no local maximum but whose own probability clears a
+second, higher threshold (``split``) is a localization of its own, the second of two emitters in neighbouring
+pixels (one emitter's probability spread over two pixels sums to about 1, so both halves stay below it); a split
+of 1 (the default) turns this off, as no probability exceeds 1.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch.nn.functional as F
 CHANNELS = {"detection": 1, "emitters": 9}
 DECODES = ("threshold", "local_max")
 MIN_SIGMA = 0.01  # px (or photon_scale units): a predicted uncertainty never collapses to 0
+SPLITS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # the split thresholds a decode may use (1: none), lowest last
 
 
 @dataclass
@@ -65,11 +69,17 @@ class Candidates:
     frames: int
     background: torch.Tensor | None = None  # (M,) photons per pixel at the emitter
     psf_sigma: torch.Tensor | None = None  # (M,) px
+    # local_max only: whether each candidate is a local maximum, and its pixel's own probability (a candidate that
+    # is no maximum counts when that clears the split threshold)
+    peak: torch.Tensor | None = None  # (M,) bool
+    own: torch.Tensor | None = None  # (M,)
 
-    def select(self, threshold: float) -> list[dict]:
+    def select(self, threshold: float, split: float = 1.0) -> list[dict]:
         """Per frame {xy (K, 2), score (K,), and (None for a detection model) sigma (K, 2), photons (K,),
-        background (K,), psf_sigma (K,)} above ``threshold``."""
+        background (K,), psf_sigma (K,)} above ``threshold`` (and, when not a local maximum, above ``split``)."""
         keep = self.score > threshold
+        if self.peak is not None:
+            keep &= self.peak | (self.own > split)
         out = []
         for i in range(self.frames):
             k = keep & (self.frame == i)
@@ -79,15 +89,18 @@ class Candidates:
         return out
 
 
-def candidates(maps: Maps, decode: str, photon_scale: float = 1.0, floor: float = 0.05) -> Candidates:
-    """The candidates of a batch's maps (CPU tensors out)."""
+def candidates(maps: Maps, decode: str, photon_scale: float = 1.0, floor: float = 0.05,
+               split_floor: float = SPLITS[-1]) -> Candidates:
+    """The candidates of a batch's maps (CPU tensors out): for ``local_max`` the maxima whose sum is at least
+    ``floor`` and the other pixels whose own probability is above ``split_floor``."""
     p = maps.probability.float()
+    peak = None
     if decode == "threshold":
         score, where = p, p >= floor
     else:
         peak = p == F.max_pool2d(p[:, None], 3, stride=1, padding=1)[:, 0]
         score = F.avg_pool2d(p[:, None], 3, stride=1, padding=1, divisor_override=1)[:, 0]  # 3x3 sums
-        where = peak & (score >= floor)
+        where = (peak & (score >= floor)) | (~peak & (p > split_floor))
     frame, row, col = where.nonzero(as_tuple=True)
     xy = torch.stack([col, row], dim=1).double()
     extra = {}
@@ -97,5 +110,7 @@ def candidates(maps: Maps, decode: str, photon_scale: float = 1.0, floor: float 
         extra = {"sigma": torch.stack([at(maps.sigma_x), at(maps.sigma_y)], dim=1),
                  "photons": at(maps.photons) * photon_scale, "background": at(maps.background) * photon_scale,
                  "psf_sigma": at(maps.psf_sigma)}
+    if peak is not None:
+        extra.update(peak=peak[frame, row, col].cpu(), own=p[frame, row, col].cpu())
     return Candidates(frame=frame.cpu(), xy=xy.cpu(), score=score[frame, row, col].cpu(), frames=len(p),
                       **{"sigma": None, "photons": None, **extra})

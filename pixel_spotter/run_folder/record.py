@@ -56,6 +56,9 @@ class Results:
     # frame models only: how localizations were read from the network's maps, e.g. {"threshold": 0.4}, the
     # detection threshold chosen on the validation frames (the test is scored with it)
     decode: dict = field(default_factory=dict)
+    # data=emitters: the test's calibration curve of the predicted sigmas (evaluation.localizations.Tally
+    # .calibration), [{sigma_nm, rms_error_nm, coordinates}, ...] per bin of predicted sigma
+    calibration: list = field(default_factory=list)
     per_photons: list = field(default_factory=list)
     device: str | None = None
     versions: dict = field(default_factory=dict)
@@ -125,6 +128,7 @@ _CHECKS = {
     "images_per_s": _optional(_number),
     "decode": _metric_dict,
     "per_photons": lambda v: isinstance(v, list) and all(_metric_dict(x) for x in v),
+    "calibration": lambda v: isinstance(v, list) and all(_metric_dict(x) for x in v),
     "device": _optional(lambda v: isinstance(v, str)),
     "versions": lambda v: isinstance(v, dict) and all(isinstance(x, (str, type(None))) for x in v.values()),
     "hardware": lambda v: isinstance(v, dict) and all(isinstance(x, (str, int, type(None))) for x in v.values()),

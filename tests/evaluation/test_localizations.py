@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pixel_spotter.evaluation.localizations import efficiency, match, score
+from pixel_spotter.evaluation.localizations import Tally, efficiency, match, score
 
 
 def test_the_efficiency_of_decodes_worked_example():
@@ -143,3 +143,23 @@ def test_without_a_matched_pair_the_efficiency_takes_the_tolerance_as_the_rmse()
     tally.add([[9.0, 9.0]], [[0.0, 0.0]])
     summary = tally.summary()
     assert "rmse_px" not in summary and summary["efficiency"] == pytest.approx(efficiency(0.0, 250.0))
+
+
+def test_the_calibration_curve_compares_each_bin_of_predicted_sigma_with_its_errors():
+    from pixel_spotter.evaluation.localizations import MIN_BIN
+
+    tally = Tally(tolerance_nm=250, pixel_size_nm=100)
+    rng = np.random.default_rng(0)
+    true = np.stack([np.arange(200) * 3.0, np.full(200, 50.0)], axis=1)  # far apart: each matches its own
+    signs = np.where(rng.uniform(size=(200, 2)) < 0.5, -1.0, 1.0)
+    sigmas = np.empty((200, 2))
+    sigmas[:100], sigmas[100:] = 0.1, 0.5  # two bins: errors twice the first's sigma, equal to the second's
+    errors = np.where(np.arange(200)[:, None] < 100, 0.2, 0.5) * signs
+    tally.add(true + errors, true, sigmas=sigmas)
+    tally.add(np.array([[1000.0, 1000.0]] * 3), np.array([[1000.0, 1000.0]] * 3) + 0.01,
+              sigmas=np.full((3, 2), 2.0))  # 6 coordinates: too few for a bin of their own
+    curve = tally.calibration()
+    assert [round(row["sigma_nm"], 6) for row in curve] == [10.0, 50.0]
+    assert [round(row["rms_error_nm"], 6) for row in curve] == [20.0, 50.0]
+    assert [row["coordinates"] for row in curve] == [200.0, 200.0] and 6 < MIN_BIN
+    assert Tally().calibration() == []  # no sigmas given: no curve

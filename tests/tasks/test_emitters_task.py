@@ -16,7 +16,7 @@ from pixel_spotter import cli
 from pixel_spotter.data.datamodule import PixelDataModule
 from pixel_spotter.errors import ConfigError
 from pixel_spotter.models.frame_losses import mixture_loss
-from pixel_spotter.models.frame_maps import Maps
+from pixel_spotter.models.frame_maps import SPLITS, Maps
 from pixel_spotter.tasks.frame_sets import FrameSets
 from pixel_spotter.training.compose import compose
 from pixel_spotter.training.validation import validate
@@ -62,6 +62,8 @@ def test_the_network_sees_the_cameras_numbers_read_back_in_photons():
     ("data.tolerance_nm=-1", "data.tolerance_nm must be a number > 0"),
     ("data.emitters.density_per_um2=100000", "more than 10,000; lower the density"),
     ("model.net.outputs=1", "model.loss=mixture reads 9 maps per pixel"),
+    ("model.split=0.2", r"model.split must be a number in \[0.5, 1\] \(1: no split\)"),
+    ("model.refine_beyond=-3", r"model.refine_beyond must be a distance in px in \[0, 100\]"),
 ])
 def test_bad_emitter_settings_are_one_line(override, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
@@ -81,6 +83,62 @@ def _perfect_maps(sets: FrameSets, height: int, width: int, shift: float = 0.0) 
     return Maps(logit=logit, dx=dx, dy=dy, photons=photons, background=torch.full_like(logit, 0.01),
                 sigma_x=small, sigma_y=small, sigma_photons=torch.full_like(logit, 0.1),
                 psf_sigma=torch.full_like(logit, 1.3))
+
+
+def _raw_maps(probabilities: dict, height: int = 16, width: int = 16) -> torch.Tensor:
+    """(1, 9, H, W) raw maps: these (row, col) pixels at these probabilities, every other near 0, no offsets."""
+    raw = torch.zeros(1, 9, height, width)
+    raw[0, 0] = -9.0
+    for (row, col), p in probabilities.items():
+        raw[0, 0, row, col] = math.log(p / (1 - p))
+    return raw
+
+
+def test_the_split_decode_finds_the_second_of_two_emitters_in_neighbouring_pixels():
+    from pixel_spotter.models.frame_maps import candidates, read_maps
+
+    # two emitters in neighbouring pixels (both confident), and one emitter between two pixels (about half each)
+    maps = read_maps(_raw_maps({(4, 4): 0.95, (4, 5): 0.85, (10, 10): 0.49, (10, 11): 0.46}))
+    found = candidates(maps, "local_max")
+    centres = lambda split: sorted(map(tuple, found.select(0.5, split)[0]["xy"].round().astype(int).tolist()))  # noqa: E731
+    assert centres(1.0) == [(4, 4), (10, 10)]  # maxima only: the pair is one localization
+    assert centres(0.8) == [(4, 4), (5, 4), (10, 10)]  # the pair's second is its own; the shared emitter not
+    assert centres(0.5) == [(4, 4), (5, 4), (10, 10)]  # below 0.5 a pixel never splits (SPLITS' lowest)
+    assert centres(0.9) == [(4, 4), (10, 10)]
+
+
+def test_the_split_is_chosen_on_validation_frames_with_the_threshold(monkeypatch):
+    from pixel_spotter.models.frame_localizer import FrameLocalizer
+    from pixel_spotter.models.frame_net import FrameNet
+    from pixel_spotter.tasks.emitters.task import EmittersTask
+
+    net = FrameNet(outputs=9, channels=4, dilations=[1])
+    model = FrameLocalizer(net, loss="mixture", decode="local_max", monitor="val/efficiency")
+    task = EmittersTask(16, 16)
+
+    def tuned(probabilities, true_xy):
+        raw = _raw_maps(probabilities)
+        monkeypatch.setattr(model, "forward", lambda images: raw)
+        sets = FrameSets.pad([torch.tensor(true_xy, dtype=torch.float32)], [torch.full((len(true_xy),), 1000.0)],
+                             torch.tensor([10.0]))
+        return model.tune_decode([(torch.zeros(1, 1, 16, 16), sets)], task.tally)
+
+    # truth holds the neighbouring pair: a split finds both
+    threshold, split = tuned({(4, 4): 0.95, (4, 5): 0.85}, [[4.0, 4.0], [5.0, 4.0]])
+    assert split < 0.85 and float(model.split) == pytest.approx(split)
+    assert float(model.threshold) == pytest.approx(threshold)
+    assert model.decode_record()["split"] == split
+    # one emitter whose probability two pixels share, both high: a split would be a false positive
+    threshold, split = tuned({(4, 4): 0.95, (4, 5): 0.85}, [[4.4, 4.0]])
+    assert split == 1.0 and model.decode_record()["split"] == 1.0
+    model.apply_decode({"threshold": 0.4, "split": 0.6})
+    assert float(model.split) == pytest.approx(0.6)
+    for hostile in ({"split": float("nan")}, {"split": 0.0}, {"split": 7}):
+        model.apply_decode(hostile)  # untrusted: ignored
+        assert float(model.split) == pytest.approx(0.6)
+    state = {k: v for k, v in model.state_dict().items() if k != "split"}  # a checkpoint from before the split
+    model.load_state_dict(state)
+    assert float(model.split) == 1.0
 
 
 def test_the_mixture_loss_prefers_the_true_positions_and_is_finite_on_empty_frames():
@@ -119,6 +177,12 @@ def test_a_run_records_the_model_and_the_classical_pipeline_on_the_same_test_fra
     # its own uncertainties, calibrated on the validation frames by one factor, hold on the test frames
     scales = [record.decode[f"sigma_scale_{name}"] for name in ("close", "near", "alone")]
     assert all(0.1 < v < 10 for v in scales) and scales[2] != 1.0 and 0.7 < record.test["z_rms"] < 1.4
+    assert record.decode["split"] in SPLITS  # chosen with the threshold
+    # the test's calibration curve: bins of predicted sigma, each with its RMS error
+    curve = record.calibration
+    assert len(curve) >= 2 and all(row["coordinates"] >= 20 and row["rms_error_nm"] > 0 for row in curve)
+    assert [row["sigma_nm"] for row in curve] == sorted(row["sigma_nm"] for row in curve)
+    assert sum(row["coordinates"] for row in curve) <= 2 * record.test["tp"]
 
 
 def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, tmp_path, capsys):
@@ -211,7 +275,7 @@ class _Fixed:
     def __init__(self, xy):
         self.xy = xy
 
-    def select(self, threshold):
+    def select(self, threshold, split=1.0):
         k = len(self.xy)
         return [{"xy": self.xy, "score": np.ones(k), "sigma": np.full((k, 2), 0.1), "photons": np.ones(k),
                  "background": np.ones(k), "psf_sigma": np.ones(k)}]
@@ -386,6 +450,20 @@ def test_the_report_shows_the_runs_scores_and_the_density_benchmark(emitters_run
     assert f"| {record.test['jaccard']:.3f} |" in text
     assert "| 1 | classical |" in text and "evil" not in text and "neg" not in text
     assert (tmp_path / "report" / "plots" / "emitters.png").is_file()
+    assert (tmp_path / "report" / "plots" / "calibration.png").is_file() and "calibration of the predicted" in text
+    # an untrusted calibration curve: malformed bins dropped, fewer than two points no plot, never a trace
+    import json
+
+    from pixel_spotter.tasks.emitters.report_section import calibration_points
+
+    results = copy / "results.json"
+    raw = json.loads(results.read_text())
+    raw["calibration"] = [{"sigma_nm": -1, "rms_error_nm": 5, "coordinates": 30}, {"sigma_nm": 5.0},
+                          {"sigma_nm": 4.0, "rms_error_nm": 6.0, "coordinates": 40}]
+    results.write_text(json.dumps(raw))
+    paths = make_report([copy], tmp_path / "report2")
+    assert not (tmp_path / "report2" / "plots" / "calibration.png").exists()
+    assert calibration_points(type("Run", (), {"record": raw})()) == [(4.0, 6.0, 40.0)]
 
 
 def test_the_refinement_fits_each_localization_and_holds_its_neighbours_light_fixed():
@@ -421,6 +499,16 @@ def test_the_refinement_fits_each_localization_and_holds_its_neighbours_light_fi
     np.testing.assert_allclose(one, fit_ml(single, 1.3).xy.numpy(), atol=0.01)
     empty = {k: v[:0] for k, v in guess.items()}
     assert refine(photons, [empty], iterations=15)[0]["xy"].shape == (0, 2)
+    # refine_beyond: a localization with another within that distance keeps the network's answer exactly; a third,
+    # far from both, is fitted (with the other two's light held fixed all the same)
+    third = {k: np.concatenate([v, v[:1]]) for k, v in guess.items()}
+    third["xy"][2] = [4.0, 4.0]
+    some = refine(photons, [third], iterations=15, beyond=7.0)[0]  # the pair: 6.4 px apart
+    for name in ("xy", "photons", "background", "psf_sigma", "sigma"):
+        np.testing.assert_array_equal(some[name][:2], third[name][:2])
+    assert np.linalg.norm(some["xy"][2] - third["xy"][2]) > 0 and (some["sigma"][2] != third["sigma"][2]).all()
+    nothing = refine(photons, [guess], iterations=15, beyond=100.0)[0]
+    np.testing.assert_array_equal(nothing["xy"], guess["xy"])
 
 
 def test_localize_on_a_full_disk_or_an_unwritable_path_is_one_line_and_leaves_nothing(emitters_run, tmp_path,

@@ -2,7 +2,7 @@
 (emitters per um^2) it renders validation and test frames of ``--size`` pixels from each run's own emitter ranges
 and camera (only the density fixed), and scores on the same test frames, side by side:
 
-- each run's frame model (its threshold re-chosen on that density's validation frames),
+- each run's frame model (its threshold and split re-chosen on that density's validation frames),
 - the classical pipeline (``spots/classical.py``, its SNR threshold chosen on the same validation frames),
 - Picasso's identify + gaussmle (``picasso_reference.py``), when the ``picasso`` extra is installed,
 
@@ -26,10 +26,11 @@ from dataclasses import replace
 from pathlib import Path
 
 COLUMNS = ("density_per_um2", "method", "frames", "emitters", "tp", "fp", "fn", "jaccard", "recall", "precision",
-           "rmse_nm", "efficiency", "rmse_over_bound", "isolated_over_bound", "z_rms", "frames_per_s", "threshold")
+           "rmse_nm", "efficiency", "rmse_over_bound", "isolated_over_bound", "z_rms", "frames_per_s", "threshold",
+           "split")
 DENSITIES = (0.25, 0.5, 1.0, 2.0, 4.0)
 VAL_STREAM, TEST_STREAM = 21, 22  # the benchmark's own seed streams: frames no run trained or was tested on
-MAX_PIXELS = 2**26  # per density and split: 512 MiB of float64 photons
+MAX_PIXELS = 2**26  # per density, for its validation or its test frames: 512 MiB of float64 photons
 TIMING_REPEATS = 2  # each method's frames/s: the best of this many passes over the test frames
 BATCH = 16  # frames per network pass, as `pixel-spotter localize` runs by default (faster on CPU than 32: cache)
 
@@ -112,13 +113,12 @@ def bench_density(runs, task, density: float, frames: int, size: int, seed: int,
     images, truth, photons = _frames(synth, seed, TEST_STREAM, frames)
     rows = []
     for name, model in runs:
-        threshold = model.best_threshold([(val_images, val)], bench_task.tally)
-        model.threshold.fill_(threshold)
+        threshold, split = model.tune_decode([(val_images, val)], bench_task.tally)
         with torch.inference_mode():
             model.localize(images[:4])  # warm-up
             found, seconds = _timed(lambda m=model: [f for batch in images.split(BATCH) for f in m.localize(batch)])
         tally = _score(bench_task.tally(), [f["xy"] for f in found], truth, [f["sigma"] for f in found])
-        rows.append(_row(density, name, truth, tally, seconds, threshold))
+        rows.append({**_row(density, name, truth, tally, seconds, threshold), "split": split})
     sigma = bench_task.sigma_psf
     val_truth = [val.frame(i) for i in range(len(val))]
     threshold, _ = tune_threshold(val_photons, val_truth, sigma, THRESHOLDS, task.ranges.pixel_size_nm,

@@ -1,7 +1,9 @@
 """The many-emitters task's section of the report (torch-free, like the whole report): every data=emitters run's
-test scores next to the classical pipeline's on the same frames (results.json), and, where the density benchmark
-left its table in the run's folder (``pixel-spotter emitters bench RUN``: emitters.csv), the table and a plot of
-the scores against density. Both files are untrusted: a missing or non-numeric value is a dash or a dropped row,
+test scores next to the classical pipeline's on the same frames (results.json), each run's calibration curve (its
+predicted sigmas against the errors they predict, on its test frames: results.json's ``calibration``), and, where
+the density benchmark left its table in the run's folder (``pixel-spotter emitters bench RUN``: emitters.csv),
+the table and a plot of the scores, and of the calibration (z RMS), against density. Both files are untrusted:
+a missing or non-numeric value is a dash or a dropped row,
 never an exception."""
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ NOTE = ("Test frames scored as the SMLM Challenge 2016 scores them: localization
         "or the whole pipeline, on the run's machine.")
 BENCH = "emitters.csv"
 MAX_ROWS = 10_000
-PLOTTED = (("efficiency", "efficiency E"), ("jaccard", "Jaccard index"), ("rmse_nm", "RMSE of matched pairs (nm)"))
+PLOTTED = (("efficiency", "efficiency E"), ("jaccard", "Jaccard index"), ("rmse_nm", "RMSE of matched pairs (nm)"),
+           ("z_rms", "z RMS (error / predicted σ; 1: calibrated)"))
+MAX_BINS = 100  # of a record's calibration curve (untrusted): more is not a curve this project writes
 
 
 def _number(value) -> bool:
@@ -78,7 +82,7 @@ def bench_rows(run) -> list[dict]:
             continue
         rows.append({"density": density, "method": method.strip()[:80],
                      **{k: _float(row.get(k)) for k in ("jaccard", "rmse_nm", "efficiency", "rmse_over_bound",
-                                                         "frames_per_s")}})
+                                                         "frames_per_s", "z_rms")}})
     return rows
 
 
@@ -101,17 +105,50 @@ def section(runs) -> dict | None:
     return {"note": NOTE, "tables": tables}
 
 
-def plot(rows, path):
-    """Efficiency, Jaccard index and RMSE against density, one line per method; returns ``path``."""
+def calibration_points(run) -> list[tuple[float, float, float]]:
+    """(predicted sigma nm, RMS error nm, coordinates) of ``run``'s calibration curve, the well-formed bins only
+    (the record is untrusted)."""
+    points = []
+    for row in (run.record.get("calibration") or [])[:MAX_BINS]:
+        if not isinstance(row, dict):
+            continue
+        sigma, error, count = (row.get(k) for k in ("sigma_nm", "rms_error_nm", "coordinates"))
+        if all(_number(v) and v > 0 for v in (sigma, error, count)):
+            points.append((float(sigma), float(error), float(count)))
+    return sorted(points)
+
+
+def calibration_plot(points, title, path):
+    """RMS error against predicted sigma per bin, on the diagonal where calibrated; returns ``path``."""
     from pixel_spotter.evaluation.figures import plt
 
-    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(11, 3.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(4.6, 4.0), layout="constrained")
+    sigma, error, count = zip(*points)
+    ax.scatter(sigma, error, s=[8 + 40 * c / max(count) for c in count], label="test localizations, per bin")
+    ax.plot(sigma, error, "-", alpha=0.5)
+    low, high = min(sigma + error) / 1.3, max(sigma + error) * 1.3
+    ax.plot([low, high], [low, high], "k--", lw=1, label="calibrated")
+    ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high), xlabel="predicted σ per coordinate (nm)",
+           ylabel="RMS error per coordinate (nm)", title=title)
+    ax.legend(fontsize=7)
+    from pixel_spotter.report.plot_style import save
+
+    return save(fig, path)
+
+
+def plot(rows, path):
+    """Efficiency, Jaccard index, RMSE and z RMS against density, one line per method; returns ``path``."""
+    from pixel_spotter.evaluation.figures import plt
+
+    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(14, 3.6), layout="constrained")
     for ax, (key, label) in zip(axes, PLOTTED):
         for method in dict.fromkeys(r["method"] for r in rows):
             pts = sorted((r["density"], r[key]) for r in rows if r["method"] == method and r[key] is not None)
             if pts:
                 ax.plot(*zip(*pts), "o-", label=method)
         ax.set(xscale="log", xlabel="emitters per µm²", ylabel=label)
+        if key == "z_rms":
+            ax.axhline(1.0, color="k", ls="--", lw=1)  # calibrated
     axes[0].legend(fontsize=7)
     from pixel_spotter.report.plot_style import save
 
@@ -120,6 +157,10 @@ def plot(rows, path):
 
 def plots(runs, folder) -> list[tuple]:
     jobs = []
+    for i, run in enumerate(r for r in emitter_runs(runs) if len(calibration_points(r)) >= 2):
+        jobs.append((f"Many emitters per frame: calibration of the predicted uncertainties (#{run.id}, test "
+                     "frames; bins of predicted σ, dot size: their share)", calibration_plot,
+                     (calibration_points(run), f"#{run.id} {run.model}", Path(folder) / f"calibration{i or ''}.png")))
     for i, run in enumerate(r for r in emitter_runs(runs) if bench_rows(r)):
         jobs.append((f"Many emitters per frame: scores against density (#{run.id})", plot,
                      (bench_rows(run), Path(folder) / f"emitters{i or ''}.png")))

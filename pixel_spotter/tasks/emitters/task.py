@@ -104,10 +104,12 @@ class EmittersTask(Task):
         return images, truth, None
 
     def record_results(self, record, datamodule, model) -> None:
-        """The classical pipeline on the same test frames (its threshold tuned on the validation frames) and both
-        sides' frames per second, decode included (``references.classical``, ``images_per_s``)."""
+        """The classical pipeline on the same test frames (its threshold tuned on the validation frames), both
+        sides' frames per second, decode included (``references.classical``, ``images_per_s``), and the model's
+        calibration curve on its test (``calibration``)."""
         from pixel_spotter.tasks.emitters.references import classical_reference, model_frames_per_s
 
+        record.calibration = list(getattr(model, "test_calibration", []))
         record.references = {"classical": classical_reference(self, datamodule)}
         record.images_per_s = model_frames_per_s(model, datamodule)
 
