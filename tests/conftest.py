@@ -189,6 +189,35 @@ def heatmap_run_16(_shared_jobs, tmp_path_factory) -> Path:
     return _shared("heatmap_run_16", _shared_jobs, tmp_path_factory)
 
 
+def cli_run(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``pixel-spotter ARGS`` in this process, as the console script runs it (``cli.main``), from ``cwd`` when given:
+    its exit status, stdout and stderr. An exception that escapes is printed as the traceback a user would see,
+    exit status 1 (what the console script does), so a test asserting one line fails on it. A subprocess costs
+    about 5 s of imports (torch, Lightning) on a 2-core machine: commands are run here, and only the tests of
+    what needs a process of its own (the entry point, signals, a killed job) start one."""
+    import contextlib
+    import io
+    import traceback
+
+    from pixel_spotter import cli
+
+    argv = [str(a) for a in args]
+    out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            code = cli.main(argv)
+        except SystemExit as stop:  # argparse's own exits
+            code = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
+        except Exception:
+            traceback.print_exc()
+            code = 1
+        finally:
+            os.chdir(before)
+    return subprocess.CompletedProcess(["pixel-spotter", *argv], code, out.getvalue(), err.getvalue())
+
+
 def run_in_process(folder: Path, *overrides: str):
     """Train and test one run into ``folder`` in this process, with its .hydra/config.yaml as train.py's Hydra
     writes it (what predict, export, localize and the report read); returns its record."""

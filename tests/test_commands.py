@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, cli_run
 from PIL import Image
 
 from pixel_spotter import cli
@@ -23,12 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: floor and spots 
 
 def _run(capsys, *args) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) of ``pixel-spotter ARGS``."""
-    try:
-        status = cli.main([str(a) for a in args])
-    except SystemExit as exit_:  # argparse's rejections
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
+    proc = cli_run(*args)  # conftest: in this process
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def _rows(out: str, first: set[str]) -> dict[str, list[str]]:

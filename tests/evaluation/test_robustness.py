@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import cli_run
 
-from pixel_spotter import cli
 from pixel_spotter.data import corruptions
 from pixel_spotter.data.augment import CLEAN, Augment
 from pixel_spotter.evaluation.robustness_grid import GRID, augment_for
@@ -186,11 +186,8 @@ def test_the_report_survives_a_planted_csv(tmp_path, content):
 
 
 def _cli(capsys, *args: str) -> tuple[int, str]:
-    try:
-        status = cli.main(["robustness", *args])
-    except SystemExit as stop:  # argparse
-        status = stop.code
-    return status, capsys.readouterr().err
+    proc = cli_run("robustness", *args)  # conftest: in this process
+    return proc.returncode, proc.stderr
 
 
 @pytest.mark.parametrize("case", ["missing", "empty folder", "failed run", "unknown device"])

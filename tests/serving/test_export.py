@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, cli_run
 from PIL import Image
 
 pytestmark = pytest.mark.slow  # a real training run (a subprocess, shared by the session: conftest)
@@ -24,10 +24,7 @@ def _needs(fmt):
         pytest.importorskip("onnxscript", reason="onnxscript is not installed (the export extra)")
 
 
-def _cli(*args, cwd=ROOT):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "pixel_spotter.cli", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+_cli = cli_run  # conftest: pixel-spotter ARGS in this process (the bytes-named export below runs a subprocess)
 
 
 def _one_line(proc, words):

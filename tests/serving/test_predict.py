@@ -3,12 +3,10 @@
 import json
 import pickle
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import cli_run
 from PIL import Image
 
 pytestmark = pytest.mark.slow  # a real training run (a subprocess, shared by the session: conftest)
@@ -22,8 +20,7 @@ def trained_run(heatmap_run_32):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "pixel_spotter.cli", "predict", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return cli_run("predict", *args)  # conftest: in this process
 
 
 def _png(path, x, y, size=SIZE):

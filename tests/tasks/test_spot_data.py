@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import cli_run
 from hydra.utils import instantiate
 
 from pixel_spotter.errors import ConfigError
@@ -226,22 +227,7 @@ def _bright_spot(x, y, seed=0):
     return torch.poisson(mu, generator=torch.Generator().manual_seed(seed)).numpy()
 
 
-def _cli(*args):
-    """``pixel-spotter ARGS`` in this process (the console script's main, as a subprocess would run it): exit
-    status, stdout and stderr; an exception would escape as the traceback a user would see, failing the test."""
-    import contextlib
-    import io
-    import subprocess
-
-    from pixel_spotter import cli
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in args])
-        except SystemExit as exit_:  # argparse's own exits
-            code = exit_.code
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+_cli = cli_run  # conftest: pixel-spotter ARGS in this process
 
 
 # away from the border: a barely trained spot_patch answers the three-point estimate, which a border pixel's

@@ -1,14 +1,13 @@
 """predict on a data=spot run doubts images unlike those it was trained on: photon counts far outside the trained
 ranges, and more than one spot (tasks/spot/doubts.py), in words, with exit status 3."""
 
-import contextlib
-import io
 import json
 import re
 
 import numpy as np
 import pytest
 import torch
+from conftest import cli_run
 
 from pixel_spotter.errors import UserError
 from pixel_spotter.spots.psf import simulate
@@ -83,13 +82,9 @@ def test_counts_far_outside_the_trained_range_warn_in_one_sentence():
 
 
 def _cli(*args):
-    """``pixel-spotter ARGS`` in this process (the console script's main): exit status, stdout, stderr."""
-    from pixel_spotter import cli
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
+    """(exit status, stdout, stderr) of ``pixel-spotter ARGS`` in this process (conftest)."""
+    proc = cli_run(*args)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def test_predict_warns_on_a_run_and_exits_3(tiny_spot_run, tmp_path):
