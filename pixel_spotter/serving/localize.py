@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pixel_spotter.errors import UserError
+from pixel_spotter.serving.frame_runtime import RUNTIMES
 
 COLUMNS = ("frame", "x [nm]", "y [nm]", "sigma [nm]", "intensity [photon]", "offset [photon]", "uncertainty [nm]")
 CAMERA_OPTIONS = {"baseline": "baseline", "e_per_adu": "e-per-adu", "em_gain": "em-gain",
@@ -43,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{flag}", dest=key, type=float, default=None,
                             help=f"the movie's camera {key.replace('_', ' ')}, when not the run's data.camera")
     parser.add_argument("--batch", type=int, default=16, help="frames per network pass (default: %(default)s)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto", help="what runs the network: PyTorch, or "
+                        "ONNX Runtime (the export extra) on the same weights; auto: onnxruntime when installed and "
+                        "it answers as PyTorch does (default: %(default)s)")
 
 
 def movie_shape(tif, path: Path) -> tuple[int, int, int]:
@@ -163,6 +167,11 @@ def run_command(args: argparse.Namespace) -> int:
     if task.name != "emitters":
         raise UserError(f"{args.run} is a data={task.name} run; localize takes a data=emitters run")
     model.input_scale = task.input_scale  # the refinement fits photons: what the run's input is scaled by
+    from pixel_spotter.serving.frame_runtime import use_runtime
+
+    runtime, why = use_runtime(model, args.runtime, *size)
+    if why:
+        print(f"note: the network runs on PyTorch: {why}", file=sys.stderr)
     record = folder.read()
     model.apply_decode(record.decode)  # the threshold and sigma calibration its test used
     camera = _camera(task, args)
@@ -203,7 +212,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise
     seconds = time.perf_counter() - start
     print(f"localize: {count} localizations in {shape[0]} frames of {shape[1]}x{shape[2]} "
-          f"({shape[0] / max(seconds, 1e-9):.0f} frames/s) -> {out}")
+          f"({shape[0] / max(seconds, 1e-9):.0f} frames/s, {runtime}) -> {out}")
     if count == 0:
         jaccard = (record.test or {}).get("jaccard")
         trained = f", and is the run trained enough (its test Jaccard index is {jaccard:.3f})" \

@@ -5,6 +5,7 @@ localize` on TIFF movies."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import math
 
 import numpy as np
@@ -22,6 +23,7 @@ from pixel_spotter.training.compose import compose
 from pixel_spotter.training.validation import validate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+ONNXRUNTIME = importlib.util.find_spec("onnxruntime") is not None  # the export extra: localize's default runtime
 
 
 def _dm(**settings):
@@ -195,6 +197,7 @@ def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, 
     dense = [r for r in rows if r["density_per_um2"] == "2.0"]
     assert all(int(r["frames"]) == 6 and int(r["emitters"]) > 6 * 10 for r in dense)  # 10.24 um^2 x 2 per frame
     assert all(float(r["frames_per_s"]) > 0 for r in rows)
+    assert [r["runtime"] for r in rows] == ["onnxruntime" if ONNXRUNTIME else "torch", ""] * 2  # the network's
     sparse = [r for r in rows if r["density_per_um2"] == "0.5"]
     assert all(float(r["isolated_over_bound"]) > 0 for r in sparse)  # each method's pairs far from any other
     out = capsys.readouterr().out
@@ -202,10 +205,12 @@ def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, 
     assert "| 2 | classical |" in out and "Picasso left out: --no-picasso" in out
     assert cli.main(["emitters", "bench", str(folder), "--densities", "0,-1"]) == 2
     assert "--densities" in capsys.readouterr().err
-    # the options: the refinement on, a border left out (fewer emitters counted), Picasso's absence said
+    # the options: the refinement on, a border left out (fewer emitters counted), Picasso's absence said, PyTorch
     assert cli.main(["emitters", "bench", str(folder), "--densities", "2", "--frames", "6", "--size", "32",
-                     "--refine", "3", "--border-nm", "450", "--out", str(tmp_path / "options")]) == 0
+                     "--refine", "3", "--border-nm", "450", "--runtime", "torch",
+                     "--out", str(tmp_path / "options")]) == 0
     inner = list(csv.DictReader((tmp_path / "options" / "emitters.csv").open()))
+    assert inner[0]["runtime"] == "torch"
     scored = lambda r: float(r["tp"]) + float(r["fn"])  # noqa: E731 (the true emitters the score counted)
     assert all(scored(r) == int(r["emitters"]) for r in rows) and len(inner) >= 2
     assert all(scored(r) < int(r["emitters"]) for r in inner)  # those within 450 nm of the edge left out
@@ -330,7 +335,11 @@ def test_localize_writes_what_the_model_finds_in_thunderstorm_columns(emitters_r
     expected = np.concatenate([np.column_stack([np.full(len(f["xy"]), i + 1), (f["xy"] + 0.5) * 100])
                                for i, f in enumerate(found)])
     assert len(rows) == len(expected) > 5 and f"{len(rows)} localizations in 5 frames of 40x48" in out
-    np.testing.assert_allclose(rows[:, :3], expected, rtol=1e-5)  # frames from 1, nm from the corner
+    # the network ran on onnxruntime where the export extra is installed (the default --runtime auto), and its
+    # table is PyTorch's (the comparison above)
+    assert f"frames/s, {'onnxruntime' if ONNXRUNTIME else 'torch'}) ->" in out
+    # frames from 1, nm from the corner (to float rounding: 1e-3 nm where a coordinate is near 0)
+    np.testing.assert_allclose(rows[:, :3], expected, rtol=1e-5, atol=1e-3)
     sigmas = np.concatenate([f["sigma"] for f in found])
     np.testing.assert_allclose(rows[:, 6], np.sqrt((sigmas ** 2).mean(axis=1)) * 100, rtol=1e-4)
     assert (rows[:, 3] > 0).all() and (rows[:, 4] > 0).all() and (rows[:, 6] > 0).all()

@@ -10,8 +10,8 @@ as the SMLM Challenge 2016 scores (Jaccard index, RMSE of the matched pairs, eff
 ``data.tolerance_nm``), plus the matched pairs' RMSE over their single-emitter Cramér–Rao bound (a lower bound in
 crowded frames), the same over the isolated emitters alone (no other within twice the tolerance: where that
 bound is the bound) and frames per second on this machine, the best of two passes over the test frames (the network
-and its decode; the classical pipeline; Picasso as a user runs it: the frames written as a TIFF and loaded with its
-own reader, then identified and fitted).
+and its decode, the network run by ``--runtime``, ``serving/frame_runtime.py``; the classical pipeline; Picasso as a
+user runs it: the frames written as a TIFF and loaded with its own reader, then identified and fitted).
 
 Output: ``emitters.csv`` (``COLUMNS``) and ``emitters.md`` in ``--out``, and the table on stdout.
 """
@@ -21,13 +21,16 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from pixel_spotter.serving.frame_runtime import RUNTIMES
+
 COLUMNS = ("density_per_um2", "method", "frames", "emitters", "tp", "fp", "fn", "jaccard", "recall", "precision",
            "rmse_nm", "efficiency", "rmse_over_bound", "isolated_over_bound", "z_rms", "frames_per_s", "threshold",
-           "split")
+           "split", "runtime")
 DENSITIES = (0.25, 0.5, 1.0, 2.0, 4.0)
 VAL_STREAM, TEST_STREAM = 21, 22  # the benchmark's own seed streams: frames no run trained or was tested on
 MAX_PIXELS = 2**26  # per density, for its validation or its test frames: 512 MiB of float64 photons
@@ -51,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "refinement (0: the network alone; default: each run's model.refine)")
     parser.add_argument("--out", type=Path, default=None, help="where to write emitters.csv and emitters.md "
                         "(default: the first RUN)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto", help="what runs the models' networks: "
+                        "PyTorch, or ONNX Runtime (the export extra) on the same weights; auto: onnxruntime when "
+                        "installed and it answers as PyTorch does (default: %(default)s)")
 
 
 def _densities(text: str) -> list[float]:
@@ -97,7 +103,8 @@ def _score(tally, found_xy, truth, sigmas=None):
 
 def bench_density(runs, task, density: float, frames: int, size: int, seed: int, picasso: bool,
                   border_nm: float | None = None) -> list[dict]:
-    """Every method's row at one density, on frames rendered from ``task``'s ranges and camera."""
+    """Every method's row at one density, on frames rendered from ``task``'s ranges and camera; ``runs``: (name,
+    model, runtime) of each run."""
     import torch
 
     from pixel_spotter.spots.classical import localize, tune_threshold
@@ -112,13 +119,13 @@ def bench_density(runs, task, density: float, frames: int, size: int, seed: int,
     val_images, val, val_photons = _frames(synth, seed, VAL_STREAM, frames)
     images, truth, photons = _frames(synth, seed, TEST_STREAM, frames)
     rows = []
-    for name, model in runs:
+    for name, model, runtime in runs:
         threshold, split = model.tune_decode([(val_images, val)], bench_task.tally)
         with torch.inference_mode():
             model.localize(images[:4])  # warm-up
             found, seconds = _timed(lambda m=model: [f for batch in images.split(BATCH) for f in m.localize(batch)])
         tally = _score(bench_task.tally(), [f["xy"] for f in found], truth, [f["sigma"] for f in found])
-        rows.append({**_row(density, name, truth, tally, seconds, threshold), "split": split})
+        rows.append({**_row(density, name, truth, tally, seconds, threshold), "split": split, "runtime": runtime})
     sigma = bench_task.sigma_psf
     val_truth = [val.frame(i) for i in range(len(val))]
     threshold, _ = tune_threshold(val_photons, val_truth, sigma, THRESHOLDS, task.ranges.pixel_size_nm,
@@ -135,8 +142,11 @@ def bench_density(runs, task, density: float, frames: int, size: int, seed: int,
     return rows
 
 
-def _load(runs: list[Path]):
+def _load(runs: list[Path], runtime: str = "torch"):
+    """([(name, model, the runtime of its network)], the first run's task); why a run's network is PyTorch's under
+    ``--runtime auto`` is printed once."""
     from pixel_spotter.errors import UserError
+    from pixel_spotter.serving.frame_runtime import use_runtime
     from pixel_spotter.serving.loading import load_model, locate, run_task
 
     loaded, task = [], None
@@ -153,7 +163,10 @@ def _load(runs: list[Path]):
         task = task or run_task_
         model.input_scale = run_task_.input_scale  # the refinement fits photons: what the run's input is scaled by
         model.apply_decode(record.decode)  # its sigma calibration (the threshold is chosen again per density)
-        loaded.append((f"{record.model or 'model'} ({folder.path.name})", model))
+        used, why = use_runtime(model, runtime, *size)
+        if why:
+            print(f"note: {path}'s network runs on PyTorch: {why}", file=sys.stderr)
+        loaded.append((f"{record.model or 'model'} ({folder.path.name})", model, used))
     return loaded, task
 
 
@@ -211,7 +224,7 @@ def run_command(args: argparse.Namespace) -> int:
                         f"pixels per density, above {MAX_PIXELS:,}; fewer or smaller frames")
     if args.border_nm is not None and not (math.isfinite(args.border_nm) and 0 < args.border_nm < args.size * 25):
         raise UserError(f"--border-nm {args.border_nm:g}: give a border in nm > 0 that leaves part of the frame")
-    runs, task = _load(args.runs)
+    runs, task = _load(args.runs, args.runtime)
     from pixel_spotter.spots.frames import too_crowded
 
     for density in densities:  # before any rendering: the reason is the one line
@@ -221,7 +234,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.refine is not None:
         if not 0 <= args.refine <= 50:
             raise UserError(f"--refine {args.refine}: give 0 to 50 fit steps")
-        for _, model in runs:
+        for _, model, _ in runs:
             model.refine = args.refine
     picasso = not args.no_picasso and picasso_available()
     rows = []
