@@ -32,3 +32,23 @@ def ms_per_image(fn, images: torch.Tensor, batch_size: int, repeats: int = 3, ma
         _sync(images.device)
         best = min(best, time.perf_counter() - start)
     return 1000 * best / len(images)
+
+
+BUSY_PER_CORE = 0.5  # a 1-minute load average above this per core: other work is sharing the cores
+
+
+def busy_machine() -> str | None:
+    """Why speeds measured now would not be an idle machine's (other work holding the cores, by the 1-minute load
+    average, read before the benchmark's own work starts), or None. On 2 cores a benchmark that shared them once
+    recorded 3-5x fewer frames/s, with nothing else to show for it."""
+    import os
+
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this system
+        return None
+    cores = os.cpu_count() or 1
+    if load <= BUSY_PER_CORE * cores:
+        return None
+    return (f"the machine is busy (load average {load:.1f} on {cores} cores): the frames/s measured now may be far "
+            "lower than an idle machine's; compare speeds measured with nothing else running")

@@ -237,6 +237,11 @@ def run_command(args: argparse.Namespace) -> int:
         for _, model, _ in runs:
             model.refine = args.refine
     picasso = not args.no_picasso and picasso_available()
+    from pixel_spotter.benchmarks.timing import busy_machine
+
+    busy = busy_machine()
+    if busy:
+        print(f"note: {busy}", file=sys.stderr)
     rows = []
     with progress(densities, desc="emitters bench", unit="density") as bar:
         for density in bar:
