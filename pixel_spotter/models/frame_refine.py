@@ -1,91 +1,131 @@
 """Refining a frame model's localizations by maximum likelihood (``model.refine``): the network finds the emitters
 and guesses each one's position, photons, background and PSF width; then each is fitted in its own window of the
-frame's photons (``spots.fit.fit_ml_free_sigma``: Poisson likelihood, PSF width free), the light of every other
-localization of the frame, as the network guessed it, held fixed in the window's model (so a neighbour's spot is
-explained, not fitted). An isolated emitter then reaches the Cramér–Rao bound, as the single-spot ML fit does; the
-network alone answers offsets a few times the bound after the minutes of CPU training it gets here.
+frame's photons (``spots.fit.fit_ml_group``: Poisson likelihood, PSF width free) together with its close
+neighbours (up to ``PARTNERS`` localizations within ``PARTNER_PX``: overlapping spots are fitted at once, or each
+takes the other's light for its own), the light of every other localization of the frame, as the network guessed
+it, held fixed in the window's model (explained, not fitted). Only the window's own localization keeps its fit:
+its neighbours get their own windows. An isolated emitter then reaches the Cramér–Rao bound, as the single-spot
+ML fit does; the network alone answers offsets a few times the bound after the minutes of CPU training it gets here.
 
-The uncertainty each refined localization carries is its Cramér–Rao standard deviation at the fitted values (PSF
-width unknown), what the fit's precision is when it has found the emitter alone.
+The uncertainty each refined localization carries is its Cramér–Rao standard deviation at the fitted values, of
+the joint fit (PSF widths unknown, the neighbours fitted with it unknown too): larger where spots overlap.
+
+Every window of every frame of a batch is one fit (one batch of tensors), not a loop over frames.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
-from pixel_spotter.spots.crlb import crlb_xy
-from pixel_spotter.spots.fit import fit_ml_free_sigma
-from pixel_spotter.spots.psf import expected_counts
+from pixel_spotter.spots.fit import fit_ml_group
+from pixel_spotter.spots.psf import expected_counts, summed_counts
 
 RADIUS = 5  # the window: 11 x 11 pixels, three PSF widths of the widest trained PSF either way
 STEP_PX = 0.5  # how far the fit may move a position from the network's guess
 SIGMA_RANGE = (0.5, 3.0)  # px
+PARTNER_PX = 4.0  # neighbours this close (about three PSF widths) are fitted with a localization, not held fixed
+PARTNERS = 3  # at most this many of them, the nearest
+CHUNK = 4096  # windows per fit: bounds the memory of a frame of many thousands of localizations
 
 
-def _frame_windows(photons: torch.Tensor, found: dict, size: int):
-    height, width = photons.shape
-    xy = torch.as_tensor(found["xy"], dtype=torch.float64)
-    top = (xy[:, 1].round().long() - RADIUS).clamp(0, height - size)
-    left = (xy[:, 0].round().long() - RADIUS).clamp(0, width - size)
-    offsets = torch.arange(size)
-    windows = photons[(top[:, None] + offsets)[:, :, None], (left[:, None] + offsets)[:, None, :]]
-    return xy, top, left, windows
+def _gather(found: list[dict]):
+    """Every frame's localizations in one set of (K,) / (K, 2) float64 tensors, and each one's frame."""
+    frame = np.concatenate([np.full(len(f["xy"]), i) for i, f in enumerate(found)]).astype(np.int64)
+    cat = lambda name, shape: torch.as_tensor(np.concatenate(  # noqa: E731
+        [np.asarray(f[name], dtype=np.float64).reshape(shape) for f in found]))
+    return (torch.as_tensor(frame), cat("xy", (-1, 2)), cat("photons", -1).clamp(min=1.0),
+            cat("background", -1).clamp(min=1e-2), cat("psf_sigma", -1).clamp(*SIGMA_RANGE))
 
 
-def refine_frame(photons: torch.Tensor, found: dict, iterations: int, beyond: float = 0.0) -> dict:
-    """One frame's localizations (``FrameLocalizer.localize``'s dict) refined on its (H, W) photons: those whose
-    nearest other localization is more than ``beyond`` px away (0: all); the others keep the network's answer."""
-    from pixel_spotter.evaluation.localizations import nearest_other
+def _groups(found: list[dict], beyond: float):
+    """(members (K, 1 + PARTNERS) global indices, -1 where none; fitted (K,) bool): each localization first, then its
+    nearest others of its frame within ``PARTNER_PX``; fitted: those whose nearest other is beyond ``beyond`` px."""
+    from scipy.spatial import cKDTree
 
+    members, fitted, start = [], [], 0
+    for f in found:
+        xy = np.asarray(f["xy"], dtype=np.float64).reshape(-1, 2)
+        count = len(xy)
+        if count:
+            k = min(max(PARTNERS, 1) + 1, count)  # the nearest other's distance is needed for ``beyond`` too
+            distance, index = cKDTree(xy).query(xy, k=k)
+            distance, index = distance.reshape(count, k), index.reshape(count, k)
+            near = distance[:, 1] if k > 1 else np.full(count, np.inf)
+            index = np.where(distance <= PARTNER_PX, index + start, -1)[:, :PARTNERS + 1]
+            index[:, 0] = np.arange(count) + start  # itself first (a duplicate position still comes first)
+            pad = np.full((count, PARTNERS + 1 - index.shape[1]), -1)
+            members.append(np.concatenate([index, pad], axis=1))
+            fitted.append(near > beyond)
+        start += count
+    if not members:
+        return torch.zeros(0, PARTNERS + 1, dtype=torch.long), torch.zeros(0, dtype=torch.bool)
+    return torch.as_tensor(np.concatenate(members)), torch.as_tensor(np.concatenate(fitted))
+
+
+def _fit(photons, light, frame, xy, n, b, s, members, k, iterations):
+    """The joint fit of windows ``k``: (xy (k, 2) frame px, photons, background, psf sigma, sigma (k, 2))."""
     size = 2 * RADIUS + 1
-    height, width = photons.shape
-    count = len(found["xy"])
-    if count == 0 or height < size or width < size:
-        return found
-    fitted = torch.as_tensor(nearest_other(found["xy"]) > beyond)
-    if not fitted.any():
-        return found
-    xy, top, left, windows = _frame_windows(photons, found, size)
+    height, width = photons.shape[1:]
+    f = frame[k]
+    top = (xy[k, 1].round().long() - RADIUS).clamp(0, height - size)
+    left = (xy[k, 0].round().long() - RADIUS).clamp(0, width - size)
+    offsets = torch.arange(size)
+    rows, cols = (top[:, None] + offsets)[:, :, None], (left[:, None] + offsets)[:, None, :]
+    windows, others = photons[f[:, None, None], rows, cols], light[f[:, None, None], rows, cols]
     corner = torch.stack([left, top], dim=1).to(torch.float64)
-    n = torch.as_tensor(found["photons"], dtype=torch.float64).clamp(min=1.0)
-    b = torch.as_tensor(found["background"], dtype=torch.float64).clamp(min=1e-2)
-    s = torch.as_tensor(found["psf_sigma"], dtype=torch.float64).clamp(*SIGMA_RANGE)
-    # every other localization's light in each fitted one's window: (window i, spot j) pairs, itself left out
-    k = fitted.nonzero().squeeze(1)
-    relative = (xy[None, :, :] - corner[k][:, None, :]).reshape(-1, 2)
-    spots = expected_counts(relative, n.repeat(len(k)), 0.0, s.repeat(len(k)), size, size).view(
-        len(k), count, size, size)
-    spots[torch.arange(len(k)), k] = 0.0
-    extra = spots.sum(dim=1)
-    local = xy - corner
-    init = torch.stack([local[:, 0], local[:, 1], n, b, s], dim=1)
-    lower = torch.stack([(local[:, 0] - STEP_PX).clamp(min=-0.5), (local[:, 1] - STEP_PX).clamp(min=-0.5),
-                         0.1 * n, torch.full_like(b, 1e-3), torch.full_like(s, SIGMA_RANGE[0])], dim=1)
-    upper = torch.stack([(local[:, 0] + STEP_PX).clamp(max=size - 0.5), (local[:, 1] + STEP_PX).clamp(max=size - 0.5),
-                         10 * n + 10, 10 * b + 10, torch.full_like(s, SIGMA_RANGE[1])], dim=1)
-    theta = init.clone()
-    theta[k] = fit_ml_free_sigma(windows[k], init[k], lower[k], upper[k], iterations=iterations, extra=extra).theta
-    good = torch.isfinite(theta).all(dim=1)
-    theta = torch.where(good[:, None], theta, init)
-    var_x, var_y = crlb_xy(theta[k, :2], theta[k, 2], theta[k, 3], theta[k, 4], size, size, free_sigma=True)
-    own = torch.as_tensor(found["sigma"], dtype=torch.float64)
-    sigma = own.clone()
-    sigma[k] = torch.stack([var_x, var_y], dim=1).clamp(min=1e-8).sqrt()
-    sigma = torch.where(torch.isfinite(sigma), sigma, own)
-    out = {name: torch.as_tensor(found[name], dtype=torch.float64).clone()
-           for name in ("xy", "photons", "background", "psf_sigma")}  # the others' answers exactly as they were
-    out["xy"][k] = theta[k, :2] + corner[k]
-    for column, name in ((2, "photons"), (3, "background"), (4, "psf_sigma")):
-        out[name][k] = theta[k, column]
-    return {**found, **{name: value.numpy() for name, value in out.items()}, "sigma": sigma.numpy()}
+    group = members[k]
+    active = group >= 0
+    g = group.clamp(min=0)
+    local = xy[g] - corner[:, None]
+    guess = torch.stack([local[..., 0], local[..., 1], n[g], s[g]], dim=2)
+    # the members' light as the network guessed it leaves the window's fixed light: what they are fitted to
+    own = expected_counts(local.reshape(-1, 2), n[g].reshape(-1), 0.0, s[g].reshape(-1), size, size)
+    own = (own.view(len(k), group.shape[1], size, size) * active[:, :, None, None]).sum(dim=1)
+    extra = (others - own).clamp(min=0.0)
+    lower = torch.stack([(local[..., 0] - STEP_PX).clamp(min=-0.5), (local[..., 1] - STEP_PX).clamp(min=-0.5),
+                         0.1 * n[g], torch.full_like(s[g], SIGMA_RANGE[0])], dim=2)
+    upper = torch.stack([(local[..., 0] + STEP_PX).clamp(max=size - 0.5),
+                         (local[..., 1] + STEP_PX).clamp(max=size - 0.5), 10 * n[g] + 10,
+                         torch.full_like(s[g], SIGMA_RANGE[1])], dim=2)
+    fit = fit_ml_group(windows, guess, b[k], lower, upper, active, iterations=iterations, extra=extra)
+    spot = fit.spots[:, 0]
+    sigma = torch.stack([fit.covariance[:, 0, 0], fit.covariance[:, 1, 1]], dim=1).clamp(min=1e-8).sqrt()
+    return spot[:, :2] + corner, spot[:, 2], fit.background, spot[:, 3], sigma
 
 
 def refine(photons: torch.Tensor, found: list[dict], iterations: int, beyond: float = 0.0) -> list[dict]:
-    """Every frame's localizations refined (those with no other within ``beyond`` px): ``photons`` (B, H, W),
-    ``found`` one dict per frame."""
+    """Every frame's localizations refined (those with no other within ``beyond`` px; the others keep the
+    network's answer): ``photons`` (B, H, W), ``found`` one dict per frame (``FrameLocalizer.localize``'s)."""
     photons = photons.detach().to("cpu", torch.float64)
-    if not math.isfinite(float(photons.sum())):
+    size = 2 * RADIUS + 1
+    if photons.shape[1] < size or photons.shape[2] < size or not math.isfinite(float(photons.sum())):
         return found
-    return [refine_frame(photons[i], f, iterations, beyond) for i, f in enumerate(found)]
+    if not sum(len(f["xy"]) for f in found):
+        return found
+    frame, xy, n, b, s = _gather(found)
+    members, fitted = _groups(found, beyond)
+    if not fitted.any():
+        return found
+    height, width = photons.shape[1:]
+    light = torch.stack([summed_counts(xy[frame == i], n[frame == i], s[frame == i], height, width)
+                         for i in range(len(found))])  # every localization's light, as guessed, per frame
+    out = {"xy": xy.clone(), "photons": n.clone(), "background": b.clone(), "psf_sigma": s.clone()}
+    sigma = torch.as_tensor(np.concatenate([np.asarray(f["sigma"], dtype=np.float64).reshape(-1, 2)
+                                            for f in found]))
+    for k in fitted.nonzero().squeeze(1).split(CHUNK):
+        new_xy, new_n, new_b, new_s, new_sigma = _fit(photons, light, frame, xy, n, b, s, members, k, iterations)
+        good = torch.isfinite(torch.cat([new_xy, new_n[:, None], new_b[:, None], new_s[:, None]], 1)).all(1)
+        k, fine = k[good], torch.isfinite(new_sigma[good]).all(dim=1)
+        out["xy"][k], out["photons"][k] = new_xy[good], new_n[good]
+        out["background"][k], out["psf_sigma"][k] = new_b[good], new_s[good]
+        sigma[k[fine]] = new_sigma[good][fine]
+    result, start = [], 0
+    for f in found:
+        end = start + len(f["xy"])
+        result.append({**f, **{name: value[start:end].numpy() for name, value in out.items()},
+                       "sigma": sigma[start:end].numpy()})
+        start = end
+    return result

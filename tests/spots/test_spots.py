@@ -334,3 +334,56 @@ def test_a_large_crowded_frame_is_summed_without_a_spot_per_pixel_array():
     one_by_one = 10.0 + sum(expected_counts(big.xy[k:k + 50], n[k:k + 50], 0.0, s[k:k + 50], 512, 512).sum(dim=0)
                             for k in range(0, len(xy), 50))
     torch.testing.assert_close(big.expected(512, 512), one_by_one, rtol=1e-12, atol=1e-9)
+
+
+def _group_box(spots: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    lower = torch.tensor([-0.5, -0.5, 1e-3, 0.3], dtype=torch.float64).expand_as(spots)
+    upper = torch.tensor([size - 0.5, size - 0.5, 1e9, 5.0], dtype=torch.float64).expand_as(spots)
+    return lower, upper
+
+
+def test_a_group_fit_of_one_spot_is_the_free_sigma_fit_and_an_inactive_spot_changes_nothing():
+    from pixel_spotter.spots.fit import fit_ml_group
+
+    truth = torch.tensor([[4.2, 5.6, 2000.0, 5.0, 1.3], [6.1, 3.3, 800.0, 20.0, 1.1]], dtype=torch.float64)
+    images = simulate(truth[:, :2], truth[:, 2], truth[:, 3], truth[:, 4], 11, 11,
+                      generator=torch.Generator().manual_seed(2))
+    start = truth + torch.tensor([0.3, -0.2, 300.0, 2.0, 0.2], dtype=torch.float64)
+    single = fit_ml_free_sigma(images, start, *_free_sigma_box(2, 11), iterations=25).theta
+    # the same spot, padded with an inactive one whose numbers are nonsense: it adds no light and stays put
+    spots = torch.stack([start[:, [0, 1, 2, 4]], torch.tensor([[1.0, 1.0, 1e6, 0.4]] * 2, dtype=torch.float64)], 1)
+    active = torch.tensor([[True, False]] * 2)
+    fit = fit_ml_group(images, spots, start[:, 3], *_group_box(spots, 11), active, iterations=25)
+    torch.testing.assert_close(fit.spots[:, 0], single[:, [0, 1, 2, 4]], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(fit.background, single[:, 3], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(fit.spots[:, 1], spots[:, 1])
+    assert (fit.covariance[:, 4:8] == 0).all() and (torch.diagonal(fit.covariance[:, :4], dim1=1, dim2=2) > 0).all()
+
+
+def test_two_overlapping_spots_fitted_at_once_reach_their_joint_bound():
+    """Two spots 2 px apart (PSF sigma 1.3): fitted together, each position's RMSE is at the joint Fisher bound
+    (both spots unknown), which is above each one's single-spot bound, and the fit's covariance is that bound.
+    Monte Carlo over 600 windows: 3 SE of an RMSE ratio is 3 * 0.5 / sqrt(600) = 0.06."""
+    from pixel_spotter.spots.fit import fit_ml_group
+
+    m, size, gen = 600, 13, torch.Generator().manual_seed(4)
+    centre = 6.0 + torch.rand(m, 2, generator=gen, dtype=torch.float64) - 0.5
+    xy = torch.stack([centre - torch.tensor([1.0, 0.0]), centre + torch.tensor([1.0, 0.0])], dim=1)  # (m, 2, 2)
+    n, b, s = 3000.0, 10.0, 1.3
+    mu = expected_counts(xy.reshape(-1, 2), n, 0.0, s, size, size).view(m, 2, size, size).sum(1) + b
+    images = torch.poisson(mu, generator=gen)
+    spots = torch.cat([xy + 0.2, torch.full((m, 2, 1), 2500.0), torch.full((m, 2, 1), 1.2)], dim=2).double()
+    fit = fit_ml_group(images, spots, torch.full((m,), 12.0), *_group_box(spots, size),
+                       torch.ones(m, 2, dtype=torch.bool), iterations=30)
+    error2 = ((fit.spots[:, :, :2] - xy) ** 2).sum(dim=2)  # (m, 2)
+    # the joint bound at the truth: x, y, N, sigma of both, one background
+    _, jac = counts_and_jacobian(xy.reshape(-1, 2), n, 0.0, s, size, size, with_sigma=True)
+    jac = torch.cat([jac[:, [0, 1, 2, 4]].reshape(m, 8, size, size), torch.ones(m, 1, size, size).double()], 1)
+    joint = torch.linalg.inv(torch.einsum("bphw,bqhw->bpq", jac, jac / mu[:, None]))
+    bound2 = joint[:, [0, 4], [0, 4]] + joint[:, [1, 5], [1, 5]]  # (m, 2) var_x + var_y of each spot
+    single = sum(crlb_xy(xy[:, i], n, b, s, size, size)[0] + crlb_xy(xy[:, i], n, b, s, size, size)[1]
+                 for i in range(2)) / 2
+    assert float(bound2.mean()) > 1.5 * float(single.mean())  # the overlap costs precision no fit gets back
+    assert math.sqrt(float(error2.mean() / bound2.mean())) == pytest.approx(1.0, abs=0.06)
+    fitted = fit.covariance[:, [0, 4], [0, 4]] + fit.covariance[:, [1, 5], [1, 5]]
+    assert float(fitted.mean() / bound2.mean()) == pytest.approx(1.0, abs=0.05)
