@@ -177,21 +177,27 @@ class Tally:
         # the same sums over the pairs whose true emitter is isolated (``ISOLATION`` tolerances from any other):
         # how close to the bound the localizations come where crowding does not enter
         self.isolated_squared = self.isolated_bound_sum = 0.0
+        self.joint_bound_sum = 0.0  # the pairs' bounds with the whole frame unknown at once (``Frame.joint_bounds``)
         self.z_squared, self.z_within_1, self.z_count = 0.0, 0, 0  # predicted sigmas' errors, per coordinate
         # per bin of predicted sigma (SIGMA_EDGES, plus one below and one above): coordinates, sums of sigma^2
         # and of error^2 (the calibration curve)
         self.bin_count = np.zeros(len(SIGMA_EDGES) + 1, dtype=np.int64)
         self.bin_sigma2, self.bin_error2 = np.zeros(len(SIGMA_EDGES) + 1), np.zeros(len(SIGMA_EDGES) + 1)
 
-    def add(self, found, true, bounds=None, sigmas=None, frame: int | None = None) -> list[tuple[int, int]]:
+    def add(self, found, true, bounds=None, sigmas=None, frame: int | None = None,
+            joint_bounds=None) -> list[tuple[int, int]]:
         """Score one frame: ``found`` and ``true`` (N, 2) pixel (x, y); ``bounds`` (N,) its true emitters' var_x +
-        var_y; ``sigmas`` (N, 2) each localization's own predicted standard deviation in x and y (px), for the
-        calibration numbers. Returns the matched (found, true) index pairs (after any border exclusion)."""
+        var_y (``joint_bounds`` (N,): the same with the whole frame unknown at once, with ``bounds``); ``sigmas``
+        (N, 2) each localization's own predicted standard deviation in x and y (px), for the calibration numbers.
+        Returns the matched (found, true) index pairs (after any border exclusion)."""
         where = "" if frame is None else f"frame {frame} "
         f, t = _points(found, "the localizations"), _points(true, "the true positions")
         b = None if bounds is None else np.asarray(bounds, dtype=np.float64).reshape(-1)
         if b is not None and len(b) != len(t):
             raise ValueError(f"{where}has {len(t)} true positions but {len(b)} bounds")
+        jb = None if joint_bounds is None or b is None else np.asarray(joint_bounds, dtype=np.float64).reshape(-1)
+        if jb is not None and len(jb) != len(t):
+            raise ValueError(f"{where}has {len(t)} true positions but {len(jb)} joint bounds")
         s = None if sigmas is None else np.asarray(sigmas, dtype=np.float64).reshape(-1, 2)
         if s is not None and len(s) != len(f):
             raise ValueError(f"{where}has {len(f)} localizations but {len(s)} uncertainties")
@@ -201,6 +207,7 @@ class Tally:
             keep_f, keep_t = (inside_mask(p, self.border_px, width, height) for p in (f, t))
             f, t, nearest = f[keep_f], t[keep_t], nearest[keep_t]
             b = None if b is None else b[keep_t]
+            jb = None if jb is None else jb[keep_t]
             s = None if s is None else s[keep_f]
         pairs = match(f, t, self.tolerance_px, self.method)
         self.frames += 1
@@ -217,6 +224,8 @@ class Tally:
                 alone = nearest[j] >= ISOLATION * self.tolerance_px
                 self.isolated_squared += float(np.sum(error[alone] ** 2))
                 self.isolated_bound_sum += float(np.sum(b[j][alone]))
+                if jb is not None:
+                    self.joint_bound_sum += float(np.sum(jb[j]))
             if s is not None:
                 z = error / np.maximum(s[i], 1e-12)
                 self.z_squared += float(np.sum(z ** 2))
@@ -249,7 +258,8 @@ class Tally:
         ``z_rms`` (RMS of error / predicted sigma over both coordinates of the matched pairs: 1 when the
         uncertainties are calibrated) and ``z_within_1`` (the share within one sigma: 0.683 for a Gaussian);
         with bounds also ``isolated_over_bound``, ``rmse_over_bound`` of the pairs whose true emitter has no
-        other within ``ISOLATION`` tolerances (where the single-emitter bound is the bound).
+        other within ``ISOLATION`` tolerances (where the single-emitter bound is the bound), and with joint bounds
+        ``rmse_over_joint_bound``: the pairs' RMSE over their bound with the whole frame unknown at once.
         Numbers a set of frames leaves undefined are left out; the Jaccard index and F1 of frames with nothing
         to find, where nothing was found, are 1 (and the efficiency 100); without any matched pair the efficiency
         takes the tolerance as the RMSE (so a model that finds nothing still has one, and the lowest)."""
@@ -258,7 +268,10 @@ class Tally:
                "rmse_px": s.rmse_px, "rmse_nm": s.rmse_nm, "efficiency": s.efficiency,
                "rmse_over_bound": s.rmse_over_bound,
                "isolated_over_bound": math.sqrt(self.isolated_squared / self.isolated_bound_sum)
-               if self.isolated_bound_sum > 0 else math.nan, "tp": float(s.tp), "fp": float(s.fp), "fn": float(s.fn),
+               if self.isolated_bound_sum > 0 else math.nan,
+               "rmse_over_joint_bound": math.sqrt(self.squared / self.joint_bound_sum)
+               if self.joint_bound_sum > 0 and s.tp else math.nan,
+               "tp": float(s.tp), "fp": float(s.fp), "fn": float(s.fn),
                "exact_frames": self.exact_frames / self.frames if self.frames else math.nan}
         if self.frames and not (s.tp or s.fp or s.fn):  # nothing to find and nothing found: perfect, not undefined
             out["jaccard"] = out["f1"] = 1.0

@@ -76,7 +76,7 @@ def _fit(photons, light, frame, xy, n, b, s, members, k, iterations):
     rows, cols = (top[:, None] + offsets)[:, :, None], (left[:, None] + offsets)[:, None, :]
     windows, others = photons[f[:, None, None], rows, cols], light[f[:, None, None], rows, cols]
     corner = torch.stack([left, top], dim=1).to(torch.float64)
-    group = members[k]
+    group = members[k][:, :int((members[k] >= 0).sum(dim=1).max())]
     active = group >= 0
     g = group.clamp(min=0)
     local = xy[g] - corner[:, None]
@@ -115,7 +115,9 @@ def refine(photons: torch.Tensor, found: list[dict], iterations: int, beyond: fl
     out = {"xy": xy.clone(), "photons": n.clone(), "background": b.clone(), "psf_sigma": s.clone()}
     sigma = torch.as_tensor(np.concatenate([np.asarray(f["sigma"], dtype=np.float64).reshape(-1, 2)
                                             for f in found]))
-    for k in fitted.nonzero().squeeze(1).split(CHUNK):
+    size_of = (members >= 0).sum(dim=1)  # the partners come nearest first, the -1s last: fit each group size apart
+    chunks = [k.split(CHUNK) for g in range(1, PARTNERS + 2) for k in [(fitted & (size_of == g)).nonzero()[:, 0]]]
+    for k in (c for group in chunks for c in group if len(c)):
         new_xy, new_n, new_b, new_s, new_sigma = _fit(photons, light, frame, xy, n, b, s, members, k, iterations)
         good = torch.isfinite(torch.cat([new_xy, new_n[:, None], new_b[:, None], new_s[:, None]], 1)).all(1)
         k, fine = k[good], torch.isfinite(new_sigma[good]).all(dim=1)

@@ -20,6 +20,9 @@ from pixel_spotter.spots.psf import expected_counts, summed_counts
 # spots x pixels up to which a frame's spots are summed one by one (2**24 float64: 128 MiB), as every training and
 # benchmark frame is (so their numbers stay bit for bit what they were); beyond, summed_counts' matrix product
 DIRECT_SUM_MAX = 2**24
+# unknowns x pixels up to which a frame's joint bound is computed (2**25 float64: 256 MiB), and 2**6 times that
+# multiply-adds for its Fisher information (a few seconds)
+JOINT_BOUND_MAX = 2**25
 MAX_EXPECTED_EMITTERS = 10_000  # per frame: beyond it a config's density is a typo, not a microscope
 
 
@@ -72,6 +75,28 @@ class Frame:
 
         var_x, var_y = crlb_xy(self.xy, self.photons, self.background, self.sigma_psf, height, width)
         return var_x + var_y
+
+    def joint_bounds(self, height: int, width: int) -> torch.Tensor:
+        """(K,) var_x + var_y (px^2) of each emitter's Cramér–Rao bound with every emitter of the frame unknown at
+        once (x, y and photons of each, the frame's one background; PSF widths known, as in ``bounds``): what
+        overlapping spots cost any unbiased estimator, so never below ``bounds``. The frame's Fisher information is
+        (3K + 1)^2: for a 64x64 frame of 160 emitters, a 481 x 4096 Jacobian. NaN for a frame too large for that
+        (``JOINT_BOUND_MAX``): a score then leaves the ratio out."""
+        count = len(self.xy)
+        if not count:
+            return torch.zeros(0, dtype=torch.float64)
+        unknowns, pixels = 3 * count + 1, height * width
+        if unknowns * pixels > JOINT_BOUND_MAX or unknowns ** 2 * pixels > 2**6 * JOINT_BOUND_MAX:
+            return torch.full((count,), math.nan, dtype=torch.float64)
+        from pixel_spotter.spots.psf import counts_and_jacobian
+
+        light, jac = counts_and_jacobian(self.xy, self.photons, 0.0, self.sigma_psf, height, width)
+        mu = light.sum(dim=0).reshape(-1) + float(self.background)
+        design = torch.cat([jac[:, :3].reshape(3 * count, height * width),  # x, y, photons of each emitter
+                            torch.ones(1, height * width, dtype=jac.dtype)])  # the background
+        covariance = torch.linalg.inv((design / mu) @ design.T)
+        variances = torch.diagonal(covariance)[:3 * count].reshape(count, 3)
+        return variances[:, 0] + variances[:, 1]
 
     def expected(self, height: int, width: int) -> torch.Tensor:
         """(H, W) float64 expected photons per pixel: every emitter's spot plus the background."""

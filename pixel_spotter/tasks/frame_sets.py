@@ -19,6 +19,7 @@ class FrameSets:
     background: torch.Tensor  # (B,) float32 expected background per pixel, in the network input's unit
     bounds: torch.Tensor | None = None  # (B, K) float64 var_x + var_y of each emitter's single-emitter CRLB (px^2)
     psf_sigma: torch.Tensor | None = None  # (B, K) float32 each emitter's PSF width (px), where the task has one
+    joint_bounds: torch.Tensor | None = None  # (B, K) float64 the same with the whole frame unknown at once (px^2)
 
     def __len__(self) -> int:
         return len(self.mask)
@@ -30,6 +31,9 @@ class FrameSets:
     def frame_bounds(self, i: int) -> np.ndarray | None:
         return None if self.bounds is None else self.bounds[i][self.mask[i]].cpu().numpy()
 
+    def frame_joint_bounds(self, i: int) -> np.ndarray | None:
+        return None if self.joint_bounds is None else self.joint_bounds[i][self.mask[i]].cpu().numpy()
+
     @property
     def counts(self) -> torch.Tensor:
         return self.mask.sum(dim=1)
@@ -37,7 +41,7 @@ class FrameSets:
     @classmethod
     def pad(cls, xy: Sequence[torch.Tensor], photons: Sequence[torch.Tensor], background: torch.Tensor,
             bounds: Sequence[torch.Tensor] | None = None, psf_sigma: Sequence[torch.Tensor] | None = None,
-            device=None) -> FrameSets:
+            device=None, joint_bounds: Sequence[torch.Tensor] | None = None) -> FrameSets:
         """Per-frame (K_i, 2) positions and (K_i,) photons (and bounds, PSF widths) padded to the batch's largest
         K (at least 1, so a batch of empty frames still has a set dimension)."""
         size = max([1, *(len(p) for p in xy)])
@@ -57,4 +61,4 @@ class FrameSets:
 
         device = device if device is not None else background.device
         return cls(out_xy.to(device), mask.to(device), padded(photons, torch.float32), background.float().to(device),
-                   padded(bounds, torch.float64), padded(psf_sigma, torch.float32))
+                   padded(bounds, torch.float64), padded(psf_sigma, torch.float32), padded(joint_bounds, torch.float64))

@@ -96,3 +96,21 @@ def test_bad_frames_are_one_line(frames, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")) as err:
         localize(frames, 1.3, 5.0)
     assert "\n" not in str(err.value)
+
+
+def test_the_joint_bound_is_the_single_one_for_a_lone_emitter_and_grows_as_two_overlap():
+    from pixel_spotter.spots.frames import JOINT_BOUND_MAX
+
+    def frame(xy):
+        k = len(xy)
+        return Frame(xy=torch.tensor(xy, dtype=torch.float64), photons=torch.full((k,), 2000.0, dtype=torch.float64),
+                     sigma_psf=torch.full((k,), 1.3, dtype=torch.float64), background=20.0)
+
+    lone = frame([[12.3, 10.6]])
+    torch.testing.assert_close(lone.joint_bounds(24, 24), lone.bounds(24, 24), rtol=1e-9, atol=0)
+    far = frame([[5.2, 6.1], [18.7, 17.4]])  # 19 px apart: nothing shared but the background
+    torch.testing.assert_close(far.joint_bounds(24, 24), far.bounds(24, 24), rtol=1e-3, atol=0)
+    close = frame([[11.0, 12.0], [12.5, 12.0]])  # 1.5 px apart, PSF sigma 1.3: hard to tell apart
+    assert (close.joint_bounds(24, 24) > 3 * close.bounds(24, 24)).all()
+    side = int((JOINT_BOUND_MAX / 4) ** 0.5) + 1  # 3 * 1 + 1 unknowns times more pixels than the limit
+    assert torch.isnan(lone.joint_bounds(side, side)).all()

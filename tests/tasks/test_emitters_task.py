@@ -203,8 +203,10 @@ def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, 
     assert [r["runtime"] for r in rows] == ["onnxruntime" if ONNXRUNTIME else "torch", ""] * 2  # the network's
     sparse = [r for r in rows if r["density_per_um2"] == "0.5"]
     assert all(float(r["isolated_over_bound"]) > 0 for r in sparse)  # each method's pairs far from any other
+    # the bound of the crowded frame is never below the single-emitter one: the ratio over it never above
+    assert all(0 < float(r["rmse_over_joint_bound"]) <= float(r["rmse_over_bound"]) for r in rows)
     out = capsys.readouterr().out
-    assert "RMSE / CRLB, isolated" in out
+    assert "RMSE / CRLB, isolated" in out and "RMSE / joint CRLB" in out
     assert "| 2 | classical |" in out and "Picasso left out: --no-picasso" in out
     # other work holding the cores is said, as speeds measured then are not an idle machine's
     monkeypatch.setattr(os, "getloadavg", lambda: (7.5, 7.0, 6.0))

@@ -60,12 +60,15 @@ class EmitterSynthesizer:
         frames, recorded = self.recorded(seeds)
         return frames, self.camera.to_photons(recorded)
 
-    def __call__(self, seeds: Sequence[int], device, bounds: bool = False):
-        """(network input, FrameSets, photons) of ``seeds``; ``bounds``: each emitter's single-emitter CRLB too."""
+    def __call__(self, seeds: Sequence[int], device, bounds: bool = False, joint_bounds: bool = False):
+        """(network input, FrameSets, photons) of ``seeds``; ``bounds``: each emitter's single-emitter CRLB too;
+        ``joint_bounds``: also its CRLB with the whole frame unknown at once (``Frame.joint_bounds``)."""
         frames, photons = self.frames(seeds)
         images = (photons / self.input_scale).to(torch.float32)[:, None].to(device)
         truth = FrameSets.pad([f.xy for f in frames], [f.photons for f in frames],
                               torch.tensor([f.background for f in frames]),
                               [f.bounds(self.height, self.width) for f in frames] if bounds else None,
-                              [f.sigma_psf for f in frames], device=device)
+                              [f.sigma_psf for f in frames], device=device,
+                              joint_bounds=[f.joint_bounds(self.height, self.width) for f in frames]
+                              if joint_bounds else None)
         return images, truth, photons
