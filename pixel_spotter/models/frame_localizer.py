@@ -59,6 +59,8 @@ class FrameLocalizer(Optimized):
         self.register_buffer("threshold", torch.tensor(float(threshold)))
         self.register_buffer("split", torch.tensor(float(split), dtype=torch.float64))  # exact in the record
         self.register_buffer("sigma_scale", torch.ones(len(CROWDING)))  # one per crowding class
+        # the same for a refined localization's sigma (its fit's bound), chosen with the refinement on
+        self.register_buffer("refined_sigma_scale", torch.ones(len(CROWDING)))
         self._tally = None
         self.test_calibration: list[dict] = []
 
@@ -82,6 +84,10 @@ class FrameLocalizer(Optimized):
             from pixel_spotter.models.frame_refine import refine
 
             found = refine(images[:, 0] * self.input_scale, found, self.refine, self.refine_beyond)
+            scales = self.refined_sigma_scale.double().cpu().numpy()
+            if (scales != 1.0).any():
+                found = [{**f, "sigma": np.where(f["refined"][:, None], f["sigma"] * scales[crowding(f["xy"])][:, None],
+                                                 f["sigma"])} if "refined" in f else f for f in found]
         return found
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
@@ -93,6 +99,8 @@ class FrameLocalizer(Optimized):
                 state_dict = {**state_dict, "sigma_scale": old.repeat(len(CROWDING))}
             if "split" not in state_dict:
                 state_dict = {**state_dict, "split": torch.tensor(1.0, dtype=torch.float64)}
+            if "refined_sigma_scale" not in state_dict:  # written before refined sigmas had their own factors
+                state_dict = {**state_dict, "refined_sigma_scale": torch.ones(len(CROWDING))}
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def apply_decode(self, decode: dict) -> None:
@@ -107,24 +115,31 @@ class FrameLocalizer(Optimized):
         scales = [decode.get(f"sigma_scale_{name}", decode.get("sigma_scale")) for name, _ in CROWDING]
         if all(isinstance(v, (int, float)) and 0.01 <= v <= 100 for v in scales):
             self.sigma_scale.copy_(torch.tensor(scales, dtype=self.sigma_scale.dtype))
+        refined = [decode.get(f"refined_sigma_scale_{name}") for name, _ in CROWDING]
+        if all(isinstance(v, (int, float)) and 0.01 <= v <= 100 for v in refined):
+            self.refined_sigma_scale.copy_(torch.tensor(refined, dtype=self.refined_sigma_scale.dtype))
 
     def decode_record(self) -> dict:
         """What a run's record keeps of the decode its test used (``apply_decode`` reads it back)."""
         return {"threshold": float(self.threshold), "split": float(self.split),
-                **{f"sigma_scale_{name}": float(v) for (name, _), v in zip(CROWDING, self.sigma_scale)}}
+                **{f"sigma_scale_{name}": float(v) for (name, _), v in zip(CROWDING, self.sigma_scale)},
+                **{f"refined_sigma_scale_{name}": float(v) for (name, _), v in zip(CROWDING, self.refined_sigma_scale)}}
 
     @torch.inference_mode()
-    def calibrate(self, batches, tally) -> torch.Tensor:
+    def calibrate(self, batches, tally, refined: bool = False) -> torch.Tensor:
         """The factors on the predicted sigmas, one per crowding class, that make the errors of the localizations
         of ``batches`` (validation frames; matched as ``tally()`` matches) one sigma RMS in each class: each
         class's z RMS at factor 1 (the overall one for a class with fewer than ``MIN_CALIBRATION`` coordinates;
-        1 when there is nothing to calibrate)."""
+        1 when there is nothing to calibrate). The network's (``sigma_scale``), or with ``refined`` those of the
+        refined localizations' sigmas (``refined_sigma_scale``, the refinement as set)."""
         from pixel_spotter.evaluation.localizations import match
 
-        was_training, before, refine = self.training, self.sigma_scale.clone(), self.refine
+        scale = self.refined_sigma_scale if refined else self.sigma_scale
+        was_training, before, refine = self.training, scale.clone(), self.refine
         self.eval()
-        self.sigma_scale.fill_(1.0)
-        self.refine = 0  # the factors are the network's: a refined localization's sigma is its fit's own
+        scale.fill_(1.0)
+        if not refined:
+            self.refine = 0  # the network's own sigmas: a refined localization's comes from its fit
         scoring = tally()
         squared, counts = np.zeros(len(CROWDING)), np.zeros(len(CROWDING))
         for images, sets, *_ in batches:
@@ -133,13 +148,16 @@ class FrameLocalizer(Optimized):
                 if not pairs or found["sigma"] is None:
                     continue
                 f, t = (np.array(k) for k in zip(*pairs))
+                if refined:  # the localizations whose sigma is a fit's
+                    keep = found.get("refined", np.zeros(len(found["xy"]), dtype=bool))[f]
+                    f, t = f[keep], t[keep]
                 z = (found["xy"][f] - sets.frame(i)[t]) / np.maximum(found["sigma"][f], 1e-12)
                 classes = crowding(found["xy"])[f]
                 np.add.at(squared, classes, (z ** 2).sum(axis=1))
                 np.add.at(counts, classes, 2)
         self.train(was_training)
         self.refine = refine
-        self.sigma_scale.copy_(before)
+        scale.copy_(before)
         overall = math.sqrt(squared.sum() / counts.sum()) if counts.sum() else 1.0
         factors = [math.sqrt(q / n) if n >= MIN_CALIBRATION else overall for q, n in zip(squared, counts)]
         factors = [v if math.isfinite(v) and 0.01 <= v <= 100 else 1.0 for v in factors]
@@ -199,6 +217,9 @@ class FrameLocalizer(Optimized):
         if self.loss_name == "mixture":  # a model with its own uncertainties: calibrated on the same frames
             self.sigma_scale.copy_(self.calibrate(self.trainer.datamodule.batches("val", self.device),
                                                   self._task().tally))
+            if self.refine:
+                self.refined_sigma_scale.copy_(self.calibrate(self.trainer.datamodule.batches("val", self.device),
+                                                              self._task().tally, refined=True))
 
     @torch.inference_mode()
     def tune_decode(self, batches, tally) -> tuple[float, float]:

@@ -115,6 +115,7 @@ def refine(photons: torch.Tensor, found: list[dict], iterations: int, beyond: fl
     out = {"xy": xy.clone(), "photons": n.clone(), "background": b.clone(), "psf_sigma": s.clone()}
     sigma = torch.as_tensor(np.concatenate([np.asarray(f["sigma"], dtype=np.float64).reshape(-1, 2)
                                             for f in found]))
+    refined = torch.zeros(len(xy), dtype=torch.bool)  # whose sigma is its fit's
     size_of = (members >= 0).sum(dim=1)  # the partners come nearest first, the -1s last: fit each group size apart
     chunks = [k.split(CHUNK) for g in range(1, PARTNERS + 2) for k in [(fitted & (size_of == g)).nonzero()[:, 0]]]
     for k in (c for group in chunks for c in group if len(c)):
@@ -124,10 +125,11 @@ def refine(photons: torch.Tensor, found: list[dict], iterations: int, beyond: fl
         out["xy"][k], out["photons"][k] = new_xy[good], new_n[good]
         out["background"][k], out["psf_sigma"][k] = new_b[good], new_s[good]
         sigma[k[fine]] = new_sigma[good][fine]
+        refined[k[fine]] = True
     result, start = [], 0
     for f in found:
         end = start + len(f["xy"])
         result.append({**f, **{name: value[start:end].numpy() for name, value in out.items()},
-                       "sigma": sigma[start:end].numpy()})
+                       "sigma": sigma[start:end].numpy(), "refined": refined[start:end].numpy()})
         start = end
     return result

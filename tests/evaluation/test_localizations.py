@@ -122,11 +122,12 @@ def test_the_isolated_ratio_leaves_out_pairs_with_a_close_true_neighbour_also_on
     border.add(found, true, bounds)
     assert border.summary()["isolated_over_bound"] == pytest.approx(0.1 / math.sqrt(0.02))
     assert "isolated_over_bound" not in Tally().summary()  # nothing scored: left out
-    # the bounds with the whole frame unknown at once: their own ratio, the same squared errors over their sum
+    # the bounds with the whole frame unknown at once: the RMS of each pair's error over its own bound
     joint = Tally(tolerance_nm=250, pixel_size_nm=100)
     joint.add(found, true, bounds, joint_bounds=[0.05, 0.05, 0.02, 0.03, 0.04])
-    assert joint.summary()["rmse_over_joint_bound"] == pytest.approx(math.sqrt(0.30 / (0.05 + 0.05 + 0.02 + 0.03)))
-    assert "rmse_over_joint_bound" not in summary  # none given: left out
+    ratios = [0.04 / 0.05, 0.16 / 0.05, 0.01 / 0.02, 0.09 / 0.03]
+    assert joint.summary()["error_over_joint_bound"] == pytest.approx(math.sqrt(sum(ratios) / 4))
+    assert "error_over_joint_bound" not in summary  # none given: left out
     with pytest.raises(ValueError, match="5 true positions but 2 joint bounds"):
         joint.add(found, true, bounds, joint_bounds=[0.1, 0.1])
 
