@@ -4,7 +4,8 @@ PY := .venv/bin/python
 CLI := .venv/bin/pixel-spotter
 SWEEP ?= $(shell ls -dt multirun/*/ 2>/dev/null | head -1)
 # test processes (pytest-xdist): 2 halves the suite's wall time on a 2-core machine; each process trains the
-# suite's shared runs once, so more workers than cores only adds work (WORKERS=0: one process)
+# suite's shared runs once, so more workers than cores only adds work (WORKERS=0: one process); worksteal: an idle
+# process takes tests queued for a busy one (the suite ends with a few long subprocess tests)
 WORKERS ?= 2
 
 .PHONY: help setup demo train sweep seed-grid report tensorboard test test-all lint bench bench-overhead clean
@@ -39,10 +40,10 @@ tensorboard: setup  ## serve every run's logs (outputs/ and multirun/) on http:/
 	$(PY) -m tensorboard.main --logdir_spec outputs:outputs,multirun:multirun --host localhost --port 6006
 
 test: setup  ## the test suite on WORKERS=2 processes; skips the slow real-subprocess tests unless CI=true (CI runs everything)
-	$(PY) -m pytest -q -n $(WORKERS) $(if $(filter true,$(CI)),,-m "not slow")
+	$(PY) -m pytest -q -n $(WORKERS) --dist worksteal $(if $(filter true,$(CI)),,-m "not slow")
 
 test-all: setup  ## every test, the slow subprocess runs, sweeps and kill-and-resume included (what CI runs)
-	$(PY) -m pytest -q -n $(WORKERS)
+	$(PY) -m pytest -q -n $(WORKERS) --dist worksteal
 
 lint: setup  ## ruff on the package, its Hydra plugins, the tests and train.py (CI runs it)
 	$(PY) -m ruff check pixel_spotter hydra_plugins tests train.py
