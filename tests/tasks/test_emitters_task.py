@@ -190,10 +190,15 @@ def test_a_run_records_the_model_and_the_classical_pipeline_on_the_same_test_fra
 
 def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, tmp_path, capsys, monkeypatch):
     from pixel_spotter.benchmarks.timing import busy_machine
+    from pixel_spotter.tasks.emitters import bench
 
     folder, _ = emitters_run
-    assert cli.main(["emitters", "bench", str(folder), "--densities", "0.5,2", "--frames", "6", "--size", "32",
-                     "--no-picasso", "--out", str(tmp_path)]) == 0
+    rendered, render = [], bench._frames
+    monkeypatch.setattr(bench, "_frames", lambda synth, seed, stream, count: (
+        rendered.append((stream, count)) or render(synth, seed, stream, count)))
+    assert cli.main(["emitters", "bench", str(folder), "--densities", "0.5,2", "--frames", "6", "--val-frames", "9",
+                     "--size", "32", "--no-picasso", "--out", str(tmp_path)]) == 0
+    assert rendered == [(bench.VAL_STREAM, 9), (bench.TEST_STREAM, 6)] * 2  # the thresholds chosen on 9 frames
     rows = list(csv.DictReader((tmp_path / "emitters.csv").open()))
     assert [(r["density_per_um2"], r["method"].split()[0]) for r in rows] == [
         ("0.5", "frame_emitters"), ("0.5", "classical"), ("2.0", "frame_emitters"), ("2.0", "classical")]
@@ -227,6 +232,7 @@ def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, 
     assert all(scored(r) == int(r["emitters"]) for r in rows) and len(inner) >= 2
     assert all(scored(r) < int(r["emitters"]) for r in inner)  # those within 450 nm of the edge left out
     for bad in (["--refine", "99"], ["--border-nm", "5000"], ["--frames", "0"], ["--frames", "90000"],
+                ["--val-frames", "0"], ["--val-frames", "90000"],
                 ["--densities", "4", "--size", "1024", "--frames", "1"]):  # 41,943 emitters a frame: one line
         assert cli.main(["emitters", "bench", str(folder), "--size", "32", *bad]) == 2
         assert bad[0] in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """`pixel-spotter emitters bench RUN [RUN ...]`: the density benchmark of many emitters per frame. At each density
-(emitters per um^2) it renders validation and test frames of ``--size`` pixels from each run's own emitter ranges
-and camera (only the density fixed), and scores on the same test frames, side by side:
+(emitters per um^2) it renders ``--val-frames`` validation and ``--frames`` test frames of ``--size`` pixels from
+each run's own emitter ranges and camera (only the density fixed), and scores on the same test frames, side by
+side:
 
 - each run's frame model (its threshold and split re-chosen on that density's validation frames),
 - the classical pipeline (``spots/classical.py``, its SNR threshold chosen on the same validation frames),
@@ -43,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="data=emitters run folders")
     parser.add_argument("--densities", default=",".join(f"{d:g}" for d in DENSITIES),
                         help="emitters per um^2, comma-separated (default: %(default)s)")
-    parser.add_argument("--frames", type=int, default=100, help="test frames per density, as many validation "
-                        "frames to choose thresholds on (default: %(default)s)")
+    parser.add_argument("--frames", type=int, default=100, help="test frames per density (default: %(default)s)")
+    parser.add_argument("--val-frames", type=int, default=None, help="validation frames per density, to choose "
+                        "the thresholds on (default: as many as --frames; more make the choice less noisy)")
     parser.add_argument("--size", type=int, default=64, help="frame side in pixels (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the benchmark's frames (default: %(default)s)")
     parser.add_argument("--border-nm", type=float, default=None, help="leave out localizations and true emitters "
@@ -105,9 +107,9 @@ def _score(tally, found_xy, truth, sigmas=None):
 
 
 def bench_density(runs, task, density: float, frames: int, size: int, seed: int, picasso: bool,
-                  border_nm: float | None = None) -> list[dict]:
-    """Every method's row at one density, on frames rendered from ``task``'s ranges and camera; ``runs``: (name,
-    model, runtime) of each run."""
+                  border_nm: float | None = None, val_frames: int | None = None) -> list[dict]:
+    """Every method's row at one density, on frames rendered from ``task``'s ranges and camera (``frames`` test
+    frames, ``val_frames`` validation frames, default as many); ``runs``: (name, model, runtime) of each run."""
     import torch
 
     from pixel_spotter.spots.classical import localize, tune_threshold
@@ -119,7 +121,7 @@ def bench_density(runs, task, density: float, frames: int, size: int, seed: int,
                               camera=task.camera, input_scale=task.input_scale, tolerance_nm=task.tolerance_nm,
                               border_nm=task.border_nm if border_nm is None else border_nm)
     synth = EmitterSynthesizer(size, size, bench_task.ranges, bench_task.density, task.camera, task.input_scale)
-    val_images, val, val_photons = _frames(synth, seed, VAL_STREAM, frames)
+    val_images, val, val_photons = _frames(synth, seed, VAL_STREAM, val_frames or frames)
     images, truth, photons = _frames(synth, seed, TEST_STREAM, frames)
     rows = []
     for name, model, runtime in runs:
@@ -228,6 +230,12 @@ def run_command(args: argparse.Namespace) -> int:
     if args.frames * args.size ** 2 > MAX_PIXELS:  # the frames of one density are rendered at once
         raise UserError(f"--frames {args.frames} of {args.size}x{args.size} is {args.frames * args.size ** 2:,} "
                         f"pixels per density, above {MAX_PIXELS:,}; fewer or smaller frames")
+    val_frames = args.frames if args.val_frames is None else args.val_frames
+    if not 1 <= val_frames <= 100_000:
+        raise UserError(f"--val-frames {val_frames}: give 1 to 100000 validation frames per density")
+    if val_frames * args.size ** 2 > MAX_PIXELS:
+        raise UserError(f"--val-frames {val_frames} of {args.size}x{args.size} is {val_frames * args.size ** 2:,} "
+                        f"pixels per density, above {MAX_PIXELS:,}; fewer or smaller frames")
     if args.border_nm is not None and not (math.isfinite(args.border_nm) and 0 < args.border_nm < args.size * 25):
         raise UserError(f"--border-nm {args.border_nm:g}: give a border in nm > 0 that leaves part of the frame")
     runs, task = _load(args.runs, args.runtime)
@@ -251,7 +259,8 @@ def run_command(args: argparse.Namespace) -> int:
     rows = []
     with progress(densities, desc="emitters bench", unit="density") as bar:
         for density in bar:
-            rows += bench_density(runs, task, density, args.frames, args.size, args.seed, picasso, args.border_nm)
+            rows += bench_density(runs, task, density, args.frames, args.size, args.seed, picasso, args.border_nm,
+                                  val_frames)
     csv_path, md_path = write(rows, args.out or args.runs[0])
     print(_markdown(rows), end="")
     if not picasso:
