@@ -553,6 +553,24 @@ def test_the_refinement_fits_each_localization_and_holds_its_neighbours_light_fi
     np.testing.assert_array_equal(nothing["xy"], guess["xy"])
 
 
+def test_a_fit_that_moves_a_localization_beyond_the_networks_own_sigma_is_not_kept():
+    from pixel_spotter.models.frame_refine import GATE_SIGMAS, refine
+    from pixel_spotter.spots.psf import expected_counts
+
+    true = torch.tensor([[11.6, 12.3]], dtype=torch.float64)
+    mu = expected_counts(true, torch.tensor([3000.0]).double(), 10.0, torch.tensor([1.3]).double(), 24, 24)
+    photons = torch.poisson(mu, generator=torch.Generator().manual_seed(5))
+    guess = {"xy": np.array([[12.0, 12.0]]), "score": np.array([0.9]), "photons": np.array([2500.0]),
+             "background": np.array([12.0]), "psf_sigma": np.array([1.2]), "sigma": np.array([[0.3, 0.3]])}
+    moved = refine(photons, [guess], iterations=5)[0]  # 0.4 and 0.3 px off: within 2 of its sigmas of 0.3 px
+    assert np.linalg.norm(moved["xy"][0] - true[0].numpy()) < 0.1 and moved["refined"].all()
+    sure = {**guess, "sigma": np.array([[0.4 / (2 * GATE_SIGMAS)] * 2])}  # the network said 0.1 px: 4 sigmas off
+    kept = refine(photons, [sure], iterations=5)[0]
+    for name in ("xy", "photons", "background", "psf_sigma", "sigma"):
+        np.testing.assert_array_equal(kept[name], sure[name])
+    assert not kept["refined"].any()
+
+
 def test_overlapping_localizations_are_fitted_together_and_their_sigma_says_the_overlap_costs(monkeypatch):
     """Two emitters 2.2 px apart (PSF sigma 1.3 px): each fitted with the other's light held fixed where the network
     guessed it, the guess's error stays in both; fitted together, over 40 frames, both land closer (about half the
