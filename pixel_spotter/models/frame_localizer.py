@@ -215,11 +215,14 @@ class FrameLocalizer(Optimized):
         if self.tune_threshold:
             self.tune_decode(self.trainer.datamodule.batches("val", self.device), self._task().tally)
         if self.loss_name == "mixture":  # a model with its own uncertainties: calibrated on the same frames
-            self.sigma_scale.copy_(self.calibrate(self.trainer.datamodule.batches("val", self.device),
-                                                  self._task().tally))
-            if self.refine:
-                self.refined_sigma_scale.copy_(self.calibrate(self.trainer.datamodule.batches("val", self.device),
-                                                              self._task().tally, refined=True))
+            self.calibrate_sigmas(lambda: self.trainer.datamodule.batches("val", self.device), self._task().tally)
+
+    def calibrate_sigmas(self, batches: Callable, tally) -> None:
+        """Set the network's sigma factors (``sigma_scale``) and, when the model refines, the refined ones
+        (``refined_sigma_scale``) on the frames ``batches()`` yields (each call a fresh pass)."""
+        self.sigma_scale.copy_(self.calibrate(batches(), tally))
+        if self.refine:
+            self.refined_sigma_scale.copy_(self.calibrate(batches(), tally, refined=True))
 
     @torch.inference_mode()
     def tune_decode(self, batches, tally) -> tuple[float, float]:

@@ -281,6 +281,13 @@ def test_the_sigma_factors_calibrate_the_network_and_the_refinement_each_its_own
     assert model.refined_sigma_scale.tolist() == fitted.tolist()
     model.refine = 0
     assert torch.equal(chosen, model.calibrate([(images, sets)], task.tally)) and (model.sigma_scale == 2.0).all()
+    # what a run does before its test: the network's factors always, the refined ones when it refines
+    model.refined_sigma_scale.fill_(1.0)
+    model.calibrate_sigmas(lambda: [(images, sets)], task.tally)
+    assert torch.equal(model.sigma_scale, chosen) and (model.refined_sigma_scale == 1.0).all()
+    model.refine = 3
+    model.calibrate_sigmas(lambda: [(images, sets)], task.tally)
+    assert torch.equal(model.sigma_scale, chosen) and torch.equal(model.refined_sigma_scale, fitted)
 
 
 def test_each_crowding_class_has_its_own_sigma_factor_and_old_records_and_checkpoints_still_load(emitters_run):
