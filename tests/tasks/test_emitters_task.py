@@ -169,6 +169,23 @@ def emitters_run(tmp_path_factory):
         "model.lr=3e-3", "trainer.accelerator=cpu", "callbacks.progress_bar.refresh_rate=0")
 
 
+def test_a_run_that_refines_records_the_refined_sigmas_own_factors(tmp_path):
+    """model.refine on: validation scores the refined localizations, and before the test the refined sigmas get
+    their factors, which the record keeps beside the network's."""
+    record = run_in_process(
+        tmp_path / "refined", "data=emitters", "model=frame_emitters", "data.height=24", "data.width=24",
+        "data.emitters.density_per_um2=[0.5,1]", "data.emitters.photons=[3000,5000]",
+        "data.emitters.background=[10,20]", "data.train_samples_per_epoch=1024", "trainer.max_epochs=2",
+        "model.lr=3e-3", "model.refine=2", "trainer.accelerator=cpu", "callbacks.progress_bar.refresh_rate=0")
+    assert record.ok, record.error
+    from pixel_spotter.models.frame_localizer import CROWDING
+
+    refined = [record.decode[f"refined_sigma_scale_{name}"] for name, _ in CROWDING]
+    network = [record.decode[f"sigma_scale_{name}"] for name, _ in CROWDING]
+    assert all(0.01 <= v <= 100 for v in refined + network) and refined != [1.0] * len(CROWDING)
+    assert refined != network and record.test["tp"] > 0
+
+
 def test_a_run_records_the_model_and_the_classical_pipeline_on_the_same_test_frames(emitters_run):
     folder, record = emitters_run
     assert record.ok, record.error
