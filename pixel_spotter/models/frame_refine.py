@@ -63,7 +63,7 @@ def _groups(found: list[dict], beyond: float):
             index[:, 0] = np.arange(count) + start  # itself first (a duplicate position still comes first)
             pad = np.full((count, PARTNERS + 1 - index.shape[1]), -1)
             members.append(np.concatenate([index, pad], axis=1))
-            fitted.append(near > beyond)
+            fitted.append(near > beyond if beyond > 0 else np.ones(count, dtype=bool))  # 0: every one
         start += count
     if not members:
         return torch.zeros(0, PARTNERS + 1, dtype=torch.long), torch.zeros(0, dtype=torch.bool)
@@ -106,14 +106,15 @@ def refine(photons: torch.Tensor, found: list[dict], iterations: int, beyond: fl
     network's answer): ``photons`` (B, H, W), ``found`` one dict per frame (``FrameLocalizer.localize``'s)."""
     photons = photons.detach().to("cpu", torch.float64)
     size = 2 * RADIUS + 1
+    as_they_were = [{**f, "refined": np.zeros(len(f["xy"]), dtype=bool)} for f in found]
     if photons.shape[1] < size or photons.shape[2] < size or not math.isfinite(float(photons.sum())):
-        return found
+        return as_they_were
     if not sum(len(f["xy"]) for f in found):
-        return found
+        return as_they_were
     frame, xy, n, b, s = _gather(found)
     members, fitted = _groups(found, beyond)
     if not fitted.any():
-        return found
+        return as_they_were
     height, width = photons.shape[1:]
     light = torch.stack([summed_counts(xy[frame == i], n[frame == i], s[frame == i], height, width)
                          for i in range(len(found))])  # every localization's light, as guessed, per frame

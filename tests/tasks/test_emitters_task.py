@@ -593,6 +593,11 @@ def test_a_fit_that_moves_a_localization_beyond_the_networks_own_sigma_is_not_ke
     for name in ("xy", "photons", "background", "psf_sigma", "sigma"):
         np.testing.assert_array_equal(kept[name], sure[name])
     assert not kept["refined"].any()
+    # what is not fitted says so: a NaN frame, and two localizations at one position are both fitted, no error
+    untouched = refine(photons * math.nan, [guess], iterations=5)[0]
+    assert not untouched["refined"].any() and np.array_equal(untouched["xy"], guess["xy"])
+    twice = refine(photons, [{k: np.concatenate([v, v]) for k, v in guess.items()}], iterations=5)[0]
+    assert twice["refined"].all() and np.isfinite(twice["xy"]).all()
 
 
 def test_overlapping_localizations_are_fitted_together_and_their_sigma_says_the_overlap_costs(monkeypatch):
