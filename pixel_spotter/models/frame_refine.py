@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from pixel_spotter.spots.fit import fit_ml_group
-from pixel_spotter.spots.psf import expected_counts, summed_counts
+from pixel_spotter.spots.psf import expected_counts, summed_counts_per_frame
 
 RADIUS = 5  # the window: 11 x 11 pixels, three PSF widths of the widest trained PSF either way
 STEP_PX = 0.5  # how far the fit may move a position from the network's guess
@@ -116,8 +116,7 @@ def refine(photons: torch.Tensor, found: list[dict], iterations: int, beyond: fl
     if not fitted.any():
         return as_they_were
     height, width = photons.shape[1:]
-    light = torch.stack([summed_counts(xy[frame == i], n[frame == i], s[frame == i], height, width)
-                         for i in range(len(found))])  # every localization's light, as guessed, per frame
+    light = summed_counts_per_frame(xy, n, s, frame, len(found), height, width)  # as guessed, per frame
     out = {"xy": xy.clone(), "photons": n.clone(), "background": b.clone(), "psf_sigma": s.clone()}
     sigma = torch.as_tensor(np.concatenate([np.asarray(f["sigma"], dtype=np.float64).reshape(-1, 2)
                                             for f in found]))

@@ -74,6 +74,27 @@ def summed_counts(xy, photons, sigma_psf, height: int, width: int) -> torch.Tens
     return (ey * n[:, None]).T @ ex
 
 
+def summed_counts_per_frame(xy, photons, sigma_psf, frame: torch.Tensor, frames: int, height: int,
+                            width: int) -> torch.Tensor:
+    """(frames, H, W) float64: ``summed_counts`` of each frame's spots, the spots of all frames at once (``frame``
+    (K,) says whose each spot is): one batched (H, K_max) x (K_max, W) product over frames padded to the most
+    spots any frame has, not a loop over frames."""
+    x, y, n, _, s = _unpack(xy, photons, 0.0, sigma_psf)
+    ex = _axis(x, s, width)[0]
+    ey = _axis(y, s, height)[0] * n[:, None]
+    frame = torch.as_tensor(frame, dtype=torch.long, device=ex.device)
+    counts = torch.bincount(frame, minlength=frames)
+    order = torch.argsort(frame, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(frame)
+    rank[order] = torch.arange(len(frame), device=ex.device) - starts[frame[order]]
+    most = int(counts.max()) if len(frame) else 0
+    rows = torch.zeros(frames, most, height, dtype=ex.dtype, device=ex.device)
+    cols = torch.zeros(frames, most, width, dtype=ex.dtype, device=ex.device)
+    rows[frame, rank], cols[frame, rank] = ey, ex
+    return rows.transpose(1, 2) @ cols
+
+
 def jacobian_factors(xy, photons, background, sigma_psf, height: int, width: int):
     """``(mu, rows, cols)``: mu (B, H, W) as ``expected_counts`` and its derivatives w.r.t. (x, y, photons,
     background) (``PARAMS``) as outer products, d mu / d theta_p = rows[:, p, :, None] * cols[:, p, None, :],

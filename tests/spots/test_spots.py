@@ -387,3 +387,19 @@ def test_two_overlapping_spots_fitted_at_once_reach_their_joint_bound():
     assert math.sqrt(float(error2.mean() / bound2.mean())) == pytest.approx(1.0, abs=0.06)
     fitted = fit.covariance[:, [0, 4], [0, 4]] + fit.covariance[:, [1, 5], [1, 5]]
     assert float(fitted.mean() / bound2.mean()) == pytest.approx(1.0, abs=0.05)
+
+
+def test_every_frames_summed_light_at_once_is_each_frames_own():
+    from pixel_spotter.spots.psf import summed_counts, summed_counts_per_frame
+
+    gen = torch.Generator().manual_seed(9)
+    xy = torch.rand(40, 2, generator=gen, dtype=torch.float64) * 20
+    photons = 100 + 900 * torch.rand(40, generator=gen, dtype=torch.float64)
+    sigma = 1 + torch.rand(40, generator=gen, dtype=torch.float64)
+    frame = torch.tensor([0] * 25 + [2] * 15)  # frame 1 has no spot, and they need not come in order
+    frame = frame[torch.randperm(40, generator=gen)]
+    light = summed_counts_per_frame(xy, photons, sigma, frame, 3, 18, 22)
+    assert light.shape == (3, 18, 22) and (light[1] == 0).all()
+    for f in (0, 2):
+        mine = frame == f
+        torch.testing.assert_close(light[f], summed_counts(xy[mine], photons[mine], sigma[mine], 18, 22))
