@@ -270,12 +270,10 @@ def fit_ml_group(counts: torch.Tensor, spots: torch.Tensor, background: torch.Te
         theta = torch.where(held, theta, torch.maximum(torch.minimum(theta, hi), lo))
         lam = torch.full((batch,), 1e-3, dtype=torch.float64)
 
-        def model(t, jacobian: bool):
+        def model(t):
+            """(mu (B, H, W), its Jacobian (B, 4G + 1, H, W)) at ``t``."""
             s = t[:, :4 * groups].reshape(batch * groups, 4)
             args = (s[:, :2], s[:, 2], 0.0, s[:, 3], height, width)
-            if not jacobian:
-                light = expected_counts(*args).view(batch, groups, height, width)
-                return (light * on[:, :, None, None]).sum(dim=1) + t[:, -1, None, None] + fixed, None
             light, jac = counts_and_jacobian(*args, with_sigma=True)
             light = (light.view(batch, groups, height, width) * on[:, :, None, None]).sum(dim=1)
             jac = jac[:, [0, 1, 2, 4]].reshape(batch, groups, 4, height, width) * on[:, :, None, None, None]
@@ -286,19 +284,23 @@ def fit_ml_group(counts: torch.Tensor, spots: torch.Tensor, background: torch.Te
         def loglik(mu):
             return (counts * torch.log(mu) - mu).sum(dim=(1, 2))
 
-        current = loglik(model(theta, False)[0])
-        for _ in range(iterations + 1):  # the last pass only computes the Fisher information at the fit
-            mu, jac = model(theta, True)
+        # each candidate is evaluated with its Jacobian: an accepted step's is the next step's, and the last one's
+        # gives the Fisher information at the fit (one model evaluation per step)
+        mu, jac = model(theta)
+        current = loglik(mu)
+        for _ in range(iterations):
             fisher = torch.einsum("bphw,bqhw->bpq", jac, jac / mu[:, None])
-            if _ == iterations:
-                break
             grad = torch.einsum("bphw,bhw->bp", jac, counts / mu - 1.0)
             cand = _projected_step(theta, grad, fisher, lam, lo, hi, held)
-            new = loglik(model(cand, False)[0])
+            mu_cand, jac_cand = model(cand)
+            new = loglik(mu_cand)
             accept = torch.isfinite(new) & (new >= current)
             theta = torch.where(accept[:, None], cand, theta)
+            mu = torch.where(accept[:, None, None], mu_cand, mu)
+            jac = torch.where(accept[:, None, None, None], jac_cand, jac)
             current = torch.where(accept, new, current)
             lam = torch.where(accept, (lam / 10).clamp(min=1e-9), (lam * 10).clamp(max=1e12))
+        fisher = torch.einsum("bphw,bqhw->bpq", jac, jac / mu[:, None])
         # inactive spots' rows are 0: invert with a 1 on their diagonal, then give them 0 back
         eye = torch.diag_embed(held.to(fisher))
         inverse, info = torch.linalg.inv_ex(fisher + eye)
