@@ -74,9 +74,10 @@ class FrameLocalizer(Optimized):
     @torch.no_grad()
     def localize(self, images: torch.Tensor) -> list[dict]:
         """Per image {xy (K, 2) pixel (x, y), score (K,), and for an emitter model sigma (K, 2) px, photons,
-        background, psf_sigma (K,)}, refined by maximum likelihood when ``refine`` > 0."""
+        background, psf_sigma (K,)}, refined by maximum likelihood when ``refine`` > 0 (then also refined (K,) bool:
+        whose position and sigma are the fit's; a refined sigma has its own factors, ``refined_sigma_scale``)."""
         found = self.candidates(images).select(float(self.threshold), float(self.split))
-        scales = self.sigma_scale.double().cpu().numpy()  # calibrate the network's sigmas (a refined one: its fit's)
+        scales = self.sigma_scale.double().cpu().numpy()  # calibrate the network's sigmas
         if (scales != 1.0).any():
             found = [{**f, "sigma": None if f["sigma"] is None else f["sigma"] * scales[crowding(f["xy"])][:, None]}
                      for f in found]
@@ -294,7 +295,7 @@ def check_frame_model(model) -> None:
             f"model.photon_scale must be a number > 0, got {scale!r}; e.g. model.photon_scale=1000")
     refine = model.get("refine", 0)
     require(isinstance(refine, int) and not isinstance(refine, bool) and 0 <= refine <= 50,
-            f"model.refine must be an integer of fit steps in [0, 50], got {refine!r}; e.g. model.refine=10 (0: off)")
+            f"model.refine must be an integer of fit steps in [0, 50], got {refine!r}; e.g. model.refine=2 (0: off)")
     require(not refine or loss == "mixture",
             "model.refine fits each emitter from the network's photons, background and PSF width, which only "
             "model.loss=mixture answers; use model.refine=0")
