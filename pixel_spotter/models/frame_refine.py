@@ -1,6 +1,6 @@
 """Refining a frame model's localizations by maximum likelihood (``model.refine``): the network finds the emitters
 and guesses each one's position, photons, background and PSF width; then each is fitted in its own window of the
-frame's photons (``spots.fit.fit_ml_group``: Poisson likelihood, PSF width free) together with its close
+frame's photons (``spots.group_fit.fit_ml_group``: Poisson likelihood, PSF width free) together with its close
 neighbours (up to ``PARTNERS`` localizations within ``PARTNER_PX``: overlapping spots are fitted at once, or each
 takes the other's light for its own), the light of every other localization of the frame, as the network guessed
 it, held fixed in the window's model (explained, not fitted). Only the window's own localization keeps its fit:
@@ -21,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from pixel_spotter.spots.fit import fit_ml_group
+from pixel_spotter.spots.group_fit import fit_ml_group
 from pixel_spotter.spots.psf import expected_counts, summed_counts_per_frame
 
 RADIUS = 5  # the window: 11 x 11 pixels, three PSF widths of the widest trained PSF either way

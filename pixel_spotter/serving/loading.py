@@ -73,7 +73,7 @@ def trusted_model_config(folder: RunFolder, frames: bool = False) -> tuple[dict,
                         f"only {wanted} around a network from {NET_PACKAGE}* is built here, so this "
                         "run folder is refused (it may be tampered with)")
     if frames:  # its decode settings drive loops (the refinement's steps): checked as training checks them
-        from pixel_spotter.models.frame_localizer import check_frame_model
+        from pixel_spotter.models.frame_checks import check_frame_model
 
         try:
             check_frame_model(OmegaConf.create(model))

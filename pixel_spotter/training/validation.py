@@ -91,7 +91,7 @@ def _validate_model(model: DictConfig) -> None:
     lr = model.get("lr")
     require(is_number(lr) and lr > 0, f"model.lr must be a number > 0, got {lr!r}; e.g. model.lr=1e-3")
     if frame_model(model):
-        from pixel_spotter.models.frame_localizer import check_frame_model
+        from pixel_spotter.models.frame_checks import check_frame_model
 
         check_frame_model(model)
         return

@@ -343,7 +343,7 @@ def _group_box(spots: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tens
 
 
 def test_a_group_fit_of_one_spot_is_the_free_sigma_fit_and_an_inactive_spot_changes_nothing():
-    from pixel_spotter.spots.fit import fit_ml_group
+    from pixel_spotter.spots.group_fit import fit_ml_group
 
     truth = torch.tensor([[4.2, 5.6, 2000.0, 5.0, 1.3], [6.1, 3.3, 800.0, 20.0, 1.1]], dtype=torch.float64)
     images = simulate(truth[:, :2], truth[:, 2], truth[:, 3], truth[:, 4], 11, 11,
@@ -364,7 +364,7 @@ def test_two_overlapping_spots_fitted_at_once_reach_their_joint_bound():
     """Two spots 2 px apart (PSF sigma 1.3): fitted together, each position's RMSE is at the joint Fisher bound
     (both spots unknown), which is above each one's single-spot bound, and the fit's covariance is that bound.
     Monte Carlo over 600 windows: 3 SE of an RMSE ratio is 3 * 0.5 / sqrt(600) = 0.06."""
-    from pixel_spotter.spots.fit import fit_ml_group
+    from pixel_spotter.spots.group_fit import fit_ml_group
 
     m, size, gen = 600, 13, torch.Generator().manual_seed(4)
     centre = 6.0 + torch.rand(m, 2, generator=gen, dtype=torch.float64) - 0.5
