@@ -226,9 +226,11 @@ class Tally:
                 alone = nearest[j] >= ISOLATION * self.tolerance_px
                 self.isolated_squared += float(np.sum(error[alone] ** 2))
                 self.isolated_bound_sum += float(np.sum(b[j][alone]))
-                if jb is not None:
-                    self.joint_z_squared += float(np.sum((error ** 2).sum(axis=1) / np.maximum(jb[j], 1e-300)))
-                    self.joint_pairs += len(j)
+                if jb is not None:  # a pair without a joint bound (its frame too large, or singular) is left out
+                    known = np.isfinite(jb[j])
+                    self.joint_z_squared += float(np.sum((error[known] ** 2).sum(axis=1) / np.maximum(jb[j][known],
+                                                                                                     1e-300)))
+                    self.joint_pairs += int(known.sum())
             if s is not None:
                 z = error / np.maximum(s[i], 1e-12)
                 self.z_squared += float(np.sum(z ** 2))

@@ -31,7 +31,7 @@ PARTNER_PX = 4.0  # neighbours this close (about three PSF widths) are fitted wi
 PARTNERS = 3  # at most this many of them, the nearest
 # a fit that moved a position more than this many of the network's own (calibrated) sigma, in x or y, is not kept:
 # the network's answer stands. Mostly a neighbour the network missed, whose light the fit took: at 4 emitters/um^2
-# the refinement cost 2.3 points of efficiency without it, 0.5 with it, and helped sparser frames as much
+# the refinement cost 2.3 points of efficiency without it, 0.6 with it, and helped sparser frames about as much
 GATE_SIGMAS = 2.0
 CHUNK = 4096  # windows per fit: bounds the memory of a frame of many thousands of localizations
 

@@ -48,6 +48,23 @@ def crlb_xy(xy, photons, background, sigma_psf, height: int, width: int, read_no
     return cov[:, 0, 0], cov[:, 1, 1]
 
 
+def joint_crlb_xy(xy, photons, background: float, sigma_psf, height: int, width: int):
+    """``(var_x, var_y)`` (K,) (px^2) of K spots in one image, all unknown at once: x, y and photons of each and the
+    image's one background (sigma_psf known, as ``crlb_xy``). The Fisher information is (3K + 1)^2, from the
+    (3K + 1) x pixels Jacobian of the summed expected counts: overlapping spots share information, so each bound is
+    at least its lone ``crlb_xy``. NaN where the information is singular (two spots at one position)."""
+    count, pixels = len(xy), height * width
+    light, jac = counts_and_jacobian(xy, photons, 0.0, sigma_psf, height, width)
+    mu = light.sum(dim=0).reshape(-1) + float(background)
+    design = torch.cat([jac[:, :3].reshape(3 * count, pixels),  # x, y, photons of each spot
+                        torch.ones(1, pixels, dtype=jac.dtype, device=jac.device)])  # the background
+    covariance, info = torch.linalg.inv_ex((design / mu) @ design.T)
+    variances = torch.diagonal(covariance)[:3 * count].reshape(count, 3)
+    if info != 0:
+        variances = torch.full_like(variances, float("nan"))
+    return variances[:, 0], variances[:, 1]
+
+
 def rmse_bound(var_x: torch.Tensor, var_y: torch.Tensor) -> torch.Tensor:
     """The bound on the 2D RMSE of a set of spots: sqrt(mean over spots of (var_x + var_y)) (px)."""
     return torch.sqrt((var_x + var_y).mean())

@@ -88,15 +88,10 @@ class Frame:
         unknowns, pixels = 3 * count + 1, height * width
         if unknowns * pixels > JOINT_BOUND_MAX or unknowns ** 2 * pixels > 2**6 * JOINT_BOUND_MAX:
             return torch.full((count,), math.nan, dtype=torch.float64)
-        from pixel_spotter.spots.psf import counts_and_jacobian
+        from pixel_spotter.spots.crlb import joint_crlb_xy
 
-        light, jac = counts_and_jacobian(self.xy, self.photons, 0.0, self.sigma_psf, height, width)
-        mu = light.sum(dim=0).reshape(-1) + float(self.background)
-        design = torch.cat([jac[:, :3].reshape(3 * count, height * width),  # x, y, photons of each emitter
-                            torch.ones(1, height * width, dtype=jac.dtype)])  # the background
-        covariance = torch.linalg.inv((design / mu) @ design.T)
-        variances = torch.diagonal(covariance)[:3 * count].reshape(count, 3)
-        return variances[:, 0] + variances[:, 1]
+        var_x, var_y = joint_crlb_xy(self.xy, self.photons, self.background, self.sigma_psf, height, width)
+        return var_x + var_y
 
     def expected(self, height: int, width: int) -> torch.Tensor:
         """(H, W) float64 expected photons per pixel: every emitter's spot plus the background."""

@@ -114,3 +114,4 @@ def test_the_joint_bound_is_the_single_one_for_a_lone_emitter_and_grows_as_two_o
     assert (close.joint_bounds(24, 24) > 3 * close.bounds(24, 24)).all()
     side = int((JOINT_BOUND_MAX / 4) ** 0.5) + 1  # 3 * 1 + 1 unknowns times more pixels than the limit
     assert torch.isnan(lone.joint_bounds(side, side)).all()
+    assert torch.isnan(frame([[7.0, 8.0], [7.0, 8.0]]).joint_bounds(24, 24)).all()  # one position twice: singular
