@@ -7,9 +7,9 @@ epoch as ``val/<metric>``. The decode has two settings, the detection threshold 
 threshold of a second emitter beside a maximum (``frame_maps``): before the test both are chosen on the validation
 frames (``tune_threshold``), the threshold first, then the split with it, each the value that maximizes the metric
 the checkpoint watches (``monitor``), and the test is scored with them. An emitter model's predicted sigmas are
-then calibrated on the same
-frames: one factor per crowding class (``CROWDING``: how far the localization's nearest neighbour is), each making
-the errors of its class one sigma RMS (a close neighbour costs precision the network's sigma underrates).
+then calibrated on the same frames (``frame_calibration.py``): one factor per crowding class, each making the
+errors of its class one sigma RMS, and when it refines, the width of the refinement's PSF width prior and the
+refined sigmas' own factors.
 """
 
 from __future__ import annotations
@@ -21,14 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from pixel_spotter.models.frame_calibration import CROWDING, MIN_WIDTH_ERROR, crowding, psf_width_error, sigma_factors
 from pixel_spotter.models.frame_losses import LOSSES
 from pixel_spotter.models.frame_maps import SPLITS, candidates, read_maps
 from pixel_spotter.models.optimizing import Optimized
 
-# The crowding classes of a localization, by the distance (px) to the nearest other one in its frame: (name, up
-# to), each with its own sigma factor (decode.sigma_scale_<name> in a run's record)
-CROWDING = (("close", 3.0), ("near", 6.0), ("alone", math.inf))
-MIN_CALIBRATION = 20  # coordinates a class needs on the validation frames for a factor of its own (else the overall)
 THRESHOLDS = tuple(np.round(np.arange(0.1, 0.96, 0.05), 2))  # what tune_threshold tries
 
 
@@ -61,6 +58,8 @@ class FrameLocalizer(Optimized):
         self.register_buffer("sigma_scale", torch.ones(len(CROWDING)))  # one per crowding class
         # the same for a refined localization's sigma (its fit's bound), chosen with the refinement on
         self.register_buffer("refined_sigma_scale", torch.ones(len(CROWDING)))
+        # the RMS error (px) of the network's PSF widths: the width of the refinement's prior on each (0: none)
+        self.register_buffer("psf_width_error", torch.tensor(0.0, dtype=torch.float64))
         self._tally = None
         self.test_calibration: list[dict] = []
 
@@ -84,7 +83,8 @@ class FrameLocalizer(Optimized):
         if self.refine:
             from pixel_spotter.models.frame_refine import refine
 
-            found = refine(images[:, 0] * self.input_scale, found, self.refine, self.refine_beyond)
+            found = refine(images[:, 0] * self.input_scale, found, self.refine, self.refine_beyond,
+                           float(self.psf_width_error))
             scales = self.refined_sigma_scale.double().cpu().numpy()
             if (scales != 1.0).any():
                 found = [{**f, "sigma": np.where(f["refined"][:, None], f["sigma"] * scales[crowding(f["xy"])][:, None],
@@ -102,6 +102,8 @@ class FrameLocalizer(Optimized):
                 state_dict = {**state_dict, "split": torch.tensor(1.0, dtype=torch.float64)}
             if "refined_sigma_scale" not in state_dict:  # written before refined sigmas had their own factors
                 state_dict = {**state_dict, "refined_sigma_scale": torch.ones(len(CROWDING))}
+            if "psf_width_error" not in state_dict:  # written before the width prior: the fit without one
+                state_dict = {**state_dict, "psf_width_error": torch.tensor(0.0, dtype=torch.float64)}
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def apply_decode(self, decode: dict) -> None:
@@ -119,50 +121,25 @@ class FrameLocalizer(Optimized):
         refined = [decode.get(f"refined_sigma_scale_{name}") for name, _ in CROWDING]
         if all(isinstance(v, (int, float)) and 0.01 <= v <= 100 for v in refined):
             self.refined_sigma_scale.copy_(torch.tensor(refined, dtype=self.refined_sigma_scale.dtype))
+        width = decode.get("psf_width_error")
+        if isinstance(width, (int, float)) and (width == 0 or MIN_WIDTH_ERROR <= width <= 10):
+            self.psf_width_error.fill_(float(width))
 
     def decode_record(self) -> dict:
         """What a run's record keeps of the decode its test used (``apply_decode`` reads it back)."""
         return {"threshold": float(self.threshold), "split": float(self.split),
                 **{f"sigma_scale_{name}": float(v) for (name, _), v in zip(CROWDING, self.sigma_scale)},
-                **{f"refined_sigma_scale_{name}": float(v) for (name, _), v in zip(CROWDING, self.refined_sigma_scale)}}
+                **{f"refined_sigma_scale_{name}": float(v) for (name, _), v in zip(CROWDING, self.refined_sigma_scale)},
+                "psf_width_error": float(self.psf_width_error)}
 
-    @torch.inference_mode()
     def calibrate(self, batches, tally, refined: bool = False) -> torch.Tensor:
-        """The factors on the predicted sigmas, one per crowding class, that make the errors of the localizations
-        of ``batches`` (validation frames; matched as ``tally()`` matches) one sigma RMS in each class: each
-        class's z RMS at factor 1 (the overall one for a class with fewer than ``MIN_CALIBRATION`` coordinates;
-        1 when there is nothing to calibrate). The network's (``sigma_scale``), or with ``refined`` those of the
-        refined localizations' sigmas (``refined_sigma_scale``, the refinement as set)."""
-        from pixel_spotter.evaluation.localizations import match
+        """The network's sigma factors (or with ``refined`` the refined sigmas') on ``batches``:
+        ``frame_calibration.sigma_factors``."""
+        return sigma_factors(self, batches, tally, refined)
 
-        scale = self.refined_sigma_scale if refined else self.sigma_scale
-        was_training, before, refine = self.training, scale.clone(), self.refine
-        self.eval()
-        scale.fill_(1.0)
-        if not refined:
-            self.refine = 0  # the network's own sigmas: a refined localization's comes from its fit
-        scoring = tally()
-        squared, counts = np.zeros(len(CROWDING)), np.zeros(len(CROWDING))
-        for images, sets, *_ in batches:
-            for i, found in enumerate(self.localize(images)):
-                pairs = match(found["xy"], sets.frame(i), scoring.tolerance_px, scoring.method)
-                if not pairs or found["sigma"] is None:
-                    continue
-                f, t = (np.array(k) for k in zip(*pairs))
-                if refined:  # the localizations whose sigma is a fit's
-                    keep = found.get("refined", np.zeros(len(found["xy"]), dtype=bool))[f]
-                    f, t = f[keep], t[keep]
-                z = (found["xy"][f] - sets.frame(i)[t]) / np.maximum(found["sigma"][f], 1e-12)
-                classes = crowding(found["xy"])[f]
-                np.add.at(squared, classes, (z ** 2).sum(axis=1))
-                np.add.at(counts, classes, 2)
-        self.train(was_training)
-        self.refine = refine
-        scale.copy_(before)
-        overall = math.sqrt(squared.sum() / counts.sum()) if counts.sum() else 1.0
-        factors = [math.sqrt(q / n) if n >= MIN_CALIBRATION else overall for q, n in zip(squared, counts)]
-        factors = [v if math.isfinite(v) and 0.01 <= v <= 100 else 1.0 for v in factors]
-        return torch.tensor(factors, dtype=self.sigma_scale.dtype)
+    def measure_psf_width_error(self, batches, tally) -> float:
+        """The RMS error of the network's PSF widths on ``batches``: ``frame_calibration.psf_width_error``."""
+        return psf_width_error(self, batches, tally)
 
     # -- training and scoring
     def _loss(self, images, sets) -> torch.Tensor:
@@ -219,11 +196,17 @@ class FrameLocalizer(Optimized):
             self.calibrate_sigmas(lambda: self.trainer.datamodule.batches("val", self.device), self._task().tally)
 
     def calibrate_sigmas(self, batches: Callable, tally) -> None:
-        """Set the network's sigma factors (``sigma_scale``) and, when the model refines, the refined ones
-        (``refined_sigma_scale``) on the frames ``batches()`` yields (each call a fresh pass)."""
+        """Set the network's sigma factors (``sigma_scale``) and, when the model refines, the refinement's
+        settings (``calibrate_refinement``) on the frames ``batches()`` yields (each call a fresh pass)."""
         self.sigma_scale.copy_(self.calibrate(batches(), tally))
         if self.refine:
-            self.refined_sigma_scale.copy_(self.calibrate(batches(), tally, refined=True))
+            self.calibrate_refinement(batches, tally)
+
+    def calibrate_refinement(self, batches: Callable, tally) -> None:
+        """Set the refinement's PSF width prior (``psf_width_error``), then with it the refined sigmas' factors
+        (``refined_sigma_scale``), on the frames ``batches()`` yields."""
+        self.psf_width_error.fill_(self.measure_psf_width_error(batches(), tally))
+        self.refined_sigma_scale.copy_(self.calibrate(batches(), tally, refined=True))
 
     @torch.inference_mode()
     def tune_decode(self, batches, tally) -> tuple[float, float]:
@@ -274,10 +257,3 @@ class FrameLocalizer(Optimized):
             self._score(tally, images, sets)
         return {"loss": loss / max(frames, 1), **tally.summary()}
 
-
-def crowding(xy) -> np.ndarray:
-    """(K,) each localization's crowding class (an index into ``CROWDING``) among the (K, 2) ``xy`` of its frame."""
-    from pixel_spotter.evaluation.localizations import nearest_other
-
-    edges = np.array([limit for _, limit in CROWDING[:-1]])
-    return np.searchsorted(edges, nearest_other(np.asarray(xy, dtype=np.float64).reshape(-1, 2)), side="right")

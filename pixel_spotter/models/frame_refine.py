@@ -8,6 +8,12 @@ its neighbours get their own windows. A fit that moved a position more than ``GA
 sigma is not kept. An isolated emitter then reaches the Cramér–Rao bound, as the single-spot ML fit does; the
 network alone answers offsets a few times the bound after the minutes of CPU training it gets here.
 
+Each PSF width is fitted under a Gaussian prior centred at the network's guess, as wide as the network's PSF
+widths are wrong (``width_prior``: their RMS error on validation frames, ``FrameLocalizer.psf_width_error``): two
+overlapping spots' widths and their separation trade off in the likelihood alone, each spot widening to take the
+other's light, and the network's widths are a better guess than that (0.05-0.08 px RMS against a spread of 0.17
+px in the emitter benchmark's frames).
+
 The uncertainty each refined localization carries is its Cramér–Rao standard deviation at the fitted values, of
 the joint fit (PSF widths unknown, the neighbours fitted with it unknown too): larger where spots overlap.
 
@@ -70,7 +76,7 @@ def _groups(found: list[dict], beyond: float):
     return torch.as_tensor(np.concatenate(members)), torch.as_tensor(np.concatenate(fitted))
 
 
-def _fit(photons, light, frame, xy, n, b, s, members, k, iterations):
+def _fit(photons, light, frame, xy, n, b, s, members, k, iterations, width_prior):
     """The joint fit of windows ``k``: (xy (k, 2) frame px, photons, background, psf sigma, sigma (k, 2))."""
     size = 2 * RADIUS + 1
     height, width = photons.shape[1:]
@@ -95,15 +101,18 @@ def _fit(photons, light, frame, xy, n, b, s, members, k, iterations):
     upper = torch.stack([(local[..., 0] + STEP_PX).clamp(max=size - 0.5),
                          (local[..., 1] + STEP_PX).clamp(max=size - 0.5), 10 * n[g] + 10,
                          torch.full_like(s[g], SIGMA_RANGE[1])], dim=2)
-    fit = fit_ml_group(windows, guess, b[k], lower, upper, active, iterations=iterations, extra=extra)
+    fit = fit_ml_group(windows, guess, b[k], lower, upper, active, iterations=iterations, extra=extra,
+                       width_prior=width_prior)
     spot = fit.spots[:, 0]
     sigma = torch.stack([fit.covariance[:, 0, 0], fit.covariance[:, 1, 1]], dim=1).clamp(min=1e-8).sqrt()
     return spot[:, :2] + corner, spot[:, 2], fit.background, spot[:, 3], sigma
 
 
-def refine(photons: torch.Tensor, found: list[dict], iterations: int, beyond: float = 0.0) -> list[dict]:
+def refine(photons: torch.Tensor, found: list[dict], iterations: int, beyond: float = 0.0,
+           width_prior: float = 0.0) -> list[dict]:
     """Every frame's localizations refined (those with no other within ``beyond`` px; the others keep the
-    network's answer): ``photons`` (B, H, W), ``found`` one dict per frame (``FrameLocalizer.localize``'s)."""
+    network's answer): ``photons`` (B, H, W), ``found`` one dict per frame (``FrameLocalizer.localize``'s);
+    ``width_prior`` (px): the standard deviation of the prior on each PSF width around the network's (0: none)."""
     photons = photons.detach().to("cpu", torch.float64)
     size = 2 * RADIUS + 1
     as_they_were = [{**f, "refined": np.zeros(len(f["xy"]), dtype=bool)} for f in found]
@@ -125,7 +134,8 @@ def refine(photons: torch.Tensor, found: list[dict], iterations: int, beyond: fl
     size_of = (members >= 0).sum(dim=1)  # the partners come nearest first, the -1s last: fit each group size apart
     chunks = [k.split(CHUNK) for g in range(1, PARTNERS + 2) for k in [(fitted & (size_of == g)).nonzero()[:, 0]]]
     for k in (c for group in chunks for c in group if len(c)):
-        new_xy, new_n, new_b, new_s, new_sigma = _fit(photons, light, frame, xy, n, b, s, members, k, iterations)
+        new_xy, new_n, new_b, new_s, new_sigma = _fit(photons, light, frame, xy, n, b, s, members, k, iterations,
+                                                      width_prior)
         good = torch.isfinite(torch.cat([new_xy, new_n[:, None], new_b[:, None], new_s[:, None]], 1)).all(1)
         good &= ((new_xy - xy[k]).abs() <= GATE_SIGMAS * network_sigma[k]).all(dim=1)  # NaN sigma: not kept
         k, fine = k[good], torch.isfinite(new_sigma[good]).all(dim=1)

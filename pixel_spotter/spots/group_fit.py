@@ -17,12 +17,12 @@ class GroupFit(NamedTuple):
     spots: torch.Tensor  # (B, G, 4): x, y (px, in the window's frame), photons, sigma_psf of each spot
     background: torch.Tensor  # (B,) photons per pixel, one per window
     covariance: torch.Tensor  # (B, 4G + 1, 4G + 1): the inverse Fisher information at the fit (inactive spots: 0)
-    log_likelihood: torch.Tensor  # (B,) at the fit (up to a constant)
+    log_likelihood: torch.Tensor  # (B,) at the fit (up to a constant; with a width prior, plus its log)
 
 
 def fit_ml_group(counts: torch.Tensor, spots: torch.Tensor, background: torch.Tensor, lower: torch.Tensor,
                  upper: torch.Tensor, active: torch.Tensor, iterations: int = 10,
-                 extra: torch.Tensor | None = None) -> GroupFit:
+                 extra: torch.Tensor | None = None, width_prior: float = 0.0) -> GroupFit:
     """Maximum-likelihood fit of G spots at once in each window, each with its own (x, y, photons, sigma_psf),
     over one background: what two overlapping spots need (fitted one at a time, each one's fit takes the other's
     light for its own). The Levenberg–Marquardt of ``fit_ml_free_sigma`` on the joint Poisson likelihood, dense
@@ -31,7 +31,13 @@ def fit_ml_group(counts: torch.Tensor, spots: torch.Tensor, background: torch.Te
     ``counts`` (B, H, W) photons; ``spots``, ``lower``, ``upper`` (B, G, 4) the start and the box of each spot
     (photons' and sigma's lower bounds > 0); ``background`` (B,) its start (kept >= ``MIN_BACKGROUND``);
     ``active`` (B, G) bool: the spots that exist (a window with fewer spots pads with inactive ones, which add no
-    light and never move); ``extra`` (B, H, W) fixed expected photons (spots not fitted here). float64."""
+    light and never move); ``extra`` (B, H, W) fixed expected photons (spots not fitted here). float64.
+
+    ``width_prior`` > 0 (px): a Gaussian prior of that standard deviation on each spot's PSF width, centred at its
+    start (a guess that good: the frame network's, whose RMS error that is), so the fit maximizes the posterior.
+    Two overlapping spots' widths and separation trade off against each other in the likelihood alone (each
+    widens to take the other's light); the prior holds the widths near the guess unless the light says
+    otherwise. The covariance is then the posterior's (the Fisher information plus the prior's)."""
     with torch.no_grad():
         counts = counts.to(torch.float64)
         batch, height, width = counts.shape
@@ -58,26 +64,37 @@ def fit_ml_group(counts: torch.Tensor, spots: torch.Tensor, background: torch.Te
                              torch.ones(batch, 1, height, width, dtype=counts.dtype)], dim=1)
             return light + t[:, -1, None, None] + fixed, jac
 
-        def loglik(mu):
-            return (counts * torch.log(mu) - mu).sum(dim=(1, 2))
+        widths = torch.arange(groups, device=counts.device) * 4 + 3  # each spot's PSF width in theta
+        centre = theta[:, widths].clone()
+        prior = on / width_prior ** 2 if width_prior > 0 else torch.zeros_like(on)  # (B, G) precision, 0: none
+
+        def objective(mu, t):
+            """The log-likelihood (up to a constant) plus the widths' log prior."""
+            return (counts * torch.log(mu) - mu).sum(dim=(1, 2)) - 0.5 * (prior * (t[:, widths] - centre) ** 2).sum(1)
+
+        def information(jac, mu):
+            fisher = torch.einsum("bphw,bqhw->bpq", jac, jac / mu[:, None])
+            fisher[:, widths, widths] += prior
+            return fisher
 
         # each candidate is evaluated with its Jacobian: an accepted step's is the next step's, and the last one's
         # gives the Fisher information at the fit (one model evaluation per step)
         mu, jac = model(theta)
-        current = loglik(mu)
+        current = objective(mu, theta)
         for _ in range(iterations):
-            fisher = torch.einsum("bphw,bqhw->bpq", jac, jac / mu[:, None])
+            fisher = information(jac, mu)
             grad = torch.einsum("bphw,bhw->bp", jac, counts / mu - 1.0)
+            grad[:, widths] -= prior * (theta[:, widths] - centre)
             cand = _projected_step(theta, grad, fisher, lam, lo, hi, held)
             mu_cand, jac_cand = model(cand)
-            new = loglik(mu_cand)
+            new = objective(mu_cand, cand)
             accept = torch.isfinite(new) & (new >= current)
             theta = torch.where(accept[:, None], cand, theta)
             mu = torch.where(accept[:, None, None], mu_cand, mu)
             jac = torch.where(accept[:, None, None, None], jac_cand, jac)
             current = torch.where(accept, new, current)
             lam = torch.where(accept, (lam / 10).clamp(min=1e-9), (lam * 10).clamp(max=1e12))
-        fisher = torch.einsum("bphw,bqhw->bpq", jac, jac / mu[:, None])
+        fisher = information(jac, mu)
         # inactive spots' rows are 0: invert with a 1 on their diagonal, then give them 0 back
         eye = torch.diag_embed(held.to(fisher))
         inverse, info = torch.linalg.inv_ex(fisher + eye)

@@ -302,9 +302,55 @@ def test_the_sigma_factors_calibrate_the_network_and_the_refinement_each_its_own
     model.refined_sigma_scale.fill_(1.0)
     model.calibrate_sigmas(lambda: [(images, sets)], task.tally)
     assert torch.equal(model.sigma_scale, chosen) and (model.refined_sigma_scale == 1.0).all()
-    model.refine = 3
+    model.refine = 3  # then the width prior first, and the refined factors with it
     model.calibrate_sigmas(lambda: [(images, sets)], task.tally)
-    assert torch.equal(model.sigma_scale, chosen) and torch.equal(model.refined_sigma_scale, fitted)
+    assert torch.equal(model.sigma_scale, chosen) and float(model.psf_width_error) > 0
+    assert torch.equal(model.refined_sigma_scale, model.calibrate([(images, sets)], task.tally, refined=True))
+
+
+def test_the_refinements_width_prior_is_the_networks_psf_width_error_and_round_trips(emitters_run):
+    """Before refined sigmas are calibrated, the prior on each PSF width is set to the RMS error of the network's
+    own widths on the same frames (a hand computation here); the refinement fits with it; the record keeps it, and
+    untrusted values or a checkpoint from before it leave the fit without one."""
+    from pixel_spotter.evaluation.localizations import match
+    from pixel_spotter.models.frame_refine import refine
+    from pixel_spotter.serving.loading import load_model
+    from pixel_spotter.tasks.emitters.rendering import EmitterSynthesizer
+    from pixel_spotter.tasks.emitters.task import EmittersTask
+
+    folder, _ = emitters_run
+    model, _ = load_model(folder, frames=True)
+    task = EmittersTask(24, 24, emitters={"density_per_um2": 1.0, "photons": [3000, 5000], "background": [10, 20]},
+                        input_scale=model.input_scale)
+    images, sets, _ = EmitterSynthesizer(24, 24, task.ranges, task.density, task.camera, task.input_scale)(
+        list(range(8)), "cpu")
+    errors = []
+    for i, f in enumerate(model.localize(images)):  # the network's answers (the run does not refine)
+        pairs = match(f["xy"], sets.frame(i), task.tally().tolerance_px)
+        widths = sets.psf_sigma[i][sets.mask[i]].double().numpy()
+        errors += [f["psf_sigma"][k] - widths[j] for k, j in pairs]
+    expected = float(np.sqrt(np.mean(np.square(errors))))
+    assert model.refine == 0 and float(model.psf_width_error) == 0.0 and len(errors) > 10
+    model.refine = 2
+    model.calibrate_refinement(lambda: [(images, sets)], task.tally)
+    assert float(model.psf_width_error) == pytest.approx(expected, rel=1e-6) and model.refine == 2
+    model.refine = 0
+    plain = model.localize(images)
+    model.refine = 2
+    for a, b in zip(model.localize(images), refine(images[:, 0] * model.input_scale, plain, 2,
+                                                   width_prior=expected)):
+        np.testing.assert_allclose(a["xy"], b["xy"])
+    record = model.decode_record()
+    assert record["psf_width_error"] == pytest.approx(expected)
+    model.psf_width_error.fill_(0.0)
+    model.apply_decode(record)
+    assert float(model.psf_width_error) == pytest.approx(expected)
+    for hostile in (float("nan"), -1.0, 1e9, "0.1"):
+        model.apply_decode({"psf_width_error": hostile})
+        assert float(model.psf_width_error) == pytest.approx(expected)
+    old = {k: v for k, v in model.state_dict().items() if k != "psf_width_error"}
+    model.load_state_dict(old)
+    assert float(model.psf_width_error) == 0.0
 
 
 def test_each_crowding_class_has_its_own_sigma_factor_and_old_records_and_checkpoints_still_load(emitters_run):

@@ -126,8 +126,8 @@ def bench_density(runs, task, density: float, frames: int, size: int, seed: int,
     rows = []
     for name, model, runtime in runs:
         threshold, split = model.tune_decode([(val_images, val)], bench_task.tally)
-        if model.refine:  # a refined sigma's factors: on the same validation frames (the network's: the run's own)
-            model.refined_sigma_scale.copy_(model.calibrate([(val_images, val)], bench_task.tally, refined=True))
+        if model.refine:  # the PSF width prior and the refined sigmas' factors: on the same validation frames (the
+            model.calibrate_refinement(lambda: [(val_images, val)], bench_task.tally)  # network's: the run's own)
         with torch.inference_mode():
             model.localize(images[:4])  # warm-up
             found, seconds = _timed(lambda m=model: [f for batch in images.split(BATCH) for f in m.localize(batch)])
