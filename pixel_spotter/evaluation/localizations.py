@@ -174,6 +174,8 @@ class Tally:
         self.frame_size = frame_size
         self.tp = self.fp = self.fn = self.frames = self.exact_frames = 0
         self.squared = self.bound_sum = 0.0
+        # per frame (tp, fp, fn, squared error, bound sum): what ``intervals.py`` resamples frames with
+        self.frame_sums: list[tuple[int, int, int, float, float]] = []
         # the same sums over the pairs whose true emitter is isolated (``ISOLATION`` tolerances from any other):
         # how close to the bound the localizations come where crowding does not enter
         self.isolated_squared = self.isolated_bound_sum = 0.0
@@ -217,12 +219,15 @@ class Tally:
         self.tp += len(pairs)
         self.fp += len(f) - len(pairs)
         self.fn += len(t) - len(pairs)
+        squared = bound_sum = 0.0
         if pairs:
             i, j = (np.array(k) for k in zip(*pairs))
             error = f[i] - t[j]
-            self.squared += float(np.sum(error ** 2))
+            squared = float(np.sum(error ** 2))
+            self.squared += squared
             if b is not None:
-                self.bound_sum += float(np.sum(b[j]))
+                bound_sum = float(np.sum(b[j]))
+                self.bound_sum += bound_sum
                 alone = nearest[j] >= ISOLATION * self.tolerance_px
                 self.isolated_squared += float(np.sum(error[alone] ** 2))
                 self.isolated_bound_sum += float(np.sum(b[j][alone]))
@@ -240,6 +245,7 @@ class Tally:
                 np.add.at(self.bin_count, where_bin, 1)
                 np.add.at(self.bin_sigma2, where_bin, s[i].ravel() ** 2)
                 np.add.at(self.bin_error2, where_bin, error.ravel() ** 2)
+        self.frame_sums.append((len(pairs), len(f) - len(pairs), len(t) - len(pairs), squared, bound_sum))
         return pairs
 
     def calibration(self) -> list[dict[str, float]]:

@@ -8,7 +8,8 @@ side:
 - Picasso's identify + gaussmle (``picasso_reference.py``), when the ``picasso`` extra is installed,
 
 as the SMLM Challenge 2016 scores (Jaccard index, RMSE of the matched pairs, efficiency; matched within the run's
-``data.tolerance_nm``), plus the matched pairs' RMSE over their single-emitter Cramér–Rao bound (a lower bound in
+``data.tolerance_nm``; the efficiency and the RMSE over the CRLB with their 95 % intervals over resampled test
+frames, ``evaluation/intervals.py``), plus the matched pairs' RMSE over their single-emitter Cramér–Rao bound (a lower bound in
 crowded frames), the same over the isolated emitters alone (no other within twice the tolerance: where that
 bound is the bound) and frames per second on this machine, the best of two passes over the test frames (the network
 and its decode, the network run by ``--runtime``, ``serving/frame_runtime.py``; the classical pipeline; Picasso as a
@@ -30,7 +31,8 @@ from pathlib import Path
 from pixel_spotter.serving.frame_runtime import RUNTIMES
 
 COLUMNS = ("density_per_um2", "method", "frames", "emitters", "tp", "fp", "fn", "jaccard", "recall", "precision",
-           "rmse_nm", "efficiency", "rmse_over_bound", "isolated_over_bound",
+           "rmse_nm", "efficiency", "efficiency_low", "efficiency_high", "rmse_over_bound", "rmse_over_bound_low",
+           "rmse_over_bound_high", "isolated_over_bound",
            "error_over_joint_bound", "z_rms", "frames_per_s", "threshold",
            "split", "runtime")
 DENSITIES = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -82,10 +84,14 @@ def _frames(synth, seed: int, stream: int, count: int):
 
 
 def _row(density, method, truth, tally, seconds, threshold) -> dict:
+    from pixel_spotter.evaluation.intervals import frame_bootstrap
+
     summary = tally.summary()
     row = {"density_per_um2": density, "method": method, "frames": len(truth), "emitters": int(truth.counts.sum()),
            "frames_per_s": len(truth) / max(seconds, 1e-9), "threshold": threshold}
     row.update({k: summary.get(k) for k in COLUMNS if k in summary})
+    for name, (low, high) in frame_bootstrap(tally).items():  # 95 % over resampled test frames
+        row.update({f"{name}_low": low, f"{name}_high": high})
     return row
 
 
@@ -178,17 +184,23 @@ def _load(runs: list[Path], runtime: str = "torch"):
 
 
 def _markdown(rows: list[dict]) -> str:
-    headers = ["density (/µm²)", "method", "Jaccard", "RMSE (nm)", "efficiency", "RMSE / CRLB",
-               "RMSE / CRLB, isolated", "error / joint CRLB (RMS)", "z RMS", "frames/s"]
+    headers = ["density (/µm²)", "method", "Jaccard", "RMSE (nm)", "efficiency (95 % interval)",
+               "RMSE / CRLB (95 % interval)", "RMSE / CRLB, isolated", "error / joint CRLB (RMS)", "z RMS",
+               "frames/s"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
 
     def f(value, spec):
         return format(value, spec) if isinstance(value, (int, float)) and math.isfinite(value) else "—"
 
+    def within(r, name, spec):  # the value, and its interval over resampled test frames when there is one
+        low, high = r.get(f"{name}_low"), r.get(f"{name}_high")
+        span = f" ({f(low, spec)}–{f(high, spec)})" if low is not None and high is not None else ""
+        return f(r.get(name), spec) + span
+
     for r in rows:
         lines.append(f"| {r['density_per_um2']:g} | {r['method']} | {f(r.get('jaccard'), '.3f')} | "
-                     f"{f(r.get('rmse_nm'), '.1f')} | {f(r.get('efficiency'), '.1f')} | "
-                     f"{f(r.get('rmse_over_bound'), '.2f')} | {f(r.get('isolated_over_bound'), '.2f')} | "
+                     f"{f(r.get('rmse_nm'), '.1f')} | {within(r, 'efficiency', '.1f')} | "
+                     f"{within(r, 'rmse_over_bound', '.2f')} | {f(r.get('isolated_over_bound'), '.2f')} | "
                      f"{f(r.get('error_over_joint_bound'), '.2f')} | "
                      f"{f(r.get('z_rms'), '.2f')} | "
                      f"{f(r.get('frames_per_s'), '.0f')} |")
