@@ -10,6 +10,11 @@ training. Frames may be larger than the training frames (the network is fully co
 Columns (``COLUMNS``): frame (from 1), x and y in nm from the image's top-left corner (pixel centres at 0.5 px, as
 ThunderSTORM places them), sigma (the emitter's PSF width) in nm, intensity (photons), offset (background photons
 per pixel), uncertainty (the model's own standard deviation of the position, the RMS of x and y) in nm.
+
+``--refine N`` turns the maximum-likelihood refinement of each localization on (``frame_refine.py``) or off. A run
+trained without it has no calibration for it (the width of its PSF width prior, the factors on its refined
+sigmas): these are then set on ``CALIBRATION_FRAMES`` frames simulated from the run's own data settings (emitter
+ranges, densities, camera), as the run's test would have set them on its validation frames.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ COLUMNS = ("frame", "x [nm]", "y [nm]", "sigma [nm]", "intensity [photon]", "off
 CAMERA_OPTIONS = {"baseline": "baseline", "e_per_adu": "e-per-adu", "em_gain": "em-gain",
                   "quantum_efficiency": "quantum-efficiency"}
 MAX_FRAME_PIXELS = 2**24  # 4096 x 4096 per frame
+CALIBRATION_FRAMES, CALIBRATION_SIZE = 200, 64  # a refinement's calibration for a run trained without one
+CALIBRATION_STREAM = 23  # their seed stream: frames no run trained, validated or was tested on (bench: 21, 22)
+MAX_REFINE = 50
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{flag}", dest=key, type=float, default=None,
                             help=f"the movie's camera {key.replace('_', ' ')}, when not the run's data.camera")
     parser.add_argument("--batch", type=int, default=16, help="frames per network pass (default: %(default)s)")
+    parser.add_argument("--refine", type=int, default=None, help="steps of the maximum-likelihood refinement of "
+                        "each localization with its close neighbours (0: the network alone; 2 is enough; default: "
+                        "what the run was trained with)")
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto", help="what runs the network: PyTorch, or "
                         "ONNX Runtime (the export extra) on the same weights; auto: onnxruntime when installed and "
                         "it answers as PyTorch does (default: %(default)s)")
@@ -89,6 +100,19 @@ def _camera(task, args):
         return replace(task.camera, **settings) if settings else task.camera
     except ValueError as err:  # the dataclass checks its fields again on replace
         raise UserError(f"{err}; fix the option") from None
+
+
+def calibrate_refinement_on_simulated(model, task) -> int:
+    """Set a refining ``model``'s refinement calibration (``FrameLocalizer.calibrate_refinement``) on frames
+    simulated from ``task``'s own ranges and camera; the number of emitters it saw."""
+    from pixel_spotter.data.seeds import sample_seed
+    from pixel_spotter.tasks.emitters.rendering import EmitterSynthesizer
+
+    synth = EmitterSynthesizer(CALIBRATION_SIZE, CALIBRATION_SIZE, task.ranges, task.density, task.camera,
+                               task.input_scale)
+    images, sets, _ = synth([sample_seed(0, CALIBRATION_STREAM, k) for k in range(CALIBRATION_FRAMES)], "cpu")
+    model.calibrate_refinement(lambda: [(images, sets)], task.tally)
+    return int(sets.counts.sum())
 
 
 def _rows(found: dict, frame: int, pixel_nm: float) -> list[tuple]:
@@ -159,6 +183,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     if not 1 <= args.batch <= 4096:
         raise UserError(f"--batch {args.batch}: give 1 to 4096 frames per pass")
+    if args.refine is not None and not 0 <= args.refine <= MAX_REFINE:
+        raise UserError(f"--refine {args.refine}: give 0 to {MAX_REFINE} fit steps (0: the network alone)")
     if not args.movie.is_file():
         raise UserError(f"{args.movie} does not exist; pass a TIFF movie")
     folder, _ = locate(args.run)
@@ -174,6 +200,15 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"note: the network runs on PyTorch: {why}", file=sys.stderr)
     record = folder.read()
     model.apply_decode(record.decode)  # the threshold and sigma calibration its test used
+    if args.refine is not None:
+        trained_with = model.refine
+        model.refine = args.refine
+        if args.refine and not trained_with:  # nothing of the refinement was calibrated when it was trained
+            start = time.perf_counter()
+            emitters = calibrate_refinement_on_simulated(model, task)
+            print(f"note: {args.run} was trained without the refinement; its PSF width prior and the refined "
+                  f"uncertainties are calibrated on {CALIBRATION_FRAMES} frames ({emitters} emitters) simulated from "
+                  f"the run's own data settings ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     camera = _camera(task, args)
     out = args.out or args.movie.with_suffix(".csv")
     try:
@@ -211,8 +246,9 @@ def run_command(args: argparse.Namespace) -> int:
         tmp.unlink(missing_ok=True)
         raise
     seconds = time.perf_counter() - start
+    refined = f", refined in {model.refine} steps" if model.refine else ""
     print(f"localize: {count} localizations in {shape[0]} frames of {shape[1]}x{shape[2]} "
-          f"({shape[0] / max(seconds, 1e-9):.0f} frames/s, {runtime}) -> {out}")
+          f"({shape[0] / max(seconds, 1e-9):.0f} frames/s, {runtime}{refined}) -> {out}")
     if count == 0:
         jaccard = (record.test or {}).get("jaccard")
         trained = f", and is the run trained enough (its test Jaccard index is {jaccard:.3f})" \

@@ -226,8 +226,13 @@ def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, 
     sparse = [r for r in rows if r["density_per_um2"] == "0.5"]
     assert all(float(r["isolated_over_bound"]) > 0 for r in sparse)  # each method's pairs far from any other
     assert all(float(r["error_over_joint_bound"]) > 0 for r in rows)  # every method's, over the crowded bound
+    for r in rows:  # each number inside its interval over resampled test frames, and the interval not a point
+        for name in ("efficiency", "rmse_over_bound"):
+            low, value, high = (float(r[name + end]) for end in ("_low", "", "_high"))
+            assert low <= value <= high and low < high, (r["method"], name)
     out = capsys.readouterr().out
     assert "RMSE / CRLB, isolated" in out and "error / joint CRLB (RMS)" in out
+    assert f"| {float(dense[0]['efficiency']):.1f} ({float(dense[0]['efficiency_low']):.1f} to " in out
     assert "| 2 | classical |" in out and "Picasso left out: --no-picasso" in out
     # other work holding the cores is said, as speeds measured then are not an idle machine's
     monkeypatch.setattr(os, "getloadavg", lambda: (7.5, 7.0, 6.0))
@@ -446,6 +451,56 @@ def test_localize_writes_what_the_model_finds_in_thunderstorm_columns(emitters_r
     sigmas = np.concatenate([f["sigma"] for f in found])
     np.testing.assert_allclose(rows[:, 6], np.sqrt((sigmas ** 2).mean(axis=1)) * 100, rtol=1e-4)
     assert (rows[:, 3] > 0).all() and (rows[:, 4] > 0).all() and (rows[:, 6] > 0).all()
+
+
+def test_localize_refine_calibrates_a_run_trained_without_it_on_simulated_frames(emitters_run, tmp_path, capsys):
+    """--refine 2 on a run that never refined: the refinement's calibration is set on frames simulated from the
+    run's own settings (said on one note line), and the table is the refined localizations, nearer the truth."""
+    from pixel_spotter.evaluation.localizations import Tally
+    from pixel_spotter.run_folder import RunFolder
+    from pixel_spotter.serving.loading import load_model, run_task
+    from pixel_spotter.serving.localize import CALIBRATION_FRAMES, calibrate_refinement_on_simulated
+    from pixel_spotter.tasks.emitters.rendering import EmitterSynthesizer
+    from pixel_spotter.tasks.emitters.task import EmittersTask
+
+    folder, _ = emitters_run
+    task = EmittersTask(40, 48, emitters={"density_per_um2": 0.5, "photons": [3000, 5000], "background": [10, 20]})
+    synth = EmitterSynthesizer(40, 48, task.ranges, task.density, task.camera, task.input_scale)
+    _, truth, photons = synth(list(range(6)), "cpu")
+    movie = _movie(tmp_path, photons.numpy().astype(np.uint16))
+    tables = {}
+    for steps in ("0", "2"):
+        out = tmp_path / f"refine{steps}.csv"
+        assert cli.main(["localize", str(folder), str(movie), "--refine", steps, "--out", str(out)]) == 0
+        printed = capsys.readouterr()
+        tables[steps] = np.array(list(csv.reader(out.open()))[1:], dtype=float)
+        assert (f"calibrated on {CALIBRATION_FRAMES} frames" in printed.err) == (steps == "2")
+        assert (", refined in 2 steps) ->" in printed.out) == (steps == "2")
+    plain, refined = tables["0"], tables["2"]
+    assert len(plain) == len(refined) > 5 and np.array_equal(plain[:, 0], refined[:, 0])  # the same detections
+    assert not np.allclose(plain[:, 1:3], refined[:, 1:3]) and np.isfinite(refined).all() and (refined[:, 6] > 0).all()
+    # nearer the truth, as the refinement is
+    errors = {}
+    for steps, table in tables.items():
+        tally = Tally(250.0, 100.0)
+        for i in range(6):
+            tally.add(table[table[:, 0] == i + 1, 1:3] / 100 - 0.5, truth.frame(i))
+        errors[steps] = tally.summary()["rmse_nm"]
+    assert errors["2"] < errors["0"]
+    # the uncertainties are those of the model calibrated the same way
+    model, size = load_model(folder, frames=True)
+    model.apply_decode(RunFolder(folder).read().decode)
+    model.refine, run = 2, run_task(RunFolder(folder), *size)
+    model.input_scale = run.input_scale  # as localize sets it: the refinement fits photons
+    calibrate_refinement_on_simulated(model, run)
+    assert float(model.psf_width_error) > 0
+    with torch.inference_mode():
+        found = model.localize(torch.from_numpy(photons.numpy().astype(np.uint16).astype(np.float32))[:, None]
+                               / model.input_scale)
+    sigma = np.concatenate([np.sqrt((f["sigma"] ** 2).mean(axis=1)) * 100 for f in found])
+    np.testing.assert_allclose(refined[:, 6], sigma, rtol=1e-4)
+    assert cli.main(["localize", str(folder), str(movie), "--refine", "99"]) == 2
+    assert "--refine 99" in capsys.readouterr().err
 
 
 def test_localize_refuses_bad_movies_and_runs_in_one_line(emitters_run, tmp_path, capsys):

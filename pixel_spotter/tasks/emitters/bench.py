@@ -8,10 +8,11 @@ side:
 - Picasso's identify + gaussmle (``picasso_reference.py``), when the ``picasso`` extra is installed,
 
 as the SMLM Challenge 2016 scores (Jaccard index, RMSE of the matched pairs, efficiency; matched within the run's
-``data.tolerance_nm``; the efficiency and the RMSE over the CRLB with their 95 % intervals over resampled test
-frames, ``evaluation/intervals.py``), plus the matched pairs' RMSE over their single-emitter Cramér–Rao bound (a lower bound in
-crowded frames), the same over the isolated emitters alone (no other within twice the tolerance: where that
-bound is the bound) and frames per second on this machine, the best of two passes over the test frames (the network
+``data.tolerance_nm``), plus the matched pairs' RMSE over their single-emitter Cramér–Rao bound (a lower bound in
+crowded frames), the efficiency and that ratio each with its 95 % interval over resampled test frames
+(``evaluation/intervals.py``: the ratio is a few close pairs' on 100 frames), the same ratio over the isolated
+emitters alone (no other within twice the tolerance: where that bound is the bound) and frames per second on this
+machine, the best of two passes over the test frames (the network
 and its decode, the network run by ``--runtime``, ``serving/frame_runtime.py``; the classical pipeline; Picasso as a
 user runs it: the frames written as a TIFF and loaded with its own reader, then identified and fitted).
 
@@ -194,7 +195,7 @@ def _markdown(rows: list[dict]) -> str:
 
     def within(r, name, spec):  # the value, and its interval over resampled test frames when there is one
         low, high = r.get(f"{name}_low"), r.get(f"{name}_high")
-        span = f" ({f(low, spec)}–{f(high, spec)})" if low is not None and high is not None else ""
+        span = f" ({f(low, spec)} to {f(high, spec)})" if low is not None and high is not None else ""
         return f(r.get(name), spec) + span
 
     for r in rows:
