@@ -25,6 +25,21 @@ def crowding(xy) -> np.ndarray:
     return np.searchsorted(edges, nearest_other(np.asarray(xy, dtype=np.float64).reshape(-1, 2)), side="right")
 
 
+FRAME_APART = 1e6  # px: each frame's localizations moved this far from the previous frame's (``crowding_of_frames``)
+
+
+def crowding_of_frames(xys: list) -> list[np.ndarray]:
+    """``crowding`` of each frame's (K_i, 2) localizations, all frames at once: one k-d tree over the batch, each
+    frame moved ``FRAME_APART`` px from the last, so no neighbour is found in another frame (a batch of frames of a
+    few localizations each spends more on a tree per frame than on the search)."""
+    points = [np.asarray(xy, dtype=np.float64).reshape(-1, 2) for xy in xys]
+    if not points:
+        return []
+    shifted = np.concatenate([p + [k * FRAME_APART, 0.0] for k, p in enumerate(points)])
+    classes = crowding(shifted)
+    return np.split(classes, np.cumsum([len(p) for p in points])[:-1])
+
+
 def matched(model, batches, tally, refined: bool):
     """Each frame of ``batches`` ((images, FrameSets, ...)) as (the model's localizations, its FrameSets, its index
     in them, matched localization indices, matched true indices), matched as ``tally()`` matches; the network's

@@ -21,7 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixel_spotter.models.frame_calibration import CROWDING, MIN_WIDTH_ERROR, crowding, psf_width_error, sigma_factors
+from pixel_spotter.models.frame_calibration import (
+    CROWDING,
+    MIN_WIDTH_ERROR,
+    crowding_of_frames,
+    psf_width_error,
+    sigma_factors,
+)
 from pixel_spotter.models.frame_losses import LOSSES
 from pixel_spotter.models.frame_maps import SPLITS, candidates, read_maps
 from pixel_spotter.models.optimizing import Optimized
@@ -78,8 +84,8 @@ class FrameLocalizer(Optimized):
         found = self.candidates(images).select(float(self.threshold), float(self.split))
         scales = self.sigma_scale.double().cpu().numpy()  # calibrate the network's sigmas
         if (scales != 1.0).any():
-            found = [{**f, "sigma": None if f["sigma"] is None else f["sigma"] * scales[crowding(f["xy"])][:, None]}
-                     for f in found]
+            found = [{**f, "sigma": None if f["sigma"] is None else f["sigma"] * scales[c][:, None]}
+                     for f, c in zip(found, crowding_of_frames([f["xy"] for f in found]))]
         if self.refine:
             from pixel_spotter.models.frame_refine import refine
 
@@ -87,8 +93,8 @@ class FrameLocalizer(Optimized):
                            float(self.psf_width_error))
             scales = self.refined_sigma_scale.double().cpu().numpy()
             if (scales != 1.0).any():
-                found = [{**f, "sigma": np.where(f["refined"][:, None], f["sigma"] * scales[crowding(f["xy"])][:, None],
-                                                 f["sigma"])} if "refined" in f else f for f in found]
+                found = [{**f, "sigma": np.where(f["refined"][:, None], f["sigma"] * scales[c][:, None], f["sigma"])}
+                         if "refined" in f else f for f, c in zip(found, crowding_of_frames([f["xy"] for f in found]))]
         return found
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):

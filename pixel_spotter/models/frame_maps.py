@@ -28,33 +28,61 @@ MIN_SIGMA = 0.01  # px (or photon_scale units): a predicted uncertainty never co
 SPLITS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # the split thresholds a decode may use (1: none), lowest last
 
 
-@dataclass
-class Maps:
-    """The meaning of a (B, C, H, W) output, each (B, H, W)."""
+def _uncertainty(raw: torch.Tensor) -> torch.Tensor:
+    return F.softplus(raw) + MIN_SIGMA
 
-    logit: torch.Tensor
-    dx: torch.Tensor | None = None
-    dy: torch.Tensor | None = None
-    photons: torch.Tensor | None = None
-    background: torch.Tensor | None = None
-    sigma_x: torch.Tensor | None = None
-    sigma_y: torch.Tensor | None = None
-    sigma_photons: torch.Tensor | None = None
-    psf_sigma: torch.Tensor | None = None
+
+# each emitter map: its channel of the raw output, and what makes the raw number that map's
+ACTIVATIONS = {"dx": (1, torch.tanh), "dy": (2, torch.tanh), "photons": (3, F.softplus),
+               "background": (4, F.softplus), "sigma_x": (5, _uncertainty), "sigma_y": (6, _uncertainty),
+               "sigma_photons": (7, _uncertainty), "psf_sigma": (8, _uncertainty)}
+
+
+def _emitter_map(name: str) -> property:
+    channel, activation = ACTIVATIONS[name]
+
+    def get(self) -> torch.Tensor | None:
+        if self.raw.shape[1] == 1:  # a detection model answers the logit only
+            return None
+        if name not in self._maps:
+            self._maps[name] = activation(self.raw[:, channel])
+        return self._maps[name]
+
+    return property(get, doc=f"(B, H, W) the {name} map (None for a detection model)")
+
+
+class Maps:
+    """The meaning of a (B, C, H, W) output: each map (B, H, W), made from its raw channel when first used (the loss
+    uses every pixel of each; the decode only its candidates' pixels, ``at``, so the full maps are never made)."""
+
+    dx, dy, photons, background = (_emitter_map(n) for n in ("dx", "dy", "photons", "background"))
+    sigma_x, sigma_y, sigma_photons, psf_sigma = (_emitter_map(n) for n in ("sigma_x", "sigma_y", "sigma_photons",
+                                                                           "psf_sigma"))
+
+    def __init__(self, raw: torch.Tensor):
+        self.raw, self._maps = raw, {}
+
+    @property
+    def logit(self) -> torch.Tensor:
+        return self.raw[:, 0]
 
     @property
     def probability(self) -> torch.Tensor:
         return torch.sigmoid(self.logit)
 
+    @property
+    def emitters(self) -> bool:
+        """Whether the output has the emitter maps (``CHANNELS["emitters"]``), not the detection logit alone."""
+        return self.raw.shape[1] > 1
+
+    def at(self, name: str, frame, row, col) -> torch.Tensor:
+        """Map ``name`` at the pixels (frame, row, col) (each (M,) long): the same numbers as the full map's there."""
+        channel, activation = ACTIVATIONS[name]
+        return activation(self.raw[frame, channel, row, col])
+
 
 def read_maps(raw: torch.Tensor) -> Maps:
-    if raw.shape[1] == 1:
-        return Maps(logit=raw[:, 0])
-    softplus = F.softplus
-    return Maps(logit=raw[:, 0], dx=torch.tanh(raw[:, 1]), dy=torch.tanh(raw[:, 2]), photons=softplus(raw[:, 3]),
-                background=softplus(raw[:, 4]), sigma_x=softplus(raw[:, 5]) + MIN_SIGMA,
-                sigma_y=softplus(raw[:, 6]) + MIN_SIGMA, sigma_photons=softplus(raw[:, 7]) + MIN_SIGMA,
-                psf_sigma=softplus(raw[:, 8]) + MIN_SIGMA)
+    return Maps(raw)
 
 
 @dataclass
@@ -104,12 +132,12 @@ def candidates(maps: Maps, decode: str, photon_scale: float = 1.0, floor: float 
     frame, row, col = where.nonzero(as_tuple=True)
     xy = torch.stack([col, row], dim=1).double()
     extra = {}
-    if maps.dx is not None:
-        xy += torch.stack([maps.dx[frame, row, col], maps.dy[frame, row, col]], dim=1).double()
-        at = lambda m: m[frame, row, col].double().cpu()  # noqa: E731
-        extra = {"sigma": torch.stack([at(maps.sigma_x), at(maps.sigma_y)], dim=1),
-                 "photons": at(maps.photons) * photon_scale, "background": at(maps.background) * photon_scale,
-                 "psf_sigma": at(maps.psf_sigma)}
+    if maps.emitters:
+        at = lambda name: maps.at(name, frame, row, col).double().cpu()  # noqa: E731
+        xy += torch.stack([at("dx"), at("dy")], dim=1).to(xy.device)
+        extra = {"sigma": torch.stack([at("sigma_x"), at("sigma_y")], dim=1),
+                 "photons": at("photons") * photon_scale, "background": at("background") * photon_scale,
+                 "psf_sigma": at("psf_sigma")}
     if peak is not None:
         extra.update(peak=peak[frame, row, col].cpu(), own=p[frame, row, col].cpu())
     return Candidates(frame=frame.cpu(), xy=xy.cpu(), score=score[frame, row, col].cpu(), frames=len(p),

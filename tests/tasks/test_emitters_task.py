@@ -81,11 +81,31 @@ def _perfect_maps(sets: FrameSets, height: int, width: int, shift: float = 0.0) 
             c, r = round(x), round(y)
             logit[i, r, c] = 8.0
             dx[i, r, c], dy[i, r, c] = x - c + shift, y - r
-    small = torch.full_like(logit, 0.05)
-    photons = torch.full_like(logit, 1.0)
-    return Maps(logit=logit, dx=dx, dy=dy, photons=photons, background=torch.full_like(logit, 0.01),
-                sigma_x=small, sigma_y=small, sigma_photons=torch.full_like(logit, 0.1),
-                psf_sigma=torch.full_like(logit, 1.3))
+    from pixel_spotter.models.frame_maps import MIN_SIGMA
+
+    def raw_of(value, positive=True, offset=0.0):  # the raw channel the activation makes ``value`` of
+        return torch.log(torch.expm1(torch.full_like(logit, value - offset))) if positive else torch.atanh(value)
+
+    raw = torch.stack([logit, raw_of(dx, False), raw_of(dy, False), raw_of(1.0), raw_of(0.01),
+                       raw_of(0.05, offset=MIN_SIGMA), raw_of(0.05, offset=MIN_SIGMA), raw_of(0.1, offset=MIN_SIGMA),
+                       raw_of(1.3, offset=MIN_SIGMA)], dim=1)
+    maps = Maps(raw)
+    torch.testing.assert_close(maps.dx, dx)
+    torch.testing.assert_close(maps.sigma_x, torch.full_like(logit, 0.05))
+    return maps
+
+
+def test_a_map_read_at_some_pixels_is_the_full_maps_numbers_there():
+    """The decode reads each emitter map at its candidates' pixels only (``Maps.at``), never the full map: the same
+    numbers, to float32 rounding (a vectorized softplus and a short one may differ in the last bit)."""
+    from pixel_spotter.models.frame_maps import ACTIVATIONS
+
+    raw = torch.randn(3, 9, 12, 14, generator=torch.Generator().manual_seed(0)) * 3
+    frame, row, col = torch.tensor([0, 2, 2, 1]), torch.tensor([0, 11, 5, 3]), torch.tensor([13, 0, 7, 3])
+    for name in ACTIVATIONS:
+        torch.testing.assert_close(Maps(raw).at(name, frame, row, col), getattr(Maps(raw), name)[frame, row, col],
+                                   rtol=1e-6, atol=1e-7)
+    assert Maps(raw[:, :1]).dx is None and not Maps(raw[:, :1]).emitters and Maps(raw).emitters
 
 
 def _raw_maps(probabilities: dict, height: int = 16, width: int = 16) -> torch.Tensor:
@@ -359,12 +379,15 @@ def test_the_refinements_width_prior_is_the_networks_psf_width_error_and_round_t
 
 
 def test_each_crowding_class_has_its_own_sigma_factor_and_old_records_and_checkpoints_still_load(emitters_run):
-    from pixel_spotter.models.frame_localizer import CROWDING, crowding
+    from pixel_spotter.models.frame_calibration import CROWDING, crowding, crowding_of_frames
     from pixel_spotter.serving.loading import load_model
 
     # nearest neighbours 2, 2, 4 and 4 px, none within 6 px
     xy = np.array([[0.0, 0.0], [2.0, 0.0], [10.0, 0.0], [14.0, 0.0], [30.0, 30.0]])
     assert crowding(xy).tolist() == [0, 0, 1, 1, 2] and crowding(np.zeros((0, 2))).tolist() == []
+    # a batch's frames at once: each frame's own classes, no neighbour taken from another frame
+    frames = [xy, np.zeros((0, 2)), xy[:1], xy[[0, 1]]]
+    assert [c.tolist() for c in crowding_of_frames(frames)] == [[0, 0, 1, 1, 2], [], [2], [0, 0]]
     folder, record = emitters_run
     model, _ = load_model(folder, frames=True)
     model.apply_decode({"threshold": 0.4, "sigma_scale_close": 4.0, "sigma_scale_near": 2.0,
