@@ -280,9 +280,8 @@ def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, 
         assert bad[0] in capsys.readouterr().err
 
 
-def test_the_sigma_factors_calibrate_the_network_and_the_refinement_each_its_own(emitters_run):
-    from pixel_spotter.models.frame_localizer import CROWDING
-    from pixel_spotter.models.frame_refine import refine
+def _model_and_frames(emitters_run):
+    """The emitters run's model, loaded afresh, and 8 frames of 24x24 at 1 emitter/um^2 (images, FrameSets)."""
     from pixel_spotter.serving.loading import load_model
     from pixel_spotter.tasks.emitters.rendering import EmitterSynthesizer
     from pixel_spotter.tasks.emitters.task import EmittersTask
@@ -293,6 +292,14 @@ def test_the_sigma_factors_calibrate_the_network_and_the_refinement_each_its_own
                         input_scale=model.input_scale)
     images, sets, _ = EmitterSynthesizer(24, 24, task.ranges, task.density, task.camera, task.input_scale)(
         list(range(8)), "cpu")
+    return model, task, images, sets
+
+
+def test_the_sigma_factors_calibrate_the_network_and_the_refinement_each_its_own(emitters_run):
+    from pixel_spotter.models.frame_localizer import CROWDING
+    from pixel_spotter.models.frame_refine import refine
+
+    model, task, images, sets = _model_and_frames(emitters_run)
     model.sigma_scale.fill_(1.0)
     plain = model.localize(images)
     model.sigma_scale.fill_(2.0)
@@ -339,16 +346,8 @@ def test_the_refinements_width_prior_is_the_networks_psf_width_error_and_round_t
     untrusted values or a checkpoint from before it leave the fit without one."""
     from pixel_spotter.evaluation.localizations import match
     from pixel_spotter.models.frame_refine import refine
-    from pixel_spotter.serving.loading import load_model
-    from pixel_spotter.tasks.emitters.rendering import EmitterSynthesizer
-    from pixel_spotter.tasks.emitters.task import EmittersTask
 
-    folder, _ = emitters_run
-    model, _ = load_model(folder, frames=True)
-    task = EmittersTask(24, 24, emitters={"density_per_um2": 1.0, "photons": [3000, 5000], "background": [10, 20]},
-                        input_scale=model.input_scale)
-    images, sets, _ = EmitterSynthesizer(24, 24, task.ranges, task.density, task.camera, task.input_scale)(
-        list(range(8)), "cpu")
+    model, task, images, sets = _model_and_frames(emitters_run)
     errors = []
     for i, f in enumerate(model.localize(images)):  # the network's answers (the run does not refine)
         pairs = match(f["xy"], sets.frame(i), task.tally().tolerance_px)
