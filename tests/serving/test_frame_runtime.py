@@ -67,3 +67,11 @@ def test_maps_that_differ_keep_pytorch(monkeypatch):
     model = _model()
     runtime, why = use_runtime(model, "auto", 16, 16)
     assert runtime == "torch" and "differ from PyTorch's" in why and isinstance(model.net, FrameNet)
+
+
+def test_a_pass_takes_as_many_frames_as_its_runtime_is_fastest_with():
+    from pixel_spotter.serving.frame_runtime import frames_per_pass
+
+    assert frames_per_pass("onnxruntime", 64, 64) == 64 and frames_per_pass("torch", 64, 64) == 16
+    assert frames_per_pass("onnxruntime", 128, 128) == 16 and frames_per_pass("torch", 512, 512) == 1
+    assert frames_per_pass("onnxruntime", 8, 8) == frame_runtime.MAX_PASS_FRAMES  # tiny frames: capped

@@ -437,7 +437,9 @@ def _movie(tmp_path, frames: np.ndarray, name="movie.tif"):
     return path
 
 
-def test_localize_writes_what_the_model_finds_in_thunderstorm_columns(emitters_run, tmp_path, capsys):
+def test_localize_writes_what_the_model_finds_in_thunderstorm_columns(emitters_run, tmp_path, capsys, monkeypatch):
+    from pixel_spotter.serving import localize
+    from pixel_spotter.serving.frame_runtime import frames_per_pass
     from pixel_spotter.serving.loading import load_model
     from pixel_spotter.tasks.emitters.rendering import EmitterSynthesizer
     from pixel_spotter.tasks.emitters.task import EmittersTask
@@ -448,8 +450,15 @@ def test_localize_writes_what_the_model_finds_in_thunderstorm_columns(emitters_r
     images, truth, photons = synth(list(range(5)), "cpu")
     movie = _movie(tmp_path, photons.numpy().astype(np.uint16))  # an ideal camera's counts
     leftover = _killed_writers_leftover(movie.with_suffix(".csv"))
+    passes, run_movie = [], localize.localize_movie
+    monkeypatch.setattr(localize, "localize_movie", lambda *args: passes.append(args[5]) or run_movie(*args))
     assert cli.main(["localize", str(folder), str(movie)]) == 0
     out = capsys.readouterr().out
+    # as many frames a pass as the runtime is fastest with, unless --batch says
+    assert passes == [frames_per_pass("onnxruntime" if ONNXRUNTIME else "torch", 40, 48)]
+    assert cli.main(["localize", str(folder), str(movie), "--batch", "2", "--out", str(tmp_path / "b2.csv")]) == 0
+    assert passes[1:] == [2] and (tmp_path / "b2.csv").read_text() == movie.with_suffix(".csv").read_text()
+    capsys.readouterr()
     assert not leftover.exists()  # what a localize killed mid-write left beside the table is cleaned up
     table = list(csv.reader(movie.with_suffix(".csv").open()))
     assert tuple(table[0]) == ("frame", "x [nm]", "y [nm]", "sigma [nm]", "intensity [photon]", "offset [photon]",

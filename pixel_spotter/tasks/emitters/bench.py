@@ -13,7 +13,8 @@ crowded frames), the efficiency and that ratio each with its 95 % interval over 
 (``evaluation/intervals.py``: the ratio is a few close pairs' on 100 frames), the same ratio over the isolated
 emitters alone (no other within twice the tolerance: where that bound is the bound) and frames per second on this
 machine, the best of two passes over the test frames (the network
-and its decode, the network run by ``--runtime``, ``serving/frame_runtime.py``; the classical pipeline; Picasso as a
+and its decode, the network run by ``--runtime``, ``serving/frame_runtime.py``, as many frames a pass as that
+runtime is fastest with; the classical pipeline; Picasso as a
 user runs it: the frames written as a TIFF and loaded with its own reader, then identified and fitted).
 
 Output: ``emitters.csv`` (``COLUMNS``) and ``emitters.md`` in ``--out``, and the table on stdout.
@@ -29,7 +30,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from pixel_spotter.serving.frame_runtime import RUNTIMES
+from pixel_spotter.serving.frame_runtime import RUNTIMES, frames_per_pass
 
 COLUMNS = ("density_per_um2", "method", "frames", "emitters", "tp", "fp", "fn", "jaccard", "recall", "precision",
            "rmse_nm", "efficiency", "efficiency_low", "efficiency_high", "rmse_over_bound", "rmse_over_bound_low",
@@ -40,7 +41,6 @@ DENSITIES = (0.25, 0.5, 1.0, 2.0, 4.0)
 VAL_STREAM, TEST_STREAM = 21, 22  # the benchmark's own seed streams: frames no run trained or was tested on
 MAX_PIXELS = 2**26  # per density, for its validation or its test frames: 512 MiB of float64 photons
 TIMING_REPEATS = 2  # each method's frames/s: the best of this many passes over the test frames
-BATCH = 16  # frames per network pass, as `pixel-spotter localize` runs by default (faster on CPU than 32: cache)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -137,7 +137,9 @@ def bench_density(runs, task, density: float, frames: int, size: int, seed: int,
             model.calibrate_refinement(lambda: [(val_images, val)], bench_task.tally)  # network's: the run's own)
         with torch.inference_mode():
             model.localize(images[:4])  # warm-up
-            found, seconds = _timed(lambda m=model: [f for batch in images.split(BATCH) for f in m.localize(batch)])
+            frames_a_pass = frames_per_pass(runtime, size, size)  # as `pixel-spotter localize` runs by default
+            found, seconds = _timed(lambda m=model, k=frames_a_pass: [f for batch in images.split(k)
+                                                                      for f in m.localize(batch)])
         tally = _score(bench_task.tally(), [f["xy"] for f in found], truth, [f["sigma"] for f in found])
         rows.append({**_row(density, name, truth, tally, seconds, threshold), "split": split, "runtime": runtime})
     sigma = bench_task.sigma_psf
