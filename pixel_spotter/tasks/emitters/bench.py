@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="data=emitters run folders")
     parser.add_argument("--densities", default=",".join(f"{d:g}" for d in DENSITIES),
                         help="emitters per um^2, comma-separated (default: %(default)s)")
-    parser.add_argument("--frames", type=int, default=100, help="test frames per density (default: %(default)s)")
+    parser.add_argument("--frames", type=int, default=500, help="test frames per density (default: %(default)s; "
+                        "fewer make RMSE / CRLB a draw of a few close pairs and Picasso's frames/s its fixed cost)")
     parser.add_argument("--val-frames", type=int, default=None, help="validation frames per density, to choose "
                         "the thresholds on (default: as many as --frames; more make the choice less noisy)")
     parser.add_argument("--size", type=int, default=64, help="frame side in pixels (default: %(default)s)")
