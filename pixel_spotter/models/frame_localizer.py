@@ -143,10 +143,6 @@ class FrameLocalizer(Optimized):
         ``frame_calibration.sigma_factors``."""
         return sigma_factors(self, batches, tally, refined)
 
-    def measure_psf_width_error(self, batches, tally) -> float:
-        """The RMS error of the network's PSF widths on ``batches``: ``frame_calibration.psf_width_error``."""
-        return psf_width_error(self, batches, tally)
-
     # -- training and scoring
     def _loss(self, images, sets) -> torch.Tensor:
         return self.loss_fn(read_maps(self(images)), sets, self.photon_scale)
@@ -211,7 +207,7 @@ class FrameLocalizer(Optimized):
     def calibrate_refinement(self, batches: Callable, tally) -> None:
         """Set the refinement's PSF width prior (``psf_width_error``), then with it the refined sigmas' factors
         (``refined_sigma_scale``), on the frames ``batches()`` yields."""
-        self.psf_width_error.fill_(self.measure_psf_width_error(batches(), tally))
+        self.psf_width_error.fill_(psf_width_error(self, batches(), tally))
         self.refined_sigma_scale.copy_(self.calibrate(batches(), tally, refined=True))
 
     @torch.inference_mode()

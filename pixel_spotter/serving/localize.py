@@ -117,6 +117,21 @@ def calibrate_refinement_on_simulated(model, task) -> int:
     return int(sets.counts.sum())
 
 
+def _set_refinement(model, task, args) -> float:
+    """``--refine``: the model's refinement on or off; calibrated first when its run was trained without it. The
+    seconds that took (not the movie's: its frames/s leave them out)."""
+    start = time.perf_counter()
+    if args.refine is None:
+        return 0.0
+    trained_with, model.refine = model.refine, args.refine
+    if args.refine and not trained_with:  # nothing of the refinement was calibrated when it was trained
+        emitters = calibrate_refinement_on_simulated(model, task)
+        print(f"note: {args.run} was trained without the refinement; its PSF width prior and the refined "
+              f"uncertainties are calibrated on {CALIBRATION_FRAMES} frames ({emitters} emitters) simulated from "
+              f"the run's own data settings ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+    return time.perf_counter() - start
+
+
 def _rows(found: dict, frame: int, pixel_nm: float) -> list[tuple]:
     rows = []
     xy, sigma = found["xy"], found["sigma"]
@@ -202,15 +217,6 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"note: the network runs on PyTorch: {why}", file=sys.stderr)
     record = folder.read()
     model.apply_decode(record.decode)  # the threshold and sigma calibration its test used
-    if args.refine is not None:
-        trained_with = model.refine
-        model.refine = args.refine
-        if args.refine and not trained_with:  # nothing of the refinement was calibrated when it was trained
-            start = time.perf_counter()
-            emitters = calibrate_refinement_on_simulated(model, task)
-            print(f"note: {args.run} was trained without the refinement; its PSF width prior and the refined "
-                  f"uncertainties are calibrated on {CALIBRATION_FRAMES} frames ({emitters} emitters) simulated from "
-                  f"the run's own data settings ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     camera = _camera(task, args)
     out = args.out or args.movie.with_suffix(".csv")
     try:
@@ -227,6 +233,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         with tif, _open_for_writing(tmp, out) as csv_file:
             shape = movie_shape(tif, args.movie)
+            start += _set_refinement(model, task, args)  # once the movie and the table are known to be usable
             _write(csv_file, ",".join(f'"{c}"' for c in COLUMNS) + "\n", out)
             with progress(total=shape[0], desc="localize", unit="frame") as bar:
                 batch = args.batch or frames_per_pass(runtime, shape[1], shape[2])
