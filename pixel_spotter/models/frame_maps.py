@@ -17,8 +17,10 @@ of 1 (the default) turns this off, as no probability exceeds 1.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -76,9 +78,12 @@ class Maps:
         return self.raw.shape[1] > 1
 
     def at(self, name: str, frame, row, col) -> torch.Tensor:
-        """Map ``name`` at the pixels (frame, row, col) (each (M,) long): the same numbers as the full map's there."""
+        """Map ``name`` at the pixels (frame, row, col) (each (M,) long): the full map's numbers there, in float64.
+        In float64 because a vectorized activation and its scalar tail may differ in the last bit, and in float32
+        that bit showed in a localization table's sixth digit: a pixel's numbers must not depend on how many
+        others are decoded with it (a movie's frames a pass)."""
         channel, activation = ACTIVATIONS[name]
-        return activation(self.raw[frame, channel, row, col])
+        return activation(self.raw[frame, channel, row, col].double())
 
 
 def read_maps(raw: torch.Tensor) -> Maps:
@@ -108,37 +113,63 @@ class Candidates:
         keep = self.score > threshold
         if self.peak is not None:
             keep &= self.peak | (self.own > split)
-        out = []
-        for i in range(self.frames):
-            k = keep & (self.frame == i)
-            out.append({"xy": self.xy[k].numpy(), "score": self.score[k].numpy(),
-                        **{name: None if getattr(self, name) is None else getattr(self, name)[k].numpy()
-                           for name in ("sigma", "photons", "background", "psf_sigma")}})
-        return out
+        # the candidates come frame by frame (``nonzero``'s order): each frame's kept ones are one slice
+        ends = np.cumsum(np.bincount(self.frame[keep].numpy(), minlength=self.frames)[:self.frames])[:-1]
+        columns = {name: None if getattr(self, name) is None else np.split(getattr(self, name)[keep].numpy(), ends)
+                   for name in ("xy", "score", "sigma", "photons", "background", "psf_sigma")}
+        return [{name: None if parts is None else parts[i] for name, parts in columns.items()}
+                for i in range(self.frames)]
+
+
+NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]  # a pixel's 3x3 neighbourhood, itself included
+
+
+def _neighbourhoods(logit: torch.Tensor, frame, row, col) -> torch.Tensor:
+    """(M, 9) the logits of the 3x3 neighbourhood of each pixel (frame, row, col) of the (B, H, W) ``logit``
+    (-inf, a probability of 0, beyond the frame's border, as the pools pad)."""
+    B, H, W = logit.shape
+    padded = F.pad(logit.float(), (1, 1, 1, 1), value=-math.inf).reshape(-1)
+    base = (frame * (H + 2) + row + 1) * (W + 2) + col + 1
+    offsets = torch.tensor([dr * (W + 2) + dc for dr, dc in NEIGHBOURS], device=logit.device)
+    return padded[base[:, None] + offsets]
+
+
+def _local_max(maps: Maps, floor: float, split_floor: float):
+    """(frame, row, col, score, peak, own) of every pixel that is a local maximum whose 3x3 sum of probabilities
+    is at least ``floor`` or whose own probability is above ``split_floor``. Only pixels whose probability reaches
+    floor / 9 can be either (a maximum's sum is at most 9 times its own), so only theirs are summed: on a frame of a
+    few emitters that is a few dozen pixels, not every one (on 2 cores the decode cost a third of the network's
+    time with full-frame pools). The maximum is the logits' (two probabilities rounded to 1 are not a tie)."""
+    logit = maps.logit
+    lowest = min(floor / len(NEIGHBOURS), split_floor)
+    bound = math.log(lowest / (1 - lowest)) - 1e-3 if 0 < lowest < 1 else -math.inf  # a little below: rounding
+    frame, row, col = (logit >= bound).nonzero(as_tuple=True)
+    near = _neighbourhoods(logit, frame, row, col)
+    centre = near[:, len(NEIGHBOURS) // 2]
+    peak, near = centre == near.max(dim=1).values, torch.sigmoid(near)
+    own, score = near[:, len(NEIGHBOURS) // 2], near.sum(dim=1)
+    where = (peak & (score >= floor)) | (~peak & (own > split_floor))
+    return frame[where], row[where], col[where], score[where], peak[where], own[where]
 
 
 def candidates(maps: Maps, decode: str, photon_scale: float = 1.0, floor: float = 0.05,
                split_floor: float = SPLITS[-1]) -> Candidates:
     """The candidates of a batch's maps (CPU tensors out): for ``local_max`` the maxima whose sum is at least
     ``floor`` and the other pixels whose own probability is above ``split_floor``."""
-    p = maps.probability.float()
-    peak = None
-    if decode == "threshold":
-        score, where = p, p >= floor
-    else:
-        peak = p == F.max_pool2d(p[:, None], 3, stride=1, padding=1)[:, 0]
-        score = F.avg_pool2d(p[:, None], 3, stride=1, padding=1, divisor_override=1)[:, 0]  # 3x3 sums
-        where = (peak & (score >= floor)) | (~peak & (p > split_floor))
-    frame, row, col = where.nonzero(as_tuple=True)
-    xy = torch.stack([col, row], dim=1).double()
     extra = {}
+    if decode == "threshold":
+        p = maps.probability.float()
+        frame, row, col = (p >= floor).nonzero(as_tuple=True)
+        score = p[frame, row, col]
+    else:
+        frame, row, col, score, peak, own = _local_max(maps, floor, split_floor)
+        extra.update(peak=peak.cpu(), own=own.cpu())
+    xy = torch.stack([col, row], dim=1).double()
     if maps.emitters:
-        at = lambda name: maps.at(name, frame, row, col).double().cpu()  # noqa: E731
+        at = lambda name: maps.at(name, frame, row, col).cpu()  # noqa: E731
         xy += torch.stack([at("dx"), at("dy")], dim=1).to(xy.device)
-        extra = {"sigma": torch.stack([at("sigma_x"), at("sigma_y")], dim=1),
-                 "photons": at("photons") * photon_scale, "background": at("background") * photon_scale,
-                 "psf_sigma": at("psf_sigma")}
-    if peak is not None:
-        extra.update(peak=peak[frame, row, col].cpu(), own=p[frame, row, col].cpu())
-    return Candidates(frame=frame.cpu(), xy=xy.cpu(), score=score[frame, row, col].cpu(), frames=len(p),
+        extra.update(sigma=torch.stack([at("sigma_x"), at("sigma_y")], dim=1),
+                     photons=at("photons") * photon_scale, background=at("background") * photon_scale,
+                     psf_sigma=at("psf_sigma"))
+    return Candidates(frame=frame.cpu(), xy=xy.cpu(), score=score.cpu(), frames=len(maps.raw),
                       **{"sigma": None, "photons": None, **extra})

@@ -103,8 +103,9 @@ def test_a_map_read_at_some_pixels_is_the_full_maps_numbers_there():
     raw = torch.randn(3, 9, 12, 14, generator=torch.Generator().manual_seed(0)) * 3
     frame, row, col = torch.tensor([0, 2, 2, 1]), torch.tensor([0, 11, 5, 3]), torch.tensor([13, 0, 7, 3])
     for name in ACTIVATIONS:
-        torch.testing.assert_close(Maps(raw).at(name, frame, row, col), getattr(Maps(raw), name)[frame, row, col],
-                                   rtol=1e-6, atol=1e-7)
+        at = Maps(raw).at(name, frame, row, col)
+        assert at.dtype == torch.float64  # a pixel's numbers do not depend on how many are decoded with it
+        torch.testing.assert_close(at.float(), getattr(Maps(raw), name)[frame, row, col], rtol=1e-6, atol=1e-7)
     assert Maps(raw[:, :1]).dx is None and not Maps(raw[:, :1]).emitters and Maps(raw).emitters
 
 
@@ -128,6 +129,37 @@ def test_the_split_decode_finds_the_second_of_two_emitters_in_neighbouring_pixel
     assert centres(0.8) == [(4, 4), (5, 4), (10, 10)]  # the pair's second is its own; the shared emitter not
     assert centres(0.5) == [(4, 4), (5, 4), (10, 10)]  # below 0.5 a pixel never splits (SPLITS' lowest)
     assert centres(0.9) == [(4, 4), (10, 10)]
+
+
+def test_the_local_max_decode_finds_what_full_frame_pools_find():
+    """The decode sums only the pixels that can be candidates; the definition pools every pixel: the same
+    candidates, scores and peaks, on frames of confident, faint and saturated probabilities, at the border too."""
+    import torch.nn.functional as F
+
+    from pixel_spotter.models.frame_maps import SPLITS, candidates, read_maps
+
+    generator = torch.Generator().manual_seed(3)
+    for trial in range(12):
+        raw = torch.randn(3, 9, 13 + trial, 11, generator=generator)
+        raw[:, 0] = torch.randn(3, 13 + trial, 11, generator=generator) * (1 + trial) - 4
+        raw[0, 0, 0, 0] = 30.0  # a saturated corner pixel
+        raw[:, 1:3] = 0.0  # no sub-pixel offsets: each candidate at its pixel's centre
+        p = torch.sigmoid(raw[:, 0])
+        # the maximum of the logits: probabilities rounded to 1 (the saturated ones) are no tie
+        peak = raw[:, 0] == F.max_pool2d(raw[:, :1], 3, stride=1, padding=1)[:, 0]
+        total = F.avg_pool2d(p[:, None], 3, stride=1, padding=1, divisor_override=1)[:, 0]
+        floor = 0.05
+        where = (peak & (total >= floor)) | (~peak & (p > SPLITS[-1]))
+        found = candidates(read_maps(raw), "local_max", floor=floor)
+        frame, row, col = where.nonzero(as_tuple=True)
+        assert torch.equal(found.frame, frame)
+        assert torch.equal(found.xy, torch.stack([col, row], 1).double())
+        torch.testing.assert_close(found.score, total[frame, row, col], rtol=1e-5, atol=1e-6)
+        assert torch.equal(found.peak, peak[frame, row, col])
+        torch.testing.assert_close(found.own, p[frame, row, col], rtol=1e-6, atol=1e-7)
+        kept = found.select(0.3, 0.7)
+        assert [len(f["xy"]) for f in kept] == [int(((total > 0.3) & (peak | (p > 0.7)) & where)[i].sum())
+                                                for i in range(3)]
 
 
 def test_the_split_is_chosen_on_validation_frames_with_the_threshold(monkeypatch):
