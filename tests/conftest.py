@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 
 # One torch thread per process, this one and every subprocess it starts (train.py, pixel-spotter), unless
 # OMP_NUM_THREADS is set: the tests' networks and batches are tiny, and on a small shared machine a thread per
@@ -11,6 +13,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported
 
 import subprocess
 import sys
+import time
 import urllib.error
 from pathlib import Path
 
@@ -93,58 +96,73 @@ def train_heatmap_run(run_dir: Path, size: int, epochs: int) -> Path:
     return run_dir
 
 
-# Trained runs shared by the whole session, each trained once. Treat them as read-only: a test that changes a
-# run works on a copy (shutil.copytree), as the tests of predict do. Those the selected tests need start in the
-# background when the session does (subprocesses, on the core the one-thread tests leave idle), and a test that
-# asks for one waits for it to finish.
+# Trained runs shared by the whole session, each trained once, also when the session runs on several processes
+# (pytest-xdist): one worker claims each run and trains it, the others wait for it (each training it again doubled
+# the subprocesses at the session's start, and the tests run beside them ran up to 4 times slower). Treat them as
+# read-only: a test that changes a run works on a copy (shutil.copytree), as the tests of predict do. Those the
+# selected tests need start in the background when the session does (subprocesses, on the core the one-thread
+# tests leave idle), and a test that asks for one waits for it to finish.
 
 SWEEP_TINY = ["trainer.max_epochs=1", "data.height=16", "data.width=16"]
+# runs ``command`` (argv[2:]) with its output into argv[1], then writes its exit status beside it (LOG.rc, by a
+# rename: a reader never sees half a number): what every worker waits for, as only one of them started it
+_RUN_AND_RECORD = ("import pathlib, subprocess, sys; log = pathlib.Path(sys.argv[1]); "
+                   "code = subprocess.call(sys.argv[2:], stdout=log.open('w'), stderr=subprocess.STDOUT); "
+                   "part = log.with_suffix('.rc.part'); part.write_text(str(code)); "
+                   "part.replace(log.with_suffix('.rc'))")
 
 
 def _start(command: list[str], log: Path) -> subprocess.Popen:
-    """``command`` running from the repository root, its output into ``log`` (a pipe nobody reads yet would fill)."""
-    with log.open("w") as out:
-        return subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    """``command`` running from the repository root in a session of its own (teardown stops it and its children),
+    its output into ``log`` and its exit status, when it ends, into ``log`` with the suffix .rc."""
+    return subprocess.Popen([sys.executable, "-c", _RUN_AND_RECORD, str(log), *command], cwd=ROOT,
+                            start_new_session=True)
 
 
-def _wait(proc: subprocess.Popen, log: Path, timeout: int, allowed=(0,)) -> None:
-    proc.wait(timeout=timeout)
-    assert proc.returncode in allowed, f"{proc.args[1:4]} exited {proc.returncode}:\n{log.read_text()[-3000:]}"
+def _wait(log: Path, timeout: int, allowed=(0,)) -> None:
+    """Wait for the job logging into ``log`` (whichever worker started it) and check its exit status."""
+    status, deadline = log.with_suffix(".rc"), time.monotonic() + timeout
+    while not status.exists():
+        assert time.monotonic() < deadline, f"{log}: the job has not ended after {timeout} s"
+        time.sleep(0.2)
+    code = int(status.read_text())
+    assert code in allowed, f"{log} exited {code}:\n{log.read_text()[-3000:]}"
 
 
-def _start_sweeps(base: Path) -> dict[str, tuple[subprocess.Popen, Path]]:
+SWEEP_JOBS = {"grid": ["model=cnn,resnet18", "model.lr=1e-4,1e-3"],
+              "failing": ["model=resnet18", "model.net.weights=/does/not/exist"]}
+
+
+def _start_sweeps(base: Path) -> list[subprocess.Popen]:
     """2 models x 2 lrs ("grid") and one job that fails validation ("failing"), side by side."""
-    jobs = {"grid": ["model=cnn,resnet18", "model.lr=1e-4,1e-3"],
-            "failing": ["model=resnet18", "model.net.weights=/does/not/exist"]}
-    return {name: (_start([sys.executable, "train.py", "-m", *overrides, *SWEEP_TINY,
-                           f"hydra.sweep.dir={base / name}"], base / f"{name}.log"), base / name)
-            for name, overrides in jobs.items()}
+    return [_start([sys.executable, "train.py", "-m", *overrides, *SWEEP_TINY, f"hydra.sweep.dir={base / name}"],
+                   base / f"{name}.log") for name, overrides in SWEEP_JOBS.items()]
 
 
-def _finish_sweeps(jobs: dict[str, tuple[subprocess.Popen, Path]]) -> dict[str, Path]:
-    for name, (proc, folder) in jobs.items():
+def _finish_sweeps(base: Path) -> dict[str, Path]:
+    for name in SWEEP_JOBS:
         # A sweep with a failed job exits 1 by design (SweepSummary); the grid must succeed outright.
-        _wait(proc, folder.with_suffix(".log"), 600, allowed=(0,) if name == "grid" else (0, 1))
-    return {name: folder for name, (_, folder) in jobs.items()}
+        _wait(base / f"{name}.log", 600, allowed=(0,) if name == "grid" else (0, 1))
+    return {name: base / name for name in SWEEP_JOBS}
 
 
 def _start_heatmap(size: int, epochs: int):
-    def start(base: Path) -> tuple[subprocess.Popen, Path]:
-        return _start(_heatmap_command(base / "run", size, epochs), base / "train.log"), base / "run"
+    def start(base: Path) -> list[subprocess.Popen]:
+        return [_start(_heatmap_command(base / "run", size, epochs), base / "train.log")]
     return start
 
 
-def _finish_heatmap(job: tuple[subprocess.Popen, Path]) -> Path:
-    proc, run_dir = job
-    _wait(proc, run_dir.with_name("train.log"), 300)
-    return run_dir
+def _finish_heatmap(base: Path) -> Path:
+    _wait(base / "train.log", 300)
+    return base / "run"
 
 
-SHARED_RUNS = {  # fixture name -> (start(folder) -> job, finish(job) -> what the fixture gives)
+SHARED_RUNS = {  # fixture name -> (start(folder) -> its processes, finish(folder) -> what the fixture gives)
     "sweeps": (_start_sweeps, _finish_sweeps),
     "heatmap_run_32": (_start_heatmap(32, epochs=3), _finish_heatmap),
     "heatmap_run_16": (_start_heatmap(16, epochs=1), _finish_heatmap),
 }
+_STARTED: list[subprocess.Popen] = []  # the shared runs this process started
 
 
 def pytest_collection_modifyitems(config, items):
@@ -152,41 +170,63 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: bool(SHARED_RUNS.keys() & set(getattr(item, "fixturenames", ()))))
 
 
+def _shared_folder(name: str, tmp_path_factory) -> Path:
+    """Where shared run ``name`` trains: one folder for all workers of the session (a worker's base temporary
+    folder is one of the session's), or in the session's own without workers."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared_runs" / name
+
+
+def _claim(name: str, tmp_path_factory) -> Path:
+    """The folder of shared run ``name``, started by this process unless another worker has claimed it first (the
+    folder's creation is the claim: one of several racing workers succeeds)."""
+    folder = _shared_folder(name, tmp_path_factory)
+    try:
+        folder.mkdir(parents=True)
+    except FileExistsError:
+        return folder
+    _STARTED.extend(SHARED_RUNS[name][0](folder))
+    return folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _shared_jobs(request, tmp_path_factory):
-    """Starts, when the session does, the shared runs that its selected tests use; stops any left running."""
+    """Claims and starts, when the session does, the shared runs that its selected tests use; at the end waits
+    for those this process started (another worker may still need them), or stops them when running alone."""
     used = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
-    jobs = {name: start(tmp_path_factory.mktemp(name)) for name, (start, _) in SHARED_RUNS.items() if name in used}
-    yield jobs
-    for job in jobs.values():
-        for proc, _ in (job.values() if isinstance(job, dict) else [job]):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    for name in SHARED_RUNS.keys() & used:
+        _claim(name, tmp_path_factory)
+    yield
+    for proc in _STARTED:
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=600)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
-def _shared(name: str, jobs: dict, tmp_path_factory):
-    start, finish = SHARED_RUNS[name]
-    return finish(jobs[name] if name in jobs else start(tmp_path_factory.mktemp(name)))
+def _shared(name: str, tmp_path_factory):
+    return SHARED_RUNS[name][1](_claim(name, tmp_path_factory))
 
 
 @pytest.fixture(scope="session")
 def sweeps(_shared_jobs, tmp_path_factory) -> dict[str, Path]:
     """Two real sweeps (folders by name): "grid", 2 models x 2 lrs, and "failing", one job that fails validation;
     the report's tests."""
-    return _shared("sweeps", _shared_jobs, tmp_path_factory)
+    return _shared("sweeps", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def heatmap_run_32(_shared_jobs, tmp_path_factory) -> Path:
     """A finished 32x32 heatmap run, 3 epochs (exact on clean images): predict and export."""
-    return _shared("heatmap_run_32", _shared_jobs, tmp_path_factory)
+    return _shared("heatmap_run_32", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def heatmap_run_16(_shared_jobs, tmp_path_factory) -> Path:
     """A finished 16x16 heatmap run, 1 epoch: robustness and the end-to-end command tests."""
-    return _shared("heatmap_run_16", _shared_jobs, tmp_path_factory)
+    return _shared("heatmap_run_16", tmp_path_factory)
 
 
 def cli_run(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
