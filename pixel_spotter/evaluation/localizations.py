@@ -40,8 +40,7 @@ def nearest_other(points: np.ndarray) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(points) < 2:
         return np.full(len(points), np.inf)
-    distance, _ = cKDTree(points).query(points, k=2)
-    return distance[:, 1]
+    return cKDTree(points).query(points, k=2)[0][:, 1]
 
 
 @dataclass(frozen=True)
@@ -84,8 +83,7 @@ class Scores:
 
 
 def efficiency(jaccard: float, rmse_nm: float, alpha: float = ALPHA_PER_NM) -> float:
-    """The challenge's efficiency E (in %, 100 at best, negative when bad): 100 - sqrt((100 (1 - JI))^2 +
-    (alpha RMSE)^2)."""
+    """The challenge's efficiency E (%, 100 at best, negative when bad): 100 - sqrt((100 (1 - JI))^2 + (a RMSE)^2)."""
     return 100.0 - math.hypot(100.0 * (1.0 - jaccard), alpha * rmse_nm)
 
 
@@ -180,8 +178,8 @@ class Tally:
         # how close to the bound the localizations come where crowding does not enter
         self.isolated_squared = self.isolated_bound_sum = 0.0
         # each pair's squared error over its bound with the whole frame unknown at once (``Frame.joint_bounds``),
-        # summed per pair: a sum of the bounds would be the few near-coincident pairs' (bounds 1000x the single one)
-        self.joint_z_squared, self.joint_pairs = 0.0, 0
+        # per pair (a sum would be the near-coincident pairs', 1000x), and both bounds' sums over the same pairs
+        self.joint_z_squared, self.joint_pairs, self.joint_sum, self.single_sum = 0.0, 0, 0.0, 0.0
         self.z_squared, self.z_within_1, self.z_count = 0.0, 0, 0  # predicted sigmas' errors, per coordinate
         # per bin of predicted sigma (SIGMA_EDGES, plus one below and one above): coordinates, sums of sigma^2
         # and of error^2 (the calibration curve)
@@ -236,6 +234,8 @@ class Tally:
                     self.joint_z_squared += float(np.sum((error[known] ** 2).sum(axis=1) / np.maximum(jb[j][known],
                                                                                                      1e-300)))
                     self.joint_pairs += int(known.sum())
+                    self.joint_sum += float(np.sum(jb[j][known]))
+                    self.single_sum += float(np.sum(b[j][known]))
             if s is not None:
                 z = error / np.maximum(s[i], 1e-12)
                 self.z_squared += float(np.sum(z ** 2))
@@ -272,7 +272,8 @@ class Tally:
         other within ``ISOLATION`` tolerances (where the single-emitter bound is the bound), and with joint bounds
         ``error_over_joint_bound``: the RMS over the pairs of each one's error over its bound with the whole frame
         unknown at once (1: every pair at the bound of its crowded frame; below 1: a biased estimator, e.g. one that
-        answers one emitter between two it cannot tell apart, whose bound is enormous).
+        answers one emitter between two it cannot tell apart, whose bound is enormous), and ``efficient_over_bound``:
+        the ``rmse_over_bound`` an unbiased estimator at those joint bounds would have on the same matched pairs.
         Numbers a set of frames leaves undefined are left out; the Jaccard index and F1 of frames with nothing
         to find, where nothing was found, are 1 (and the efficiency 100); without any matched pair the efficiency
         takes the tolerance as the RMSE (so a model that finds nothing still has one, and the lowest)."""
@@ -284,6 +285,7 @@ class Tally:
                if self.isolated_bound_sum > 0 else math.nan,
                "error_over_joint_bound": math.sqrt(self.joint_z_squared / self.joint_pairs)
                if self.joint_pairs else math.nan,
+               "efficient_over_bound": math.sqrt(self.joint_sum / self.single_sum) if self.single_sum > 0 else math.nan,
                "tp": float(s.tp), "fp": float(s.fp), "fn": float(s.fn),
                "exact_frames": self.exact_frames / self.frames if self.frames else math.nan}
         if self.frames and not (s.tp or s.fp or s.fn):  # nothing to find and nothing found: perfect, not undefined

@@ -131,6 +131,10 @@ def test_the_isolated_ratio_leaves_out_pairs_with_a_close_true_neighbour_also_on
     partly = Tally(tolerance_nm=250, pixel_size_nm=100)  # a pair with no joint bound is left out, not NaN
     partly.add(found, true, bounds, joint_bounds=[0.05, math.nan, 0.02, 0.03, 0.04])
     assert partly.summary()["error_over_joint_bound"] == pytest.approx(math.sqrt((0.8 + 0.5 + 3.0) / 3))
+    # an estimator at the joint bounds, on the same matched pairs: their joint bounds' sum over their single ones'
+    assert joint.summary()["efficient_over_bound"] == pytest.approx(math.sqrt((0.05 + 0.05 + 0.02 + 0.03) / 0.08))
+    assert partly.summary()["efficient_over_bound"] == pytest.approx(math.sqrt((0.05 + 0.02 + 0.03) / 0.06))
+    assert "efficient_over_bound" not in summary
     with pytest.raises(ValueError, match="5 true positions but 2 joint bounds"):
         joint.add(found, true, bounds, joint_bounds=[0.1, 0.1])
 

@@ -278,6 +278,9 @@ def test_the_density_benchmark_scores_each_method_at_each_density(emitters_run, 
     sparse = [r for r in rows if r["density_per_um2"] == "0.5"]
     assert all(float(r["isolated_over_bound"]) > 0 for r in sparse)  # each method's pairs far from any other
     assert all(float(r["error_over_joint_bound"]) > 0 for r in rows)  # every method's, over the crowded bound
+    # a crowded frame's bound is never below the single-emitter one, and at 2/um^2 some pairs overlap
+    assert all(float(r["efficient_over_bound"]) >= 1 for r in rows)
+    assert all(float(r["efficient_over_bound"]) > 1.01 for r in dense)
     for r in rows:  # each number inside its interval over resampled test frames, and the interval not a point
         for name in ("efficiency", "rmse_over_bound"):
             low, value, high = (float(r[name + end]) for end in ("_low", "", "_high"))
