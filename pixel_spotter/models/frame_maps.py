@@ -78,12 +78,13 @@ class Maps:
         return self.raw.shape[1] > 1
 
     def at(self, name: str, frame, row, col) -> torch.Tensor:
-        """Map ``name`` at the pixels (frame, row, col) (each (M,) long): the full map's numbers there, in float64.
-        In float64 because a vectorized activation and its scalar tail may differ in the last bit, and in float32
-        that bit showed in a localization table's sixth digit: a pixel's numbers must not depend on how many
-        others are decoded with it (a movie's frames a pass)."""
+        """Map ``name`` at the pixels (frame, row, col) (each (M,) long): the full map's numbers there, in float64 on
+        the CPU. In float64 because a vectorized activation and its scalar tail may differ in the last bit, and in
+        float32 that bit showed in a localization table's sixth digit: a pixel's numbers must not depend on how many
+        others are decoded with it (a movie's frames a pass). On the CPU because not every device has float64
+        (Apple's MPS has none), and the decode's few candidates go there next anyway."""
         channel, activation = ACTIVATIONS[name]
-        return activation(self.raw[frame, channel, row, col].double())
+        return activation(self.raw[frame, channel, row, col].to("cpu", torch.float64))
 
 
 def read_maps(raw: torch.Tensor) -> Maps:
@@ -164,10 +165,10 @@ def candidates(maps: Maps, decode: str, photon_scale: float = 1.0, floor: float 
     else:
         frame, row, col, score, peak, own = _local_max(maps, floor, split_floor)
         extra.update(peak=peak.cpu(), own=own.cpu())
-    xy = torch.stack([col, row], dim=1).double()
+    xy = torch.stack([col, row], dim=1).to("cpu", torch.float64)  # on the CPU: not every device has float64
     if maps.emitters:
-        at = lambda name: maps.at(name, frame, row, col).cpu()  # noqa: E731
-        xy += torch.stack([at("dx"), at("dy")], dim=1).to(xy.device)
+        at = lambda name: maps.at(name, frame, row, col)  # noqa: E731
+        xy += torch.stack([at("dx"), at("dy")], dim=1)
         extra.update(sigma=torch.stack([at("sigma_x"), at("sigma_y")], dim=1),
                      photons=at("photons") * photon_scale, background=at("background") * photon_scale,
                      psf_sigma=at("psf_sigma"))
