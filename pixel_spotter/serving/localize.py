@@ -39,6 +39,10 @@ MAX_FRAME_PIXELS = 2**24  # 4096 x 4096 per frame
 CALIBRATION_FRAMES, CALIBRATION_SIZE = 200, 64  # a refinement's calibration for a run trained without one
 CALIBRATION_STREAM = 23  # their seed stream: frames no run trained, validated or was tested on (bench: 21, 22)
 MAX_REFINE = 50
+# a frame whose brightest pixel holds this many times the brightest the run was trained on (``brightest_trained``)
+# is light the network never saw (mostly counts not converted to photons: a wrong camera): the table says nothing of
+# it, so a warning does
+FAR_BRIGHTER = 100.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,8 +146,16 @@ def _rows(found: dict, frame: int, pixel_nm: float) -> list[tuple]:
     return rows
 
 
-def localize_movie(model, task, camera, tif, shape, batch: int, bar=None):
-    """Every localization row of the movie, batch by batch; ``bar`` is updated per frame."""
+def brightest_trained(task) -> float:
+    """The most photons a pixel held on average in the run's training frames: its brightest, narrowest emitter's
+    centre pixel over its highest background."""
+    ranges = task.ranges
+    return ranges.photons[1] / (2 * math.pi * ranges.sigma_psf[0] ** 2) + ranges.background[1]
+
+
+def localize_movie(model, task, camera, tif, shape, batch: int, bar=None, too_bright: list | None = None):
+    """Every localization row of the movie, batch by batch; ``bar`` is updated per frame, and ``too_bright`` gets
+    the number of each frame whose brightest pixel holds ``FAR_BRIGHTER`` times ``brightest_trained`` photons."""
     import torch
 
     buffer, first = [], 1
@@ -153,6 +165,9 @@ def localize_movie(model, task, camera, tif, shape, batch: int, bar=None):
         buffer.append(frame)
         if len(buffer) == batch or index == shape[0]:
             photons = camera.to_photons(torch.from_numpy(np.stack(buffer)))
+            if too_bright is not None:
+                limit = FAR_BRIGHTER * brightest_trained(task)
+                too_bright += [first + k for k, v in enumerate(photons.amax(dim=(1, 2)).tolist()) if v > limit]
             images = (photons / task.input_scale).to(torch.float32)[:, None]
             with torch.inference_mode():
                 found = model.localize(images)
@@ -229,7 +244,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise UserError(f"{args.movie} is not a readable TIFF ({type(err).__name__}); is it corrupt, or another "
                         "format?") from None
     tmp = temporary_beside(out)  # beside the target, renamed when complete
-    start, count = time.perf_counter(), 0
+    start, count, too_bright = time.perf_counter(), 0, []
     try:
         with tif, _open_for_writing(tmp, out) as csv_file:
             shape = movie_shape(tif, args.movie)
@@ -237,7 +252,7 @@ def run_command(args: argparse.Namespace) -> int:
             _write(csv_file, ",".join(f'"{c}"' for c in COLUMNS) + "\n", out)
             with progress(total=shape[0], desc="localize", unit="frame") as bar:
                 batch = args.batch or frames_per_pass(runtime, shape[1], shape[2])
-                rows = localize_movie(model, task, camera, tif, shape, batch, bar)
+                rows = localize_movie(model, task, camera, tif, shape, batch, bar, too_bright)
                 while True:
                     try:
                         row = next(rows)
@@ -259,6 +274,11 @@ def run_command(args: argparse.Namespace) -> int:
     refined = f", refined in {model.refine} steps" if model.refine else ""
     print(f"localize: {count} localizations in {shape[0]} frames of {shape[1]}x{shape[2]} "
           f"({shape[0] / max(seconds, 1e-9):.0f} frames/s, {runtime}{refined}) -> {out}")
+    if too_bright:
+        print(f"warning: {len(too_bright)} of {shape[0]} frames (the first: frame {too_bright[0]}) hold pixels over "
+              f"{FAR_BRIGHTER * brightest_trained(task):.3g} photons, {FAR_BRIGHTER:g} times the brightest the run was "
+              f"trained on; is the camera right (--baseline, --e-per-adu, --em-gain, --quantum-efficiency)? Their "
+              f"localizations are in the table, from light the network never saw", file=sys.stderr)
     if count == 0:
         jaccard = (record.test or {}).get("jaccard")
         trained = f", and is the run trained enough (its test Jaccard index is {jaccard:.3f})" \

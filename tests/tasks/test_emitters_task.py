@@ -800,6 +800,27 @@ def test_overlapping_localizations_are_fitted_together_and_their_sigma_says_the_
     assert 0.75 < float(np.sqrt(np.mean(z ** 2))) < 1.25, float(np.sqrt(np.mean(z ** 2)))
 
 
+def test_localize_warns_of_frames_far_brighter_than_any_the_run_was_trained_on(emitters_run, tmp_path, capsys):
+    """Counts left unconverted (a camera that is not the run's) are light the network never saw: the table is
+    written, and one warning names how many frames, the first of them and the camera options."""
+    from pixel_spotter.run_folder import RunFolder
+    from pixel_spotter.serving.loading import run_task
+    from pixel_spotter.serving.localize import FAR_BRIGHTER, brightest_trained
+
+    folder, _ = emitters_run
+    frames = np.full((4, 24, 24), 10, np.float32)
+    limit = FAR_BRIGHTER * brightest_trained(run_task(RunFolder(folder), 24, 24))
+    frames[2, 5, 5] = frames[3, 9, 9] = 2 * limit
+    movie = _movie(tmp_path, frames)
+    assert cli.main(["localize", str(folder), str(movie)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 2 of 4 frames (the first: frame 3) hold pixels over" in err and "--e-per-adu" in err, err
+    assert movie.with_suffix(".csv").is_file()
+    frames[2, 5, 5] = frames[3, 9, 9] = limit / 2  # bright, but within what it was trained near: no warning
+    assert cli.main(["localize", str(folder), str(_movie(tmp_path, frames, "within.tif"))]) == 0
+    assert "times the brightest" not in capsys.readouterr().err
+
+
 def test_localize_on_a_full_disk_or_an_unwritable_path_is_one_line_and_leaves_nothing(emitters_run, tmp_path,
                                                                                        monkeypatch, capsys):
     import errno
